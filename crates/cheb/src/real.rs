@@ -1,0 +1,37 @@
+//! The floating-point types the crate is generic over (`f32` and `f64`).
+
+use num_traits::{Float, FloatConst};
+use std::fmt::{Debug, Display};
+
+/// A real floating-point scalar: implemented for `f32` and `f64`.
+///
+/// Everything in this crate is generic over `Real`; constants are converted with
+/// [`Real::of`], which rounds an `f64` to the nearest value of the type.
+pub trait Real: Float + FloatConst + Debug + Display + Default + Send + Sync + 'static {
+    /// The nearest value of this type to `x`.
+    fn of(x: f64) -> Self;
+    /// The value as an `f64` (exact for `f32` and `f64`).
+    fn as_f64(self) -> f64;
+}
+
+impl Real for f32 {
+    #[inline]
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    #[inline]
+    fn as_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Real for f64 {
+    #[inline]
+    fn of(x: f64) -> Self {
+        x
+    }
+    #[inline]
+    fn as_f64(self) -> f64 {
+        self
+    }
+}
