@@ -95,7 +95,7 @@ fn reference_points<T: Real>(kind: Kind, n: usize) -> Vec<T> {
 
 /// Barycentric weights of the given kind and degree `n ≥ 1`.
 fn reference_weights<T: Real>(kind: Kind, n: usize) -> Vec<T> {
-    let sign = |k: usize| if k % 2 == 0 { T::one() } else { -T::one() };
+    let sign = |k: usize| if k.is_multiple_of(2) { T::one() } else { -T::one() };
     match kind {
         Kind::Lobatto => (0..=n)
             .map(|k| {
@@ -207,7 +207,7 @@ impl<T: Real> Grid<T> {
 
     /// Whether `n` is a degree that a Lobatto grid of degree `self.degree()` nests: `1 ≤ m` and `m | N`.
     pub fn nests(&self, m: usize) -> bool {
-        self.node_kind == Kind::Lobatto && m >= 1 && self.degree() % m == 0
+        self.node_kind == Kind::Lobatto && m >= 1 && self.degree().is_multiple_of(m)
     }
 
     /// The Lobatto sub-grid of degree `m`, whose nodes are every `(N/m)`-th node of this one.
