@@ -54,7 +54,11 @@ impl<T: Real> Grid<T> {
         let mut out = vec![T::zero(); (n + 1) * dim];
         let half = T::of(0.5);
         for m in 0..=n {
-            let sign = if m.is_multiple_of(2) { T::one() } else { -T::one() };
+            let sign = if m.is_multiple_of(2) {
+                T::one()
+            } else {
+                -T::one()
+            };
             let row = &mut out[m * dim..(m + 1) * dim];
             for (k, vals) in values.chunks_exact(dim).enumerate() {
                 let c = match self.kind() {

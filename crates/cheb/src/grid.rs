@@ -95,7 +95,13 @@ fn reference_points<T: Real>(kind: Kind, n: usize) -> Vec<T> {
 
 /// Barycentric weights of the given kind and degree `n ≥ 1`.
 fn reference_weights<T: Real>(kind: Kind, n: usize) -> Vec<T> {
-    let sign = |k: usize| if k.is_multiple_of(2) { T::one() } else { -T::one() };
+    let sign = |k: usize| {
+        if k.is_multiple_of(2) {
+            T::one()
+        } else {
+            -T::one()
+        }
+    };
     match kind {
         Kind::Lobatto => (0..=n)
             .map(|k| {

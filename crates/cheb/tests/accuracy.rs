@@ -127,9 +127,9 @@ proptest! {
     /// Mismatched nodes and weights (Lobatto nodes, first-kind weights) on an entire function:
     /// the matched grid is at rounding level by N = 32, the mismatched one is not even at N = 64.
     #[test]
-    fn mismatched_weights_lose_spectral_accuracy(k in 0.5f64..2.0, shift in -1.0f64..1.0) {
+    fn mismatched_weights_lose_spectral_accuracy(k in 1.0f64..3.0, shift in -1.0f64..1.0) {
         let f = |x: f64| (k * x + shift).exp();
-        let scale = (k + shift.abs()).exp();
+        let scale = (k + shift).exp(); // max |f| on [-1, 1]
         let matched = Grid::new(Kind::Lobatto, 32, -1.0, 1.0).unwrap();
         prop_assert!(max_error(&matched, &f, 801) < 1e-13 * scale);
         let mismatched = Grid::with_weight_kind(Kind::Lobatto, Kind::First, 64, -1.0, 1.0).unwrap();

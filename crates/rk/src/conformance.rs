@@ -1,0 +1,190 @@
+//! A conformance suite for [`Vector`](crate::Vector) backends.
+//!
+//! `rk::vector_conformance_tests!(name, make)` expands to a test module `name` that checks every
+//! operation of a backend against a plain host computation. `make` is any expression callable as
+//! `make(&[f64]) -> V` that builds a vector of the backend from host data (values are rounded to
+//! the backend's scalar). The host backend instantiates it in `tests/vector_conformance.rs`; the
+//! GPU backend reuses it.
+
+/// Expands to a `#[cfg(test)]`-style module of `#[test]`s checking a [`Vector`](crate::Vector)
+/// backend: `vector_conformance_tests!(module_name, |x: &[f64]| -> V { … })`.
+#[macro_export]
+macro_rules! vector_conformance_tests {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::{Atol, Float, Scalar, Vector, Zero};
+
+            fn host<V: Vector>(v: &V) -> Vec<f64> {
+                let mut out = vec![V::Scalar::zero(); v.len()];
+                v.copy_to_host(&mut out);
+                out.into_iter().map(|x| x.as_f64()).collect()
+            }
+
+            fn data(n: usize, seed: u64) -> Vec<f64> {
+                // A small deterministic generator: values in [-2, 2] with varied magnitudes.
+                let mut s = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (0..n)
+                    .map(|_| {
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
+                    })
+                    .collect()
+            }
+
+            fn close(got: &[f64], want: &[f64], eps: f64) {
+                assert_eq!(got.len(), want.len());
+                for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= eps * (1.0 + w.abs()),
+                        "component {i}: {g} vs {w}"
+                    );
+                }
+            }
+
+            fn eps<V: Vector>(_: &V) -> f64 {
+                64.0 * V::Scalar::epsilon().as_f64()
+            }
+
+            const SIZES: [usize; 4] = [1, 3, 17, 1000];
+
+            #[test]
+            fn length_zeros_fill_and_host_round_trip() {
+                for n in SIZES {
+                    let x = data(n, 1);
+                    let v = ($make)(&x);
+                    assert_eq!(v.len(), n);
+                    assert!(!v.is_empty());
+                    close(&host(&v), &x, eps(&v));
+                    let mut z = v.zeros_like();
+                    assert_eq!(host(&z), vec![0.0; n]);
+                    z.fill(<_ as Scalar>::of(1.5));
+                    assert_eq!(host(&z), vec![1.5; n]);
+                    let mut buf = vec![<_ as Scalar>::of(0.0); n];
+                    v.copy_to_host(&mut buf);
+                    z.copy_from_host(&buf);
+                    assert_eq!(host(&z), host(&v));
+                }
+            }
+
+            #[test]
+            fn copy_scale_axpby() {
+                for n in SIZES {
+                    let (x, y) = (data(n, 2), data(n, 3));
+                    let vx = ($make)(&x);
+                    let mut vy = ($make)(&y);
+                    let e = eps(&vx);
+                    vy.axpby(<_ as Scalar>::of(0.5), &vx, <_ as Scalar>::of(-2.0));
+                    let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| 0.5 * a - 2.0 * b).collect();
+                    close(&host(&vy), &want, e);
+                    vy.scale(<_ as Scalar>::of(3.0));
+                    let want: Vec<f64> = want.iter().map(|w| 3.0 * w).collect();
+                    close(&host(&vy), &want, e);
+                    vy.copy_from(&vx);
+                    assert_eq!(host(&vy), host(&vx));
+                }
+            }
+
+            #[test]
+            fn linear_combinations_of_one_to_nine_vectors() {
+                for n in SIZES {
+                    let xs: Vec<Vec<f64>> = (0..9).map(|i| data(n, 10 + i)).collect();
+                    let vs: Vec<_> = xs.iter().map(|x| ($make)(x)).collect();
+                    let base = data(n, 99);
+                    let vbase = ($make)(&base);
+                    let e = eps(&vbase);
+                    for m in 0..=9 {
+                        let cs: Vec<f64> = (0..m).map(|i| 0.25 * i as f64 - 0.9).collect();
+                        let cs_t: Vec<_> = cs.iter().map(|&c| <_ as Scalar>::of(c)).collect();
+                        let mut out = vbase.zeros_like();
+                        out.linear_combination(&cs_t, &vs);
+                        let want: Vec<f64> = (0..n)
+                            .map(|j| (0..m).map(|i| cs[i] * xs[i][j]).sum())
+                            .collect();
+                        close(&host(&out), &want, 8.0 * e);
+                        out.offset_linear_combination(&vbase, &cs_t, &vs);
+                        let want: Vec<f64> = want.iter().zip(&base).map(|(w, b)| w + b).collect();
+                        close(&host(&out), &want, 8.0 * e);
+                    }
+                }
+            }
+
+            #[test]
+            fn dot_and_finiteness() {
+                for n in SIZES {
+                    let (x, y) = (data(n, 4), data(n, 5));
+                    let (vx, vy) = (($make)(&x), ($make)(&y));
+                    let want: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+                    let got = vx.dot(&vy).as_f64();
+                    assert!(
+                        (got - want).abs() <= eps(&vx) * n as f64 * 4.0,
+                        "{got} vs {want}"
+                    );
+                    assert!(vx.all_finite());
+                    let mut bad = x.clone();
+                    bad[n / 2] = f64::NAN;
+                    assert!(!($make)(&bad).all_finite());
+                    bad[n / 2] = f64::INFINITY;
+                    assert!(!($make)(&bad).all_finite());
+                }
+            }
+
+            #[test]
+            fn error_norm_full_range_groups_and_per_component_atol() {
+                let n = 40;
+                let (e, y0, y1) = (data(n, 6), data(n, 7), data(n, 8));
+                let at: Vec<f64> = (0..n).map(|i| 1e-3 * (1.0 + i as f64)).collect();
+                let (ve, vy0, vy1) = (($make)(&e), ($make)(&y0), ($make)(&y1));
+                let tol = eps(&ve) * 4.0;
+                let rms = |range: std::ops::Range<usize>, atol: &dyn Fn(usize) -> f64| {
+                    let len = range.len() as f64;
+                    (range
+                        .map(|i| {
+                            let w = atol(i) + 1e-2 * y0[i].abs().max(y1[i].abs());
+                            (e[i] / w).powi(2)
+                        })
+                        .sum::<f64>()
+                        / len)
+                        .sqrt()
+                };
+                let rtol = <_ as Scalar>::of(1e-2);
+                let scalar = Atol::Scalar(<_ as Scalar>::of(1e-3));
+                let per = Atol::PerComponent(($make)(&at));
+                let check = |got: f64, want: f64| {
+                    assert!((got - want).abs() <= tol * want.abs(), "{got} vs {want}")
+                };
+                check(
+                    ve.error_norm(&vy0, &vy1, rtol, &scalar, &[0..n]).as_f64(),
+                    rms(0..n, &|_| 1e-3),
+                );
+                check(
+                    ve.error_norm(&vy0, &vy1, rtol, &scalar, &[5..12]).as_f64(),
+                    rms(5..12, &|_| 1e-3),
+                );
+                let groups = [0..10, 10..38];
+                check(
+                    ve.error_norm(&vy0, &vy1, rtol, &scalar, &groups).as_f64(),
+                    rms(0..10, &|_| 1e-3).max(rms(10..38, &|_| 1e-3)),
+                );
+                check(
+                    ve.error_norm(&vy0, &vy1, rtol, &per, &[0..n]).as_f64(),
+                    rms(0..n, &|i| at[i]),
+                );
+                let mut bad = e.clone();
+                bad[3] = f64::NAN;
+                let vbad = ($make)(&bad);
+                assert!(vbad.error_norm(&vy0, &vy1, rtol, &scalar, &[0..n]).is_nan());
+                // A NaN outside the measured range does not count: that is what a seminorm is.
+                assert!(
+                    vbad.error_norm(&vy0, &vy1, rtol, &scalar, &[5..n])
+                        .is_finite()
+                );
+            }
+        }
+    };
+}
