@@ -541,6 +541,12 @@ impl<V: Vector> Solver<V> {
         (self.t_prev, self.t)
     }
 
+    /// Signed size `t_now − t_prev` of the last accepted step, as used by its stages and its
+    /// dense output.
+    pub fn last_step_size(&self) -> V::Scalar {
+        self.h_last
+    }
+
     /// State at [`Solver::t`].
     pub fn state(&self) -> &V {
         &self.y
