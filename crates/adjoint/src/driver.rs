@@ -13,7 +13,7 @@
 //! interval, as torchdiffeq does); IRDM evaluates `z(t)` by barycentric interpolation over the
 //! Chebyshev nodes stored in the forward pass, read from the solver's dense output at no extra
 //! right-hand-side evaluations. Discrete methods (Direct, ANODE) reverse the recorded (or
-//! recomputed) steps; see [`crate::discrete`](self) docs in the source.
+//! recomputed) steps exactly (the formulas are in the private module `discrete`).
 
 use crate::discrete::{OutputPos, Recorder, StepRecord, Stepper};
 use crate::error::{AdjointError, Result};

@@ -51,6 +51,7 @@ mod discrete;
 pub mod driver;
 pub mod error;
 pub mod method;
+pub mod toy;
 pub mod vjp;
 
 pub use driver::{Forward, Gradient, forward};

@@ -33,7 +33,7 @@ pub trait Vjp<T: Real>: Rhs<Vec<T>> {
     /// Component groups of the state for the error norm (torchdiffeq's mixed norm treats each
     /// tensor of a tuple state as one group). Default: one group.
     fn state_groups(&self) -> Vec<Range<usize>> {
-        vec![0..self.state_len()]
+        std::iter::once(0..self.state_len()).collect()
     }
     /// Component groups of `θ` for the backward error norm (torchdiffeq: one per parameter
     /// tensor). Default: one group.
@@ -41,7 +41,7 @@ pub trait Vjp<T: Real>: Rhs<Vec<T>> {
         if self.param_len() == 0 {
             vec![]
         } else {
-            vec![0..self.param_len()]
+            std::iter::once(0..self.param_len()).collect()
         }
     }
 }
