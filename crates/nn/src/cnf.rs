@@ -1,0 +1,327 @@
+//! Right-hand sides built on [`OdeNet`]: the plain ODE net `dz/dt = net(t, z)` on a batch, and
+//! the continuous normalizing flow on `(z, Δlogp)`.
+//!
+//! **CNF** (Chen et al. 2018; Grathwohl et al., FFJORD, 2019). For a batch of `B` points in
+//! `D` dimensions the state is `[z (B × D, row-major), Δlogp (B)]` and
+//!
+//! ```text
+//!     dz/dt = f(t, z),         dΔlogp/dt = −tr(∂f/∂z)
+//! ```
+//!
+//! The trace is computed either **exactly**, from `D` forward-mode tangents seeded with the unit
+//! vectors (`tr J = Σ_k (J e_k)_k`; one stacked pass, not `D` reverse passes), or by
+//! **Hutchinson's estimator** `εᵀ J ε` with one tangent seeded with noise `ε` (Gaussian or
+//! Rademacher, `E[εεᵀ] = I`), held fixed for a solve. In both cases
+//! `div = Σ_k Σ_j s_kj (J s_k)_j` for seeds `s_k`.
+//!
+//! The VJP of the augmented right-hand side for a cotangent `(a_z, a_l)` is
+//! `a_zᵀ ∂f/∂(z, θ) − a_l ∂div/∂(z, θ)`: the reverse pass through the stacked primal-and-tangent
+//! computation with output cotangents `a_z` on the primal rows and `−a_l s_k` on the tangent
+//! rows. This carries the second-order terms of the divergence.
+
+use crate::error::{Result, shape_err};
+use crate::net::OdeNet;
+use crate::rng::Rng;
+use crate::{Float, NnError};
+use adjoint::Vjp;
+use rk::Rhs;
+use std::ops::Range;
+
+/// How the CNF computes `tr(∂f/∂z)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Divergence {
+    /// `D` tangents, exact.
+    Exact,
+    /// One tangent of fixed noise, unbiased estimate.
+    Hutchinson,
+}
+
+/// Noise for Hutchinson's estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noise {
+    /// Standard normal entries.
+    Gaussian,
+    /// `±1` entries.
+    Rademacher,
+}
+
+/// `dz/dt = net(t, z)` on a batch of `B` states of width `D` (`B × D`, row-major).
+#[derive(Debug, Clone)]
+pub struct NetRhs<T> {
+    /// The network (`D → … → D`).
+    pub net: OdeNet<T>,
+    batch: usize,
+}
+
+impl<T: Float> NetRhs<T> {
+    /// Wraps a square net for batches of `batch` states.
+    pub fn new(net: OdeNet<T>, batch: usize) -> Result<Self> {
+        if net.input_dim() != net.output_dim() || batch == 0 {
+            return Err(NnError::Invalid {
+                name: "ODE net".into(),
+                reason: format!(
+                    "needs input width = output width and batch >= 1, got {} -> {}, batch {batch}",
+                    net.input_dim(),
+                    net.output_dim()
+                ),
+            });
+        }
+        Ok(Self { net, batch })
+    }
+
+    /// Batch size.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+}
+
+impl<T: Float> Rhs<Vec<T>> for NetRhs<T> {
+    fn eval(&mut self, t: T, z: &Vec<T>, params: &Vec<T>, dz: &mut Vec<T>) {
+        self.net.forward(t, params, z, &[], self.batch);
+        dz.copy_from_slice(self.net.output());
+    }
+}
+
+impl<T: Float> Vjp<T> for NetRhs<T> {
+    fn state_len(&self) -> usize {
+        self.batch * self.net.input_dim()
+    }
+    fn param_len(&self) -> usize {
+        self.net.param_len()
+    }
+    fn vjp(
+        &mut self,
+        t: T,
+        z: &[T],
+        params: &[T],
+        a: &[T],
+        value: Option<&mut [T]>,
+        adj_z: &mut [T],
+        adj_p: &mut [T],
+    ) {
+        self.net.forward(t, params, z, &[], self.batch);
+        if let Some(v) = value {
+            v.copy_from_slice(self.net.output());
+        }
+        self.net.backward(t, params, a, adj_p, adj_z);
+    }
+    fn param_groups(&self) -> Vec<Range<usize>> {
+        self.net.layout().groups()
+    }
+}
+
+/// The continuous normalizing flow right-hand side on `[z (B × D), Δlogp (B)]`.
+#[derive(Debug, Clone)]
+pub struct Cnf<T> {
+    /// The network `f` (`D → … → D`).
+    pub net: OdeNet<T>,
+    batch: usize,
+    divergence: Divergence,
+    seeds: Vec<T>,
+    out_bar: Vec<T>,
+    xbar: Vec<T>,
+}
+
+impl<T: Float> Cnf<T> {
+    /// A CNF for batches of `batch` points with the given divergence. Hutchinson's noise starts
+    /// as Rademacher noise from seed 0; call [`Cnf::sample_noise`] before each solve.
+    pub fn new(net: OdeNet<T>, batch: usize, divergence: Divergence) -> Result<Self> {
+        let d = net.input_dim();
+        if net.output_dim() != d || batch == 0 {
+            return Err(NnError::Invalid {
+                name: "CNF net".into(),
+                reason: format!(
+                    "needs input width = output width and batch >= 1, got {d} -> {}, batch {batch}",
+                    net.output_dim()
+                ),
+            });
+        }
+        let mut cnf = Self {
+            net,
+            batch,
+            divergence,
+            seeds: Vec::new(),
+            out_bar: Vec::new(),
+            xbar: Vec::new(),
+        };
+        cnf.reset_seeds();
+        if divergence == Divergence::Hutchinson {
+            cnf.sample_noise(&mut Rng::new(0), Noise::Rademacher);
+        }
+        Ok(cnf)
+    }
+
+    fn reset_seeds(&mut self) {
+        let (b, d) = (self.batch, self.dim());
+        let k = match self.divergence {
+            Divergence::Exact => d,
+            Divergence::Hutchinson => 1,
+        };
+        self.seeds = vec![T::zero(); k * b * d];
+        if self.divergence == Divergence::Exact {
+            for kk in 0..d {
+                for bb in 0..b {
+                    self.seeds[(kk * b + bb) * d + kk] = T::one();
+                }
+            }
+        }
+        self.out_bar = vec![T::zero(); (1 + k) * b * d];
+        self.xbar = vec![T::zero(); (1 + k) * b * d];
+    }
+
+    /// Data dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.net.input_dim()
+    }
+
+    /// Batch size `B`.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Changes the batch size.
+    pub fn set_batch(&mut self, batch: usize) -> Result<()> {
+        if batch == 0 {
+            return Err(NnError::Invalid {
+                name: "batch".into(),
+                reason: "must be >= 1".into(),
+            });
+        }
+        self.batch = batch;
+        self.reset_seeds();
+        Ok(())
+    }
+
+    /// The divergence mode.
+    pub fn divergence(&self) -> Divergence {
+        self.divergence
+    }
+
+    /// Draws Hutchinson noise `ε` (`B × D`) for the next solve (no effect in exact mode).
+    pub fn sample_noise(&mut self, rng: &mut Rng, noise: Noise) {
+        if self.divergence == Divergence::Exact {
+            return;
+        }
+        for v in &mut self.seeds {
+            *v = <T as rk::Scalar>::of(match noise {
+                Noise::Gaussian => rng.normal(),
+                Noise::Rademacher => rng.rademacher(),
+            });
+        }
+    }
+
+    /// Evaluates `f(t, z)` into `dz` (`B × D`) and `div f` into `div` (`B`).
+    pub fn eval_with_divergence(
+        &mut self,
+        t: T,
+        z: &[T],
+        params: &[T],
+        dz: &mut [T],
+        div: &mut [T],
+    ) -> Result<()> {
+        let (b, d) = (self.batch, self.dim());
+        if z.len() != b * d || dz.len() != b * d || div.len() != b {
+            return Err(shape_err(
+                "CNF batch (z, dz, div)",
+                format!("({}, {}, {b})", b * d, b * d),
+                format!("({}, {}, {})", z.len(), dz.len(), div.len()),
+            ));
+        }
+        if params.len() != self.net.param_len() {
+            return Err(shape_err(
+                "CNF parameters",
+                self.net.param_len(),
+                params.len(),
+            ));
+        }
+        self.forward(t, z, params, dz, div);
+        Ok(())
+    }
+
+    fn forward(&mut self, t: T, z: &[T], params: &[T], dz: &mut [T], div: &mut [T]) {
+        let (b, d) = (self.batch, self.dim());
+        self.net.forward(t, params, z, &self.seeds, b);
+        let out = self.net.output();
+        dz.copy_from_slice(&out[..b * d]);
+        div.fill(T::zero());
+        let k = self.seeds.len() / (b * d);
+        for kk in 0..k {
+            for bb in 0..b {
+                let row = (1 + kk) * b + bb;
+                let s = &self.seeds[(kk * b + bb) * d..(kk * b + bb + 1) * d];
+                let o = &out[row * d..(row + 1) * d];
+                div[bb] = s.iter().zip(o).fold(div[bb], |acc, (&x, &y)| acc + x * y);
+            }
+        }
+    }
+
+    /// Per-tensor parameter groups, for torchdiffeq's adjoint norm.
+    pub fn groups(&self) -> Vec<Range<usize>> {
+        self.net.layout().groups()
+    }
+}
+
+impl<T: Float> Rhs<Vec<T>> for Cnf<T> {
+    fn eval(&mut self, t: T, state: &Vec<T>, params: &Vec<T>, dstate: &mut Vec<T>) {
+        let n = self.batch * self.dim();
+        let (dz, dl) = dstate.split_at_mut(n);
+        self.forward(t, &state[..n], params, dz, dl);
+        for v in dl.iter_mut() {
+            *v = -*v;
+        }
+    }
+}
+
+impl<T: Float> Vjp<T> for Cnf<T> {
+    fn state_len(&self) -> usize {
+        self.batch * (self.dim() + 1)
+    }
+    fn param_len(&self) -> usize {
+        self.net.param_len()
+    }
+    fn vjp(
+        &mut self,
+        t: T,
+        state: &[T],
+        params: &[T],
+        a: &[T],
+        value: Option<&mut [T]>,
+        adj_z: &mut [T],
+        adj_p: &mut [T],
+    ) {
+        let (b, d) = (self.batch, self.dim());
+        let n = b * d;
+        match value {
+            Some(v) => {
+                let (dz, dl) = v.split_at_mut(n);
+                self.forward(t, &state[..n], params, dz, dl);
+                for x in dl.iter_mut() {
+                    *x = -*x;
+                }
+            }
+            None => self.net.forward(t, params, &state[..n], &self.seeds, b),
+        }
+        let (a_z, a_l) = a.split_at(n);
+        self.out_bar[..n].copy_from_slice(a_z);
+        let k = self.seeds.len() / n;
+        for kk in 0..k {
+            for bb in 0..b {
+                let row = (1 + kk) * b + bb;
+                for j in 0..d {
+                    self.out_bar[row * d + j] = -a_l[bb] * self.seeds[(kk * b + bb) * d + j];
+                }
+            }
+        }
+        self.net
+            .backward(t, params, &self.out_bar, adj_p, &mut self.xbar);
+        adj_z[..n].copy_from_slice(&self.xbar[..n]);
+        adj_z[n..].fill(T::zero());
+    }
+    fn state_groups(&self) -> Vec<Range<usize>> {
+        let n = self.batch * self.dim();
+        vec![0..n, n..n + self.batch]
+    }
+    fn param_groups(&self) -> Vec<Range<usize>> {
+        self.groups()
+    }
+}

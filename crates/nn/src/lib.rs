@@ -1,0 +1,30 @@
+//! Neural right-hand sides for ODEs with hand-written vector-Jacobian products.
+//!
+//! * [`OdeNet`] — a batched sequential net of FFJORD concat-squash (or plain linear) layers with
+//!   activations ([`Activation`]), evaluated together with forward-mode tangents and reversed
+//!   through both ([`net`] states the formulas); matrix products through faer ([`gemm`]).
+//! * [`NetRhs`] — `dz/dt = net(t, z)`; [`Cnf`] — a continuous normalizing flow on `(z, Δlogp)`
+//!   with exact or Hutchinson divergence and the VJP of the whole augmented right-hand side,
+//!   second-order terms included. Both implement [`adjoint::Vjp`], so every gradient method of
+//!   the `adjoint` crate trains them.
+//! * [`ParamLayout`] — one flat parameter vector with PyTorch `state_dict` names.
+//! * [`Rng`] — a seeded generator whose streams never change between versions.
+
+pub mod activation;
+pub mod cnf;
+mod error;
+pub mod gemm;
+pub mod net;
+pub mod params;
+pub mod rng;
+
+pub use activation::Activation;
+pub use cnf::{Cnf, Divergence, NetRhs, Noise};
+pub use error::{NnError, Result};
+pub use net::{LayerKind, OdeNet};
+pub use params::{ParamEntry, ParamLayout};
+pub use rng::Rng;
+
+/// Scalars of the networks: `f32` or `f64` (a gradient-driver float with faer kernels).
+pub trait Float: adjoint::Real + faer::traits::ComplexField {}
+impl<T: adjoint::Real + faer::traits::ComplexField> Float for T {}
