@@ -325,3 +325,33 @@ impl<T: Float> Vjp<T> for Cnf<T> {
         self.groups()
     }
 }
+
+/// The toy CNF of the IRDM paper's appendix B.2 (FFJORD's toy model): three concat-squash layers
+/// `2 → 64 → 64 → 2` with `act` between them, exact divergence.
+pub fn toy_cnf<T: Float>(batch: usize, act: crate::Activation) -> Result<Cnf<T>> {
+    let net = OdeNet::new(&[2, 64, 64, 2], crate::LayerKind::ConcatSquash, act)?;
+    Cnf::new(net, batch, Divergence::Exact)
+}
+
+/// Negative log-likelihood of a CNF's final state `[z (B × D), Δlogp (B)]` under a standard
+/// normal base: `L = −mean_b (log N(z_b; 0, I) − Δlogp_b)`, and its cotangent `∂L/∂state`
+/// (`z_b / B` for `z`, `1/B` for `Δlogp`).
+pub fn nll_loss<T: Float>(state: &[T], batch: usize, dim: usize) -> Result<(T, Vec<T>)> {
+    if state.len() != batch * (dim + 1) || batch == 0 {
+        return Err(shape_err("CNF state", batch * (dim + 1), state.len()));
+    }
+    let of = <T as rk::Scalar>::of;
+    let half_log_2pi = of(0.5 * (2.0 * std::f64::consts::PI).ln());
+    let inv_b = T::one() / of(batch as f64);
+    let (z, dl) = state.split_at(batch * dim);
+    let mut loss = T::zero();
+    for b in 0..batch {
+        let logn = z[b * dim..(b + 1) * dim]
+            .iter()
+            .fold(T::zero(), |acc, &x| acc - half_log_2pi - of(0.5) * x * x);
+        loss = loss - (logn - dl[b]);
+    }
+    let mut cot: Vec<T> = z.iter().map(|&x| x * inv_b).collect();
+    cot.extend(std::iter::repeat_n(inv_b, batch));
+    Ok((loss * inv_b, cot))
+}

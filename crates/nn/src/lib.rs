@@ -7,6 +7,7 @@
 //!   with exact or Hutchinson divergence and the VJP of the whole augmented right-hand side,
 //!   second-order terms included. Both implement [`adjoint::Vjp`], so every gradient method of
 //!   the `adjoint` crate trains them.
+//! * [`io`] — safetensors weights with PyTorch names, atomic writes.
 //! * [`ParamLayout`] — one flat parameter vector with PyTorch `state_dict` names.
 //! * [`Rng`] — a seeded generator whose streams never change between versions.
 
@@ -14,13 +15,15 @@ pub mod activation;
 pub mod cnf;
 mod error;
 pub mod gemm;
+pub mod io;
 pub mod net;
 pub mod params;
 pub mod rng;
 
 pub use activation::Activation;
-pub use cnf::{Cnf, Divergence, NetRhs, Noise};
+pub use cnf::{Cnf, Divergence, NetRhs, Noise, nll_loss, toy_cnf};
 pub use error::{NnError, Result};
+pub use io::Weights;
 pub use net::{LayerKind, OdeNet};
 pub use params::{ParamEntry, ParamLayout};
 pub use rng::Rng;
