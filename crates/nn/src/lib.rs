@@ -8,17 +8,23 @@
 //!   second-order terms included. Both implement [`adjoint::Vjp`], so every gradient method of
 //!   the `adjoint` crate trains them.
 //! * [`io`] — safetensors weights with PyTorch names, atomic writes.
+//! * [`optim`] — Adam and SGD with PyTorch's update rules.
+//! * [`data`] — FFJORD's toy 2-D data sets, seeded.
+//! * [`train`] — a toy-CNF training loop with observer hooks and atomic checkpoints.
 //! * [`ParamLayout`] — one flat parameter vector with PyTorch `state_dict` names.
 //! * [`Rng`] — a seeded generator whose streams never change between versions.
 
 pub mod activation;
 pub mod cnf;
+pub mod data;
 mod error;
 pub mod gemm;
 pub mod io;
 pub mod net;
+pub mod optim;
 pub mod params;
 pub mod rng;
+pub mod train;
 
 pub use activation::Activation;
 pub use cnf::{Cnf, Divergence, NetRhs, Noise, nll_loss, toy_cnf};
