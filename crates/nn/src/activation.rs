@@ -78,6 +78,27 @@ impl Activation {
         }
     }
 
+    /// Applies the activation to a slice, writing `φ`, `φ′` and `φ″` (the derivatives are kept
+    /// for the tangent and reverse passes). `tanh` goes through [`Float::tanh_into`], the fast
+    /// vectorized kernel in `f32`.
+    pub fn apply<T: Float>(self, x: &[T], y: &mut [T], d1: &mut [T], d2: &mut [T]) {
+        if self == Activation::Tanh {
+            T::tanh_into(x, y);
+            let two = T::one() + T::one();
+            for ((&yi, a), b) in y.iter().zip(d1.iter_mut()).zip(d2.iter_mut()) {
+                *a = T::one() - yi * yi;
+                *b = -two * yi * *a;
+            }
+            return;
+        }
+        for (i, &xi) in x.iter().enumerate() {
+            let (a, b, c) = self.eval3(xi);
+            y[i] = a;
+            d1[i] = b;
+            d2[i] = c;
+        }
+    }
+
     /// PyTorch-style name.
     pub fn name(self) -> &'static str {
         match self {
@@ -88,4 +109,37 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
         }
     }
+}
+
+/// The scalar body of the vectorized `f32` tanh (see `Float::tanh_into` for `f32`).
+#[inline(always)]
+pub fn tanh_f32(v: f32) -> f32 {
+    let xc = v.clamp(-9.0, 9.0);
+    let z = 2.0 * xc;
+    // Cody–Waite: z = n ln2 + r.
+    // Round to nearest by the 1.5·2²³ trick: plain additions, so the loop vectorizes on
+    // baseline x86-64 (where `round` is a library call).
+    const SHIFTER: f32 = 12_582_912.0;
+    let shifted = z * std::f32::consts::LOG2_E + SHIFTER;
+    let n = shifted - SHIFTER;
+    // The low mantissa bits of `shifted` hold n; 2ⁿ is built from them without a float→int cast.
+    let scale = f32::from_bits(
+        shifted
+            .to_bits()
+            .wrapping_sub(SHIFTER.to_bits())
+            .wrapping_add(127)
+            << 23,
+    );
+    let r = (z - n * 0.693_145_75) - n * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let e = p * scale;
+    let big = (e - 1.0) / (e + 1.0);
+    let x2 = xc * xc;
+    let small = xc * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0))));
+    if xc.abs() < 0.125 { small } else { big }
 }

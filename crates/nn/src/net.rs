@@ -63,6 +63,9 @@ struct Workspace<T> {
     pre: Vec<Vec<T>>,
     /// Gates `g` (`d_{l+1}`).
     gates: Vec<Vec<T>>,
+    /// `φ′(y)` and `φ″(y)` at the primal pre-activations (`B × d_{l+1}`).
+    d1: Vec<Vec<T>>,
+    d2: Vec<Vec<T>>,
     /// Cotangent buffers.
     bar: [Vec<T>; 2],
     /// Column sums.
@@ -202,6 +205,8 @@ impl<T: Float> OdeNet<T> {
             aff: self.dims[1..].iter().map(|&d| vec![z; rows * d]).collect(),
             pre: self.dims[1..].iter().map(|&d| vec![z; rows * d]).collect(),
             gates: self.dims[1..].iter().map(|&d| vec![z; d]).collect(),
+            d1: self.dims[1..].iter().map(|&d| vec![z; batch * d]).collect(),
+            d2: self.dims[1..].iter().map(|&d| vec![z; batch * d]).collect(),
             bar: [vec![z; rows * max_dim], vec![z; rows * max_dim]],
             colsum: vec![z; max_dim],
         };
@@ -225,6 +230,7 @@ impl<T: Float> OdeNet<T> {
             let off = self.offsets[l];
             let w = &params[off.w..off.w + dout * din];
             let b1 = &params[off.b1..off.b1 + dout];
+            let prim = batch * dout;
             let ws = &mut self.ws;
             gemm(
                 &mut ws.aff[l],
@@ -236,49 +242,48 @@ impl<T: Float> OdeNet<T> {
                 T::one(),
                 false,
             );
-            for row in ws.aff[l][..batch * dout].chunks_exact_mut(dout) {
+            for row in ws.aff[l][..prim].chunks_exact_mut(dout) {
                 for (u, &b) in row.iter_mut().zip(b1) {
                     *u = *u + b;
                 }
             }
+            let pre = &mut ws.pre[l];
             match off.gate {
                 Some((c, b2, b3)) => {
                     let gate = &mut ws.gates[l];
-                    for j in 0..dout {
-                        gate[j] = sigmoid(t * params[c + j] + params[b2 + j]);
-                    }
-                    for (r, (prow, arow)) in ws.pre[l]
-                        .chunks_exact_mut(dout)
-                        .zip(ws.aff[l].chunks_exact(dout))
-                        .enumerate()
+                    for ((g, &cj), &bj) in gate
+                        .iter_mut()
+                        .zip(&params[c..c + dout])
+                        .zip(&params[b2..b2 + dout])
                     {
-                        for j in 0..dout {
-                            prow[j] = arow[j] * gate[j];
+                        *g = sigmoid(t * cj + bj);
+                    }
+                    for (prow, arow) in pre.chunks_exact_mut(dout).zip(ws.aff[l].chunks_exact(dout))
+                    {
+                        for ((p, &a), &g) in prow.iter_mut().zip(arow).zip(gate.iter()) {
+                            *p = a * g;
                         }
-                        if r < batch {
-                            for j in 0..dout {
-                                prow[j] = prow[j] + t * params[b3 + j];
-                            }
+                    }
+                    let b3 = &params[b3..b3 + dout];
+                    for prow in pre[..prim].chunks_exact_mut(dout) {
+                        for (p, &b) in prow.iter_mut().zip(b3) {
+                            *p = *p + t * b;
                         }
                     }
                 }
-                None => {
-                    let (pre, aff) = (&mut ws.pre[l], &ws.aff[l]);
-                    pre.copy_from_slice(aff);
-                }
+                None => pre.copy_from_slice(&ws.aff[l]),
             }
-            let (head, tail) = ws.xs.split_at_mut(l + 1);
-            let _ = head;
+            let (_, tail) = ws.xs.split_at_mut(l + 1);
             let out = &mut tail[0];
-            let pre = &ws.pre[l];
             if l + 1 < nl {
-                let prim = batch * dout;
-                for i in 0..prim {
-                    let (y, d1, _) = self.act.eval3(pre[i]);
-                    out[i] = y;
-                    for kk in 0..k {
-                        let r = prim * (1 + kk) + i;
-                        out[r] = d1 * pre[r];
+                let (d1, d2) = (&mut ws.d1[l], &mut ws.d2[l]);
+                self.act.apply(&pre[..prim], &mut out[..prim], d1, d2);
+                for (otan, ptan) in out[prim..]
+                    .chunks_exact_mut(prim)
+                    .zip(pre[prim..].chunks_exact(prim))
+                {
+                    for ((o, &p), &d) in otan.iter_mut().zip(ptan).zip(d1.iter()) {
+                        *o = d * p;
                     }
                 }
             } else {
@@ -311,15 +316,21 @@ impl<T: Float> OdeNet<T> {
             let pre = &self.ws.pre[l];
             if l + 1 < nl {
                 let prim = batch * dout;
-                for i in 0..prim {
-                    let (_, d1, d2) = self.act.eval3(pre[i]);
-                    let mut ybar = g_l[i] * d1;
-                    for kk in 0..k {
-                        let r = prim * (1 + kk) + i;
-                        ybar = ybar + g_l[r] * pre[r] * d2;
-                        g_l[r] = g_l[r] * d1;
+                let (d1, d2) = (&self.ws.d1[l], &self.ws.d2[l]);
+                let (gp, gt) = g_l.split_at_mut(prim);
+                for (g, &d) in gp.iter_mut().zip(d1) {
+                    *g = *g * d;
+                }
+                for (gtan, ptan) in gt
+                    .chunks_exact_mut(prim)
+                    .zip(pre[prim..].chunks_exact(prim))
+                {
+                    for ((((g0, g), &p), &a), &b) in
+                        gp.iter_mut().zip(gtan.iter_mut()).zip(ptan).zip(d1).zip(d2)
+                    {
+                        *g0 = *g0 + *g * p * b;
+                        *g = *g * a;
                     }
-                    g_l[i] = ybar;
                 }
             }
             if let Some((c, b2, b3)) = off.gate {
@@ -329,8 +340,8 @@ impl<T: Float> OdeNet<T> {
                 // ḡ = Σ_rows ȳ ⊙ u
                 colsum.fill(T::zero());
                 for (grow, arow) in g_l.chunks_exact(dout).zip(aff.chunks_exact(dout)) {
-                    for j in 0..dout {
-                        colsum[j] = colsum[j] + grow[j] * arow[j];
+                    for ((s, &g), &a) in colsum.iter_mut().zip(grow).zip(arow) {
+                        *s = *s + g * a;
                     }
                 }
                 for j in 0..dout {
@@ -339,20 +350,22 @@ impl<T: Float> OdeNet<T> {
                     pbar[b2 + j] = s;
                 }
                 // b̄3 = t Σ_primal ȳ
+                let b3bar = &mut pbar[b3..b3 + dout];
                 for grow in g_l[..batch * dout].chunks_exact(dout) {
-                    for j in 0..dout {
-                        pbar[b3 + j] = pbar[b3 + j] + t * grow[j];
+                    for (s, &g) in b3bar.iter_mut().zip(grow) {
+                        *s = *s + t * g;
                     }
                 }
                 for grow in g_l.chunks_exact_mut(dout) {
-                    for j in 0..dout {
-                        grow[j] = grow[j] * gate[j];
+                    for (g, &gt) in grow.iter_mut().zip(gate) {
+                        *g = *g * gt;
                     }
                 }
             }
+            let b1bar = &mut pbar[off.b1..off.b1 + dout];
             for grow in g_l[..batch * dout].chunks_exact(dout) {
-                for j in 0..dout {
-                    pbar[off.b1 + j] = pbar[off.b1 + j] + grow[j];
+                for (s, &g) in b1bar.iter_mut().zip(grow) {
+                    *s = *s + g;
                 }
             }
             // W̄ = ūᵀ x over all rows.

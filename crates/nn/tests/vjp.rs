@@ -176,3 +176,23 @@ fn hutchinson_is_unbiased() {
         );
     }
 }
+
+/// The vectorized f32 tanh stays within a few ulps of the standard library everywhere.
+#[test]
+fn fast_f32_tanh_is_accurate() {
+    use nn::Float;
+    let xs: Vec<f32> = (-200_000..=200_000)
+        .map(|i| i as f32 * 1e-4)
+        .chain([1e-30, -1e-8, 0.0, 50.0, -1e4])
+        .collect();
+    let mut ys = vec![0.0f32; xs.len()];
+    f32::tanh_into(&xs, &mut ys);
+    for (&x, &y) in xs.iter().zip(&ys) {
+        let want = f64::from(x).tanh();
+        let err = (f64::from(y) - want).abs();
+        assert!(
+            err <= 4.0 * f64::from(f32::EPSILON) * want.abs().max(1e-30) + 1e-45,
+            "tanh({x}) = {y}, want {want}"
+        );
+    }
+}
