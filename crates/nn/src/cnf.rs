@@ -244,14 +244,15 @@ impl<T: Float> Cnf<T> {
         let out = self.net.output();
         dz.copy_from_slice(&out[..b * d]);
         div.fill(T::zero());
-        let k = self.seeds.len() / (b * d);
-        for kk in 0..k {
-            for bb in 0..b {
-                let row = (1 + kk) * b + bb;
-                let s = &self.seeds[(kk * b + bb) * d..(kk * b + bb + 1) * d];
-                let o = &out[row * d..(row + 1) * d];
-                div[bb] = s.iter().zip(o).fold(div[bb], |acc, (&x, &y)| acc + x * y);
-            }
+        // Tangent rows of the output and the seeds share the layout [k][b][d].
+        for (i, (s, o)) in self
+            .seeds
+            .chunks_exact(d)
+            .zip(out[b * d..].chunks_exact(d))
+            .enumerate()
+        {
+            let acc = &mut div[i % b];
+            *acc = s.iter().zip(o).fold(*acc, |acc, (&x, &y)| acc + x * y);
         }
     }
 
@@ -303,13 +304,14 @@ impl<T: Float> Vjp<T> for Cnf<T> {
         }
         let (a_z, a_l) = a.split_at(n);
         self.out_bar[..n].copy_from_slice(a_z);
-        let k = self.seeds.len() / n;
-        for kk in 0..k {
-            for bb in 0..b {
-                let row = (1 + kk) * b + bb;
-                for j in 0..d {
-                    self.out_bar[row * d + j] = -a_l[bb] * self.seeds[(kk * b + bb) * d + j];
-                }
+        for (i, (ob, s)) in self.out_bar[n..]
+            .chunks_exact_mut(d)
+            .zip(self.seeds.chunks_exact(d))
+            .enumerate()
+        {
+            let al = a_l[i % b];
+            for (o, &sv) in ob.iter_mut().zip(s) {
+                *o = -al * sv;
             }
         }
         self.net
@@ -349,7 +351,7 @@ pub fn nll_loss<T: Float>(state: &[T], batch: usize, dim: usize) -> Result<(T, V
         let logn = z[b * dim..(b + 1) * dim]
             .iter()
             .fold(T::zero(), |acc, &x| acc - half_log_2pi - of(0.5) * x * x);
-        loss = loss - (logn - dl[b]);
+        loss -= logn - dl[b];
     }
     let mut cot: Vec<T> = z.iter().map(|&x| x * inv_b).collect();
     cot.extend(std::iter::repeat_n(inv_b, batch));

@@ -244,7 +244,7 @@ impl<T: Float> OdeNet<T> {
             );
             for row in ws.aff[l][..prim].chunks_exact_mut(dout) {
                 for (u, &b) in row.iter_mut().zip(b1) {
-                    *u = *u + b;
+                    *u += b;
                 }
             }
             let pre = &mut ws.pre[l];
@@ -267,7 +267,7 @@ impl<T: Float> OdeNet<T> {
                     let b3 = &params[b3..b3 + dout];
                     for prow in pre[..prim].chunks_exact_mut(dout) {
                         for (p, &b) in prow.iter_mut().zip(b3) {
-                            *p = *p + t * b;
+                            *p += t * b;
                         }
                     }
                 }
@@ -319,7 +319,7 @@ impl<T: Float> OdeNet<T> {
                 let (d1, d2) = (&self.ws.d1[l], &self.ws.d2[l]);
                 let (gp, gt) = g_l.split_at_mut(prim);
                 for (g, &d) in gp.iter_mut().zip(d1) {
-                    *g = *g * d;
+                    *g *= d;
                 }
                 for (gtan, ptan) in gt
                     .chunks_exact_mut(prim)
@@ -328,8 +328,8 @@ impl<T: Float> OdeNet<T> {
                     for ((((g0, g), &p), &a), &b) in
                         gp.iter_mut().zip(gtan.iter_mut()).zip(ptan).zip(d1).zip(d2)
                     {
-                        *g0 = *g0 + *g * p * b;
-                        *g = *g * a;
+                        *g0 += *g * p * b;
+                        *g *= a;
                     }
                 }
             }
@@ -341,7 +341,7 @@ impl<T: Float> OdeNet<T> {
                 colsum.fill(T::zero());
                 for (grow, arow) in g_l.chunks_exact(dout).zip(aff.chunks_exact(dout)) {
                     for ((s, &g), &a) in colsum.iter_mut().zip(grow).zip(arow) {
-                        *s = *s + g * a;
+                        *s += g * a;
                     }
                 }
                 for j in 0..dout {
@@ -353,19 +353,19 @@ impl<T: Float> OdeNet<T> {
                 let b3bar = &mut pbar[b3..b3 + dout];
                 for grow in g_l[..batch * dout].chunks_exact(dout) {
                     for (s, &g) in b3bar.iter_mut().zip(grow) {
-                        *s = *s + t * g;
+                        *s += t * g;
                     }
                 }
                 for grow in g_l.chunks_exact_mut(dout) {
                     for (g, &gt) in grow.iter_mut().zip(gate) {
-                        *g = *g * gt;
+                        *g *= gt;
                     }
                 }
             }
             let b1bar = &mut pbar[off.b1..off.b1 + dout];
             for grow in g_l[..batch * dout].chunks_exact(dout) {
                 for (s, &g) in b1bar.iter_mut().zip(grow) {
-                    *s = *s + g;
+                    *s += g;
                 }
             }
             // W̄ = ūᵀ x over all rows.

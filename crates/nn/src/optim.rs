@@ -124,7 +124,7 @@ impl<T: Float> Optimizer<T> for Adam<T> {
             self.m[i] = b1 * self.m[i] + (one - b1) * g;
             self.v[i] = b2 * self.v[i] + (one - b2) * g * g;
             let denom = self.v[i].sqrt() / bc2_sqrt + eps;
-            params[i] = params[i] - step_size * self.m[i] / denom;
+            params[i] -= step_size * self.m[i] / denom;
         }
         Ok(())
     }
@@ -232,7 +232,7 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
             } else {
                 g
             };
-            params[i] = params[i] - lr * d;
+            params[i] -= lr * d;
         }
         Ok(())
     }

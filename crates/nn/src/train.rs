@@ -133,7 +133,7 @@ impl<T: Float> Trainer<T> {
             }
             None => cnf.net.init_params(&mut rng),
         };
-        let mut test_rng = Rng::new(config.seed ^ 0x7E57_5E7_u64);
+        let mut test_rng = Rng::new(config.seed ^ 0x07E5_75E7_u64);
         let test_set = toy
             .sample(&mut test_rng, config.test_size)
             .into_iter()

@@ -5,7 +5,6 @@
 use adjoint::Vjp;
 use nn::{Activation, Cnf, Divergence, LayerKind, NetRhs, Noise, OdeNet, Rng};
 use proptest::prelude::*;
-use rk::Rhs;
 
 fn activation() -> impl Strategy<Value = Activation> {
     prop_oneof![
