@@ -142,6 +142,18 @@ pub fn forward<T: Real, F: Vjp<T>>(
             Some(Grid::new(kind, deg, t0, t1).map_err(grid_err(&method))?)
         }
         Method::Irdm {
+            grid: IrdmGrid::Mismatched { n: deg },
+            ..
+        } => {
+            if deg < 1 {
+                return Err(bad("IRDM N", deg, "needs N >= 1"));
+            }
+            Some(
+                Grid::with_weight_kind(Kind::Lobatto, Kind::First, deg, t0, t1)
+                    .map_err(grid_err(&method))?,
+            )
+        }
+        Method::Irdm {
             grid:
                 IrdmGrid::Auto {
                     n_max,
@@ -315,13 +327,17 @@ pub fn forward<T: Real, F: Vjp<T>>(
             Tape::Rdm
         }
         Method::Irdm { grid: spec, .. } => {
-            let grid = grid.expect("IRDM always builds a grid above");
+            let grid = grid.expect("every IRDM grid variant builds its grid above");
             let n_stored = grid.degree();
             info.stored_floats = node_values.len();
             let (grid, values, grid_info) = match spec {
-                IrdmGrid::Fixed { .. } => {
+                IrdmGrid::Fixed { .. } | IrdmGrid::Mismatched { .. } => {
                     let gi = GridInfo {
-                        kind: grid.kind().name(),
+                        kind: if grid.is_matched() {
+                            grid.kind().name()
+                        } else {
+                            "mismatched"
+                        },
                         n: n_stored,
                         n_stored,
                         error_estimate: None,

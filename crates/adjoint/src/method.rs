@@ -35,6 +35,13 @@ pub enum IrdmGrid {
         /// Degree `N ≥ 1`.
         n: usize,
     },
+    /// Lobatto nodes with first-kind weights: the pairing in the IRDM authors' code, which still
+    /// interpolates the nodes but converges only algebraically. Offered to measure that loss
+    /// (the gradient-error benchmark), not for training.
+    Mismatched {
+        /// Degree `N ≥ 1`.
+        n: usize,
+    },
     /// Store a nested Lobatto grid of degree `n_max` (a power of two), then keep the smallest
     /// sub-grid whose Chebyshev coefficient tail is at most `abs_tol + rel_tol · max|c_m|`
     /// (per component, maximum over components).
