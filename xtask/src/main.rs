@@ -1,102 +1,217 @@
-//! `cargo xtask <command>`: project automation.
+//! `cargo xtask <command>`: the project's experiments and reports.
 //!
-//! Commands:
-//! * `convergence [--out DIR]` — runs `cheb`'s `convergence` example (interpolation error of
-//!   `exp(x)` and `1/(1+25x²)` for N = 4 … 64 on both grids and the mismatched pairing), and
-//!   writes its lines as `results.jsonl` plus a table in `report.md` under
-//!   `target/bench/convergence/` (or `DIR`).
-//!
-//! The paper's experiments (`cargo xtask bench`) will join this file as the gradient crates land.
+//! * `bench` — reproduces the paper's experiments on the CPU (suites `toy`, `gradient-error`,
+//!   `stability`) and writes `results.json`, `report.md` and PNG plots under
+//!   `target/bench/<run>/`. `--quick` (default) finishes in minutes, `--full` uses the paper's
+//!   10 000 iterations. See `docs/bench.md`.
+//! * `compare-torch` — torchdiffeq on the very same model, weights and batches, interleaved with
+//!   our runs; writes `compare.json`.
+//! * `convergence` — `cheb`'s interpolation-error table.
 
-use serde::Deserialize;
-use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+mod compare;
+mod convergence;
+mod gradient_error;
+mod machine;
+mod plots;
+mod report;
+mod results;
+mod stability;
+mod toy;
 
-/// One line printed by `cheb`'s convergence example.
-#[derive(Debug, Deserialize)]
-struct ConvergenceRow {
-    kind: String,
-    f: String,
-    n: usize,
-    max_err: f64,
+use clap::{Parser, Subcommand};
+use indicatif::ProgressBar;
+use nn::train::TrainConfig;
+use results::{Results, SCHEMA, Settings};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Experiments and reports of the IRDM workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
 }
 
-fn convergence(out: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let run = Command::new(cargo)
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "-p",
-            "cheb",
-            "--example",
-            "convergence",
-        ])
-        .output()?;
-    if !run.status.success() {
-        return Err(format!(
-            "the convergence example failed: {}",
-            String::from_utf8_lossy(&run.stderr)
-        )
-        .into());
+#[derive(Subcommand)]
+enum Cmd {
+    /// Reproduce the paper's experiments and write a report.
+    Bench(BenchArgs),
+    /// Compare with torchdiffeq on the same model, weights and batches.
+    CompareTorch(compare::CompareArgs),
+    /// The interpolation-accuracy table of `cheb`.
+    Convergence {
+        /// Output folder.
+        #[arg(long, default_value = "target/bench/convergence")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Minutes on a laptop (default).
+    #[arg(long, conflicts_with = "full")]
+    quick: bool,
+    /// The paper's settings (10 000 iterations; hours).
+    #[arg(long)]
+    full: bool,
+    /// Suites to run.
+    #[arg(long, value_delimiter = ',', default_values_t = ["toy".to_string(), "gradient-error".to_string(), "stability".to_string()])]
+    suite: Vec<String>,
+    /// Toy data sets.
+    #[arg(long, value_delimiter = ',', default_values_t = ["pinwheel".to_string(), "2spirals".to_string(), "moons".to_string(), "circles".to_string()])]
+    datasets: Vec<String>,
+    /// Training iterations per run (overrides the mode).
+    #[arg(long)]
+    iters: Option<usize>,
+    /// Test NLL every this many iterations (overrides the mode).
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Start every toy run from these weights (PyTorch names, prefix `net.`), e.g.
+    /// `../shared/anchors/toy_cnf_pinwheel_trained.safetensors`.
+    #[arg(long)]
+    from_weights: Option<PathBuf>,
+    /// Seed of batches and initial weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder (default `target/bench/<mode>-<unix time>`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run on the GPU backend.
+    #[arg(long)]
+    gpu: bool,
+}
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
+    if args.gpu {
+        return Err("--gpu: the GPU backend (crates/gpu) is not part of this build yet; run without --gpu for the CPU benchmark".into());
     }
-    let text = String::from_utf8(run.stdout)?;
-    let rows = text
-        .lines()
-        .map(serde_json::from_str::<ConvergenceRow>)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut md = String::from(
-        "# Barycentric interpolation error on [-1, 1] (f64)\n\n\
-         Maximum error over 10 001 equispaced points. `mismatched` = Lobatto nodes with first-kind weights.\n\n\
-         | f | N | lobatto | first | mismatched |\n|---|---|---|---|---|\n",
-    );
-    let mut keys: Vec<(&str, usize)> = rows.iter().map(|r| (r.f.as_str(), r.n)).collect();
-    keys.sort_by(|x, y| x.0.cmp(y.0).then(x.1.cmp(&y.1)));
-    keys.dedup();
-    for (f, n) in keys {
-        let cell = |kind: &str| {
-            rows.iter()
-                .find(|r| r.f == f && r.n == n && r.kind == kind)
-                .map_or_else(|| "–".to_string(), |r| format!("{:.3e}", r.max_err))
-        };
-        writeln!(
-            md,
-            "| {f} | {n} | {} | {} | {} |",
-            cell("lobatto"),
-            cell("first"),
-            cell("mismatched")
-        )?;
+    for s in &args.suite {
+        if !["toy", "gradient-error", "stability"].contains(&s.as_str()) {
+            return Err(
+                format!("unknown suite {s:?}; expected toy, gradient-error or stability").into(),
+            );
+        }
     }
+    for d in &args.datasets {
+        d.parse::<nn::data::Toy>()?;
+    }
+    let full = args.full;
+    let mode = if args.iters.is_some() || args.eval_every.is_some() {
+        "custom"
+    } else if full {
+        "full"
+    } else {
+        "quick"
+    };
+    let iters = args.iters.unwrap_or(if full { 10_000 } else { 300 });
+    let eval_every = args
+        .eval_every
+        .unwrap_or(if full { 250 } else { 50 })
+        .max(1);
+    if iters == 0 {
+        return Err("--iters must be at least 1".into());
+    }
+    let base = TrainConfig {
+        test_size: if full { 2000 } else { 500 },
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    let init = match &args.from_weights {
+        Some(path) => {
+            let w = nn::Weights::read(path)?;
+            let layout = nn::toy_cnf::<f32>(1, base.activation)?.net.layout().clone();
+            Some(w.params::<f32>(&layout, "net")?)
+        }
+        None => None,
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from(format!("target/bench/{mode}-{stamp}"))
+    });
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("results.jsonl"), &text)?;
-    std::fs::write(out.join("report.md"), &md)?;
-    print!("{md}");
-    println!("\nwrote {}", out.display());
+    let mut results = Results {
+        schema: SCHEMA,
+        machine: machine::describe("cpu"),
+        settings: Settings {
+            mode: mode.into(),
+            suites: args.suite.clone(),
+            datasets: args.datasets.clone(),
+            iters,
+            batch: base.batch,
+            rtol: base.rtol,
+            atol: base.atol,
+            eval_every,
+            test_size: base.test_size,
+            seed: args.seed,
+            from_weights: args.from_weights.as_ref().map(|p| p.display().to_string()),
+            float: "f32".into(),
+        },
+        runs: Vec::new(),
+        gradient_error: Vec::new(),
+        stability: Vec::new(),
+    };
+    if args.suite.iter().any(|s| s == "toy") {
+        let entries = toy::methods(base.rtol, base.atol);
+        for d in &args.datasets {
+            let settings = toy::ToySettings {
+                iters,
+                eval_every,
+                config: TrainConfig {
+                    dataset: d.clone(),
+                    ..base.clone()
+                },
+                init: init.clone(),
+            };
+            let pb = toy::progress_bar(d, entries.len());
+            results
+                .runs
+                .extend(toy::run_dataset(&settings, &entries, &pb)?);
+            pb.finish();
+            write_json(&out, &results)?;
+        }
+    }
+    if args.suite.iter().any(|s| s == "gradient-error") {
+        let pb = ProgressBar::new(0).with_prefix("gradient-error");
+        results.gradient_error = gradient_error::run(if full { 1000 } else { 100 }, &pb)?;
+        pb.finish();
+    }
+    if args.suite.iter().any(|s| s == "stability") {
+        results.stability = stability::run()?;
+    }
+    write_json(&out, &results)?;
+    let (plots, note) = match plots::register_font() {
+        Ok(()) => (plots::draw_all(&out, &results)?, None),
+        Err(why) => (Vec::new(), Some(why)),
+    };
+    std::fs::write(
+        out.join("report.md"),
+        report::render(&results, &plots, note.as_deref()),
+    )?;
+    Ok(out)
+}
+
+fn write_json(out: &Path, results: &Results) -> AnyResult<()> {
+    let text = serde_json::to_string_pretty(results)?;
+    nn::io::write_atomic(out.join("results.json"), text.as_bytes())?;
     Ok(())
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask convergence [--out DIR]");
-    ExitCode::from(2)
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        return usage();
-    };
-    let out = match args.iter().position(|a| a == "--out") {
-        Some(i) => match args.get(i + 1) {
-            Some(dir) => PathBuf::from(dir),
-            None => return usage(),
-        },
-        None => PathBuf::from("target/bench/convergence"),
-    };
-    let result = match command.as_str() {
-        "convergence" => convergence(out),
-        _ => return usage(),
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Bench(args) => bench(args)
+            .map(|out| println!("wrote {}/report.md, results.json and plots", out.display())),
+        Cmd::CompareTorch(args) => {
+            compare::run(args).map(|out| println!("wrote {}", out.display()))
+        }
+        Cmd::Convergence { out } => convergence::run(out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -182,17 +182,30 @@ impl<T: Float> Trainer<T> {
         y0
     }
 
-    /// One iteration: a fresh batch, forward, backward, Adam step.
+    /// One iteration: a fresh batch from the seeded stream, forward, backward, Adam step.
     pub fn step(&mut self) -> Result<IterationRecord> {
-        let start = Instant::now();
-        let batch = self.config.batch;
         let x: Vec<T> = self
             .toy
-            .sample(&mut self.rng, batch)
+            .sample(&mut self.rng, self.config.batch)
             .into_iter()
             .map(of)
             .collect();
-        let y0 = Self::initial_state(&x, batch);
+        self.step_on(&x)
+    }
+
+    /// One iteration on a given batch (`B × 2`, row-major), e.g. batches shared with another
+    /// implementation. The batch stream is not advanced.
+    pub fn step_on(&mut self, x: &[T]) -> Result<IterationRecord> {
+        let start = Instant::now();
+        let batch = self.config.batch;
+        if x.len() != 2 * batch {
+            return Err(crate::error::shape_err(
+                "training batch",
+                2 * batch,
+                x.len(),
+            ));
+        }
+        let y0 = Self::initial_state(x, batch);
         let ts = [T::zero(), of(self.config.t1)];
         let config = self.solver_config();
         let fwd = forward(&mut self.cnf, &self.params, &y0, &ts, self.method, &config)?;

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""torchdiffeq side of `cargo xtask compare-torch`.
+
+Reads a safetensors file written by the Rust side (toy-CNF weights with FFJORD names under
+`net.`, and `batches` of shape [K, B, 2]), then serves training iterations on request so that
+the two implementations can be interleaved in one run:
+
+    stdin : "step MODE I"   -> one Adam iteration of MODE on batch I, answered with one JSON line
+            "quit"
+    MODE  : direct | adjoint | adjoint_seminorm   (torchdiffeq odeint / odeint_adjoint)
+
+Each MODE keeps its own model and optimizer, all starting from the file's weights. The model is
+FFJORD's toy CNF as in the IRDM paper's appendix B.2: three concat-squash layers 2-64-64-2 with
+tanh, state (z, delta log p), exact divergence, t in [0, 0.5], dopri5 at rtol = atol = 1e-5,
+loss = -mean(log N(z(T); 0, I) - delta_logp(T)), Adam with lr 1e-3.
+
+Install: pip install torch torchdiffeq safetensors
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+from safetensors.torch import load_file
+from torchdiffeq import odeint, odeint_adjoint
+
+
+class SquashLayer(torch.nn.Module):
+    """y = (W x + b1) * sigmoid(t c + b2) + t b3, with FFJORD's parameter names."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self._layer = torch.nn.Linear(n_in, n_out)
+        self._hyper_gate = torch.nn.Linear(1, n_out)
+        self._hyper_bias = torch.nn.Linear(1, n_out, bias=False)
+
+    def forward(self, t, x):
+        tt = t.reshape(1, 1)
+        return self._layer(x) * torch.sigmoid(self._hyper_gate(tt)) + self._hyper_bias(tt)
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([SquashLayer(2, 64), SquashLayer(64, 64), SquashLayer(64, 2)])
+
+    def forward(self, t, z):
+        for k, layer in enumerate(self.layers):
+            z = layer(t, z)
+            if k + 1 < len(self.layers):
+                z = torch.tanh(z)
+        return z
+
+
+class Flow(torch.nn.Module):
+    """Right-hand side on (z, delta log p) with the exact trace of df/dz; counts its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Net()
+        self.calls = 0
+
+    def forward(self, t, state):
+        self.calls += 1
+        z = state[0]
+        keep_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            if not z.requires_grad:
+                z = z.detach().requires_grad_(True)
+            dz = self.net(t, z)
+            trace = torch.zeros(z.shape[0], dtype=z.dtype)
+            for i in range(z.shape[1]):
+                col = torch.autograd.grad(dz[:, i].sum(), z, create_graph=True)[0]
+                trace = trace + col[:, i]
+        if not keep_graph:
+            dz, trace = dz.detach(), trace.detach()
+        return dz, -trace.reshape(-1, 1)
+
+
+def nll(flow, x, mode):
+    times = torch.tensor([0.0, 0.5])
+    start = (x, torch.zeros(x.shape[0], 1))
+    options = dict(rtol=1e-5, atol=1e-5, method="dopri5")
+    if mode == "direct":
+        zs, dlogps = odeint(flow, start, times, **options)
+    elif mode == "adjoint":
+        zs, dlogps = odeint_adjoint(flow, start, times, **options)
+    elif mode == "adjoint_seminorm":
+        zs, dlogps = odeint_adjoint(flow, start, times, adjoint_options=dict(norm="seminorm"), **options)
+    else:
+        raise ValueError(mode)
+    z, dlogp = zs[-1], dlogps[-1]
+    log_normal = (-0.5 * math.log(2 * math.pi) - 0.5 * z.pow(2)).sum(1, keepdim=True)
+    return -(log_normal - dlogp).mean()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    if args.device != "cpu":
+        sys.exit("only --device cpu is supported by this script")
+    torch.set_num_threads(args.threads)
+    tensors = load_file(args.data)
+    batches = tensors.pop("batches").float()
+    weights = {k[len("net."):]: v.float() for k, v in tensors.items() if k.startswith("net.")}
+    models = {}
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        mode, index = words[1], int(words[2])
+        if mode not in models:
+            flow = Flow()
+            flow.net.load_state_dict(weights)
+            models[mode] = (flow, torch.optim.Adam(flow.parameters(), lr=1e-3))
+        flow, opt = models[mode]
+        x = batches[index]
+        begin = time.perf_counter()
+        opt.zero_grad()
+        flow.calls = 0
+        loss = nll(flow, x, mode)
+        forward_calls = flow.calls
+        loss.backward()
+        opt.step()
+        seconds = time.perf_counter() - begin
+        print(json.dumps({"mode": mode, "seconds": seconds, "nfe_fwd": forward_calls,
+                          "nfe_bwd": flow.calls - forward_calls, "loss": float(loss)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

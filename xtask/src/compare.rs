@@ -1,0 +1,277 @@
+//! `cargo xtask compare-torch`: torchdiffeq (`odeint`, `odeint_adjoint` with full norm and
+//! seminorm) against our methods on the very same toy CNF, initial weights and batches,
+//! interleaved iteration by iteration in one run, single-threaded on both sides.
+//!
+//! The torchdiffeq side is `xtask/python/compare_torch.py`, driven over a pipe; it needs
+//! `pip install torch torchdiffeq safetensors`. Output: `compare.json` with one record per
+//! (ours, torchdiffeq mode) pair, and `compare.md`.
+
+use crate::machine;
+use adjoint::{BackwardNorm, IrdmGrid, Method};
+use nn::train::{TrainConfig, Trainer};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Options of `compare-torch`.
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// Python with torch, torchdiffeq and safetensors.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Initial weights (FFJORD names under `net.`).
+    #[arg(
+        long,
+        default_value = "../shared/anchors/toy_cnf_pinwheel_trained.safetensors"
+    )]
+    weights: PathBuf,
+    /// Interleaved rounds (one iteration of every method per round).
+    #[arg(long, default_value_t = 12)]
+    iters: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Threads for torch (ours are single-threaded).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Torch device (`cpu`; `cuda` arrives with the GPU backend).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Output folder.
+    #[arg(long, default_value = "target/bench/compare-torch")]
+    out: PathBuf,
+}
+
+/// One (ours, theirs) pair.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pair {
+    ours: String,
+    torch: String,
+    time_ratio: f64,
+    time_ours_median_s: f64,
+    time_torch_median_s: f64,
+    nfe_fwd_ours: f64,
+    nfe_fwd_torch: f64,
+    nfe_bwd_ours: f64,
+    nfe_bwd_torch: f64,
+    loss_ours_first: f64,
+    loss_torch_first: f64,
+}
+
+#[derive(Deserialize)]
+struct TorchStep {
+    seconds: f64,
+    nfe_fwd: f64,
+    nfe_bwd: f64,
+    loss: f64,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+/// Runs the comparison and returns the folder written.
+pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    if args.device != "cpu" {
+        return Err(format!(
+            "--device {}: only cpu is supported until the GPU backend lands",
+            args.device
+        )
+        .into());
+    }
+    if args.iters == 0 || args.batch == 0 {
+        return Err("--iters and --batch must be at least 1".into());
+    }
+    let weights = nn::Weights::read(&args.weights)?;
+    let layout = nn::toy_cnf::<f32>(1, nn::Activation::Tanh)?
+        .net
+        .layout()
+        .clone();
+    let init = weights.params::<f32>(&layout, "net")?;
+    // The same batches for both sides: pinwheel, seeded.
+    let mut rng = nn::Rng::new(2024);
+    let batches: Vec<Vec<f32>> = (0..args.iters)
+        .map(|_| {
+            nn::data::Toy::Pinwheel
+                .sample(&mut rng, args.batch)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        })
+        .collect();
+    std::fs::create_dir_all(&args.out)?;
+    let data_path = args.out.join("compare_data.safetensors");
+    let flat: Vec<f32> = batches.concat();
+    let mut tensors = nn::io::param_tensors(&layout, "net", &init);
+    tensors.push(("batches".into(), vec![args.iters, args.batch, 2], &flat));
+    nn::io::save(&data_path, &tensors, None)?;
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/compare_torch.py");
+    let mut child = Command::new(&args.python)
+        .arg(&script)
+        .arg("--data")
+        .arg(&data_path)
+        .arg("--threads")
+        .arg(args.threads.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {} ({e}); install Python with `pip install torch torchdiffeq safetensors`", args.python))?;
+    let mut to_py = child.stdin.take().ok_or("no stdin pipe")?;
+    let mut from_py = BufReader::new(child.stdout.take().ok_or("no stdout pipe")?);
+    let mut line = String::new();
+    from_py.read_line(&mut line)?;
+    if !line.contains("\"ready\"") {
+        let _ = child.wait();
+        return Err(format!(
+            "the torch side did not start (got {line:?}); is torchdiffeq installed for {}?",
+            args.python
+        )
+        .into());
+    }
+    let torch_info = line.trim().to_string();
+
+    let pairs: Vec<(&str, Method, &str)> = vec![
+        ("direct", Method::Direct, "direct"),
+        (
+            "rdm",
+            Method::Rdm {
+                norm: BackwardNorm::Full,
+            },
+            "adjoint",
+        ),
+        (
+            "rdm-semi",
+            Method::Rdm {
+                norm: BackwardNorm::Seminorm,
+            },
+            "adjoint_seminorm",
+        ),
+        (
+            "irdm16-semi",
+            Method::irdm_lobatto(15, BackwardNorm::Seminorm),
+            "adjoint",
+        ),
+        (
+            "irdm-auto-semi",
+            Method::Irdm {
+                grid: IrdmGrid::Auto {
+                    n_max: 128,
+                    rel_tol: 1e-5,
+                    abs_tol: 1e-5,
+                },
+                norm: BackwardNorm::Seminorm,
+            },
+            "adjoint",
+        ),
+    ];
+    let config = TrainConfig {
+        batch: args.batch,
+        ..TrainConfig::default()
+    };
+    let mut ours: Vec<Trainer<f32>> = pairs
+        .iter()
+        .map(|(_, m, _)| Trainer::new(config.clone(), *m, Some(init.clone())))
+        .collect::<Result<_, _>>()?;
+    let mut torch_modes: Vec<&str> = pairs.iter().map(|p| p.2).collect();
+    torch_modes.sort();
+    torch_modes.dedup();
+    let mut ours_rec: Vec<Vec<nn::train::IterationRecord>> = vec![Vec::new(); pairs.len()];
+    let mut torch_rec: Vec<Vec<TorchStep>> = (0..torch_modes.len()).map(|_| Vec::new()).collect();
+    for (i, batch) in batches.iter().enumerate() {
+        for (k, t) in ours.iter_mut().enumerate() {
+            ours_rec[k].push(t.step_on(batch)?);
+        }
+        for (k, mode) in torch_modes.iter().enumerate() {
+            writeln!(to_py, "step {mode} {i}")?;
+            to_py.flush()?;
+            line.clear();
+            from_py.read_line(&mut line)?;
+            let step: TorchStep = serde_json::from_str(&line)
+                .map_err(|e| format!("torch side said {line:?}: {e}"))?;
+            torch_rec[k].push(step);
+        }
+        eprintln!("round {}/{} done", i + 1, batches.len());
+    }
+    let _ = writeln!(to_py, "quit");
+    let _ = child.wait();
+
+    let mut records = Vec::new();
+    for (k, (label, method, mode)) in pairs.iter().enumerate() {
+        let tk = torch_modes.iter().position(|m| m == mode).unwrap_or(0);
+        let o = &ours_rec[k];
+        let t = &torch_rec[tk];
+        let time_ours = median(o.iter().map(|r| r.seconds).collect());
+        let time_torch = median(t.iter().map(|r| r.seconds).collect());
+        let bwd: Vec<f64> = o
+            .iter()
+            .map(|r| match method {
+                Method::Direct | Method::Anode { .. } => r.nfe_backward as f64,
+                _ => r.vjp_backward as f64,
+            })
+            .collect();
+        records.push(Pair {
+            ours: label.to_string(),
+            torch: mode.to_string(),
+            time_ratio: time_torch / time_ours,
+            time_ours_median_s: time_ours,
+            time_torch_median_s: time_torch,
+            nfe_fwd_ours: mean(&o.iter().map(|r| r.nfe_forward as f64).collect::<Vec<_>>()),
+            nfe_fwd_torch: mean(&t.iter().map(|r| r.nfe_fwd).collect::<Vec<_>>()),
+            nfe_bwd_ours: mean(&bwd),
+            nfe_bwd_torch: mean(&t.iter().map(|r| r.nfe_bwd).collect::<Vec<_>>()),
+            loss_ours_first: o.first().map_or(f64::NAN, |r| r.loss),
+            loss_torch_first: t.first().map_or(f64::NAN, |r| r.loss),
+        });
+    }
+    let machine = machine::describe("cpu");
+    let json = serde_json::json!({
+        "machine": machine,
+        "torch": serde_json::from_str::<serde_json::Value>(&torch_info).unwrap_or_default(),
+        "settings": {"iters": args.iters, "batch": args.batch, "threads": args.threads, "weights": args.weights.display().to_string()},
+        "pairs": records,
+    });
+    nn::io::write_atomic(
+        args.out.join("compare.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    let mut md = format!(
+        "# Ours against torchdiffeq (same model, weights, batches; {} interleaved rounds, batch {}, {} thread(s))\n\nMachine: {} ({}), commit `{}`. Torch: {torch_info}\n\n",
+        args.iters, args.batch, args.threads, machine.cpu, machine.os, machine.commit
+    );
+    md.push_str("| ours | torchdiffeq | median s/iter ours | median s/iter torch | speedup (torch/ours) | NFE fwd ours / torch | NFE bwd ours / torch | first loss ours / torch |\n|---|---|---|---|---|---|---|---|\n");
+    for r in &records {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.4} | {:.4} | {:.1}× | {:.1} / {:.1} | {:.1} / {:.1} | {:.4} / {:.4} |",
+            r.ours,
+            r.torch,
+            r.time_ours_median_s,
+            r.time_torch_median_s,
+            r.time_ratio,
+            r.nfe_fwd_ours,
+            r.nfe_fwd_torch,
+            r.nfe_bwd_ours,
+            r.nfe_bwd_torch,
+            r.loss_ours_first,
+            r.loss_torch_first
+        );
+    }
+    md.push_str("\nNFE bwd: right-hand-side calls during the backward pass (torch: calls of `forward()` during `loss.backward()`; ours: augmented backward evaluations for RDM and IRDM, recomputation evaluations for Direct).\n");
+    std::fs::write(args.out.join("compare.md"), md)?;
+    Ok(args.out.join("compare.json"))
+}

@@ -1,0 +1,259 @@
+//! `report.md`: the paper's tables from a [`Results`] record.
+
+use crate::results::{Results, Run};
+use crate::toy::NODE_COUNTS;
+use std::fmt::Write as _;
+
+fn find<'a>(runs: &'a [Run], dataset: &str, label: &str) -> Option<&'a Run> {
+    runs.iter()
+        .find(|r| r.dataset == dataset && r.label == label)
+}
+
+fn datasets(runs: &[Run]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for r in runs {
+        if !v.contains(&r.dataset) {
+            v.push(r.dataset.clone());
+        }
+    }
+    v
+}
+
+fn labels(runs: &[Run]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for r in runs {
+        if !v.contains(&r.label) {
+            v.push(r.label.clone());
+        }
+    }
+    v
+}
+
+/// The best IRDM speedup over `baseline` among IRDM runs whose final test NLL is within
+/// `±0.05` nats of the baseline's: `(label, speedup)` by median time per iteration.
+pub fn best_speedup<'a>(runs: &'a [Run], dataset: &str, baseline: &str) -> Option<(&'a str, f64)> {
+    let base = find(runs, dataset, baseline)?;
+    runs.iter()
+        .filter(|r| {
+            r.dataset == dataset
+                && r.method == "irdm"
+                && (r.final_test_nll - base.final_test_nll).abs() <= 0.05
+        })
+        .map(|r| {
+            (
+                r.label.as_str(),
+                base.time_per_iter_median_s / r.time_per_iter_median_s,
+            )
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Writes the report.
+pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> String {
+    let mut md = String::new();
+    let m = &res.machine;
+    let s = &res.settings;
+    let _ = writeln!(md, "# IRDM benchmark report\n");
+    let _ = writeln!(
+        md,
+        "Machine: {} ({} logical CPUs, {} thread used), {}, {}, commit `{}`, backend `{}`.\n",
+        m.cpu, m.logical_cpus, m.threads, m.os, m.rustc, m.commit, m.backend
+    );
+    let _ = writeln!(
+        md,
+        "Settings: mode `{}`, suites {:?}, {} iterations, batch {}, rtol {:e}, atol {:e}, test NLL every {} iterations on {} held-out samples, seed {}, {} weights{}.\n",
+        s.mode,
+        s.suites,
+        s.iters,
+        s.batch,
+        s.rtol,
+        s.atol,
+        s.eval_every,
+        s.test_size,
+        s.seed,
+        s.float,
+        s.from_weights
+            .as_ref()
+            .map_or(String::new(), |w| format!(", initial weights from `{w}`"))
+    );
+    let runs = &res.runs;
+    if !runs.is_empty() {
+        let ds = datasets(runs);
+        for (title, suffix) in [("seminorm", "-semi"), ("full norm", "")] {
+            let _ = writeln!(
+                md,
+                "## Table 1 — time for {} iterations (s), IRDM with {title}\n",
+                s.iters
+            );
+            let _ = write!(md, "| data set | RDM | RDM-semi |");
+            for n in NODE_COUNTS {
+                let _ = write!(md, " IRDM {n} |");
+            }
+            let _ = writeln!(md, " best IRDM/RDM (same NLL ±0.05) |");
+            let _ = writeln!(md, "|---|---|---|{}---|", "---|".repeat(NODE_COUNTS.len()));
+            for d in &ds {
+                let cell = |label: &str| {
+                    find(runs, d, label).map_or("–".into(), |r| format!("{:.1}", r.time_total_s))
+                };
+                let _ = write!(md, "| {d} | {} | {} |", cell("rdm"), cell("rdm-semi"));
+                for n in NODE_COUNTS {
+                    let _ = write!(md, " {} |", cell(&format!("irdm{n}{suffix}")));
+                }
+                let best = best_speedup(runs, d, "rdm")
+                    .map_or("–".into(), |(l, x)| format!("{x:.2}× ({l})"));
+                let _ = writeln!(md, " {best} |");
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md, "## Median time per iteration (ms) and speedups\n");
+        let _ = write!(md, "| method |");
+        for d in &ds {
+            let _ = write!(md, " {d} |");
+        }
+        let _ = writeln!(md, "\n|---|{}", "---|".repeat(ds.len()));
+        for l in labels(runs) {
+            let _ = write!(md, "| {l} |");
+            for d in &ds {
+                let rdm = find(runs, d, "rdm");
+                let _ = match (find(runs, d, &l), rdm) {
+                    (Some(r), Some(b)) => write!(
+                        md,
+                        " {:.2} ({:.2}×) |",
+                        1e3 * r.time_per_iter_median_s,
+                        b.time_per_iter_median_s / r.time_per_iter_median_s
+                    ),
+                    (Some(r), None) => write!(md, " {:.2} |", 1e3 * r.time_per_iter_median_s),
+                    _ => write!(md, " – |"),
+                };
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(
+            md,
+            "\n(×: RDM's median time divided by this method's; above 1 is faster than RDM.)\n"
+        );
+        let _ = writeln!(
+            md,
+            "## Evaluations per iteration (mean): forward NFE / backward NFE / backward VJPs\n"
+        );
+        let _ = write!(md, "| method |");
+        for d in &ds {
+            let _ = write!(md, " {d} |");
+        }
+        let _ = writeln!(md, "\n|---|{}", "---|".repeat(ds.len()));
+        for l in labels(runs) {
+            let _ = write!(md, "| {l} |");
+            for d in &ds {
+                let _ = match find(runs, d, &l) {
+                    Some(r) => write!(
+                        md,
+                        " {:.1} / {:.1} / {:.1} |",
+                        r.nfe_fwd_mean, r.nfe_bwd_mean, r.vjp_bwd_mean
+                    ),
+                    None => write!(md, " – |"),
+                };
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(
+            md,
+            "\n## Final test NLL (nats) and peak floats held for the backward pass\n"
+        );
+        let _ = write!(md, "| method |");
+        for d in &ds {
+            let _ = write!(md, " {d} NLL | {d} floats |");
+        }
+        let _ = writeln!(md, "\n|---|{}", "---|---|".repeat(ds.len()));
+        for l in labels(runs) {
+            let _ = write!(md, "| {l} |");
+            for d in &ds {
+                let _ = match find(runs, d, &l) {
+                    Some(r) => write!(md, " {:.3} | {} |", r.final_test_nll, r.peak_stored_floats),
+                    None => write!(md, " – | – |"),
+                };
+            }
+            let _ = writeln!(md);
+        }
+        if let Some(rss) = runs.iter().filter_map(|r| r.peak_rss_bytes).max() {
+            let _ = writeln!(
+                md,
+                "\nPeak resident memory of the whole benchmark process: {:.1} MiB.",
+                rss as f64 / 1048576.0
+            );
+        }
+        let _ = writeln!(md);
+    }
+    if !res.gradient_error.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Gradient error (Figure 2): relative ℓ2 error of IRDM's dL/dθ against Direct at 1e-11\n"
+        );
+        let mut tols: Vec<f64> = res.gradient_error.iter().map(|c| c.tol).collect();
+        tols.sort_by(|a, b| b.total_cmp(a));
+        tols.dedup();
+        for grid in ["lobatto", "first", "mismatched"] {
+            let _ = writeln!(md, "### {grid}\n");
+            let _ = write!(md, "| nodes |");
+            for t in &tols {
+                let _ = write!(md, " {t:.0e} |");
+            }
+            let _ = writeln!(md, "\n|---|{}", "---|".repeat(tols.len()));
+            for n in NODE_COUNTS {
+                let _ = write!(md, "| {n} |");
+                for t in &tols {
+                    let c = res
+                        .gradient_error
+                        .iter()
+                        .find(|c| c.grid == grid && c.n_nodes == n && c.tol == *t);
+                    let _ = write!(
+                        md,
+                        " {} |",
+                        c.map_or("–".into(), |c| format!("{:.1e}", c.rel_l2))
+                    );
+                }
+                let _ = writeln!(md);
+            }
+            let _ = writeln!(md);
+        }
+    }
+    if !res.stability.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Stability: contracting linear system, relative error / backward evaluations\n"
+        );
+        let mut tols: Vec<f64> = res.stability.iter().map(|c| c.tol).collect();
+        tols.sort_by(|a, b| b.total_cmp(a));
+        tols.dedup();
+        let mut labels: Vec<&str> = res.stability.iter().map(|c| c.label.as_str()).collect();
+        labels.dedup();
+        let _ = write!(md, "| tol |");
+        for l in &labels {
+            let _ = write!(md, " {l} |");
+        }
+        let _ = writeln!(md, "\n|---|{}", "---|".repeat(labels.len()));
+        for t in &tols {
+            let _ = write!(md, "| {t:.0e} |");
+            for l in &labels {
+                let c = res.stability.iter().find(|c| c.label == *l && c.tol == *t);
+                let _ = write!(
+                    md,
+                    " {} |",
+                    c.map_or("–".into(), |c| format!(
+                        "{:.1e} / {}",
+                        c.rel_l2, c.bwd_evals
+                    ))
+                );
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "## Plots\n");
+    if let Some(note) = plot_note {
+        let _ = writeln!(md, "Plots were not drawn: {note}\n");
+    }
+    for p in plots {
+        let _ = writeln!(md, "![{p}]({p})\n");
+    }
+    md
+}

@@ -1,0 +1,169 @@
+//! The records of `results.json` (schema in `docs/bench.md`).
+
+use serde::{Deserialize, Serialize};
+
+/// Schema version of `results.json`.
+pub const SCHEMA: u32 = 1;
+
+/// Everything one `cargo xtask bench` run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// Where it ran.
+    pub machine: Machine,
+    /// How it ran.
+    pub settings: Settings,
+    /// One record per (suite, data set, method, N, norm).
+    pub runs: Vec<Run>,
+    /// The gradient-error suite (Figure 2).
+    pub gradient_error: Vec<GradientError>,
+    /// The stability suite (§4).
+    pub stability: Vec<Stability>,
+}
+
+/// The machine and build.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// CPU model from `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Logical CPUs visible.
+    pub logical_cpus: usize,
+    /// Threads the benchmark used (the solvers and kernels are sequential).
+    pub threads: usize,
+    /// Operating system.
+    pub os: String,
+    /// `rustc --version`.
+    pub rustc: String,
+    /// `git rev-parse HEAD` (with `-dirty` when the tree has changes).
+    pub commit: String,
+    /// Unix time of the run, seconds.
+    pub unix_time: u64,
+    /// Compute backend (`"cpu"`).
+    pub backend: String,
+}
+
+/// The settings of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// `"quick"`, `"full"` or `"custom"`.
+    pub mode: String,
+    /// Suites run.
+    pub suites: Vec<String>,
+    /// Data sets of the toy suite.
+    pub datasets: Vec<String>,
+    /// Training iterations per toy run.
+    pub iters: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Solver tolerances of the toy suite.
+    pub rtol: f64,
+    /// Absolute tolerance of the toy suite.
+    pub atol: f64,
+    /// Test NLL every this many iterations.
+    pub eval_every: usize,
+    /// Held-out samples.
+    pub test_size: usize,
+    /// Seed (same batches and initial weights for every method).
+    pub seed: u64,
+    /// Initial weights file, if any.
+    pub from_weights: Option<String>,
+    /// Float type of the toy suite.
+    pub float: String,
+}
+
+/// One training run of the toy suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    /// `"toy"`.
+    pub suite: String,
+    /// Data set.
+    pub dataset: String,
+    /// `"direct" | "rdm" | "anode" | "irdm"`.
+    pub method: String,
+    /// Short label, e.g. `irdm16-semi`.
+    pub label: String,
+    /// Stored nodes (IRDM), else null.
+    pub n_nodes: Option<usize>,
+    /// IRDM grid: `"lobatto"`, `"auto"`.
+    pub grid: Option<String>,
+    /// Whether the backward error norm is a seminorm.
+    pub seminorm: bool,
+    /// Iterations done.
+    pub iters: usize,
+    /// Median wall time of one iteration (forward, backward, update), seconds.
+    pub time_per_iter_median_s: f64,
+    /// Total training time (test evaluations excluded), seconds.
+    pub time_total_s: f64,
+    /// Mean forward NFE per iteration.
+    pub nfe_fwd_mean: f64,
+    /// Mean backward NFE per iteration (RHS evaluations).
+    pub nfe_bwd_mean: f64,
+    /// Mean backward VJPs per iteration.
+    pub vjp_bwd_mean: f64,
+    /// Test NLL after the last iteration (nats).
+    pub final_test_nll: f64,
+    /// Peak floats held for the backward pass.
+    pub peak_stored_floats: usize,
+    /// Peak resident set of the whole benchmark process when this run ended (bytes; all runs
+    /// share the process, so this is an upper bound).
+    pub peak_rss_bytes: Option<u64>,
+    /// Grid degree chosen by IRDM's automatic mode (mean over iterations).
+    pub auto_grid_mean: Option<f64>,
+    /// Test NLL against cumulative training time.
+    pub test_curve: Vec<CurvePoint>,
+    /// NFE per iteration (binned means, at most 500 points).
+    pub nfe_curve: Vec<NfePoint>,
+}
+
+/// A point of a test-loss curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Iterations done.
+    pub iter: usize,
+    /// Cumulative training time, seconds.
+    pub train_time_s: f64,
+    /// Test NLL, nats.
+    pub test_nll: f64,
+}
+
+/// A point of an NFE curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NfePoint {
+    /// Iteration (bin centre).
+    pub iter: usize,
+    /// Forward NFE.
+    pub nfe_fwd: f64,
+    /// Backward NFE plus backward VJPs (each is one pass through the net).
+    pub nfe_bwd_total: f64,
+}
+
+/// One cell of the gradient-error map.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GradientError {
+    /// `"lobatto"`, `"first"` or `"mismatched"`.
+    pub grid: String,
+    /// Stored nodes.
+    pub n_nodes: usize,
+    /// Solver tolerance (rtol = atol).
+    pub tol: f64,
+    /// `‖g − g_ref‖₁ / ‖g_ref‖₁`.
+    pub rel_l1: f64,
+    /// `‖g − g_ref‖₂ / ‖g_ref‖₂`.
+    pub rel_l2: f64,
+    /// Backward VJPs.
+    pub vjp_bwd: usize,
+}
+
+/// One point of the stability suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stability {
+    /// Method label.
+    pub label: String,
+    /// Solver tolerance.
+    pub tol: f64,
+    /// Relative ℓ2 error of `dL/dθ` against a tight Direct reference.
+    pub rel_l2: f64,
+    /// Backward right-hand-side evaluations plus VJPs.
+    pub bwd_evals: usize,
+}

@@ -1,0 +1,234 @@
+//! The toy suite: FFJORD's toy CNF (paper appendix B.2) trained by every method, interleaved
+//! iteration by iteration so that all methods see the same machine conditions, the same
+//! batches and the same initial weights.
+
+use crate::machine::peak_rss_bytes;
+use crate::results::{CurvePoint, NfePoint, Run};
+use adjoint::{BackwardNorm, Checkpoints, IrdmGrid, Method};
+use indicatif::{ProgressBar, ProgressStyle};
+use nn::train::{IterationRecord, TrainConfig, Trainer};
+
+/// Stored-node counts of the paper's Table 1.
+pub const NODE_COUNTS: [usize; 6] = [4, 8, 16, 32, 64, 128];
+
+/// A method of the suite with its report label.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Label, e.g. `irdm16-semi`.
+    pub label: String,
+    /// The gradient method.
+    pub method: Method,
+}
+
+/// The methods of the suite: Direct, RDM (full and seminorm), ANODE, IRDM at every node count
+/// with both norms (`N + 1` stored Lobatto nodes), and IRDM's automatic grid.
+pub fn methods(rtol: f64, atol: f64) -> Vec<Entry> {
+    let mut v = vec![
+        Entry {
+            label: "direct".into(),
+            method: Method::Direct,
+        },
+        Entry {
+            label: "rdm".into(),
+            method: Method::Rdm {
+                norm: BackwardNorm::Full,
+            },
+        },
+        Entry {
+            label: "rdm-semi".into(),
+            method: Method::Rdm {
+                norm: BackwardNorm::Seminorm,
+            },
+        },
+        Entry {
+            label: "anode-k4".into(),
+            method: Method::Anode {
+                checkpoints: Checkpoints::EveryKSteps(4),
+            },
+        },
+    ];
+    for norm in [BackwardNorm::Full, BackwardNorm::Seminorm] {
+        for nodes in NODE_COUNTS {
+            let suffix = if norm == BackwardNorm::Seminorm {
+                "-semi"
+            } else {
+                ""
+            };
+            v.push(Entry {
+                label: format!("irdm{nodes}{suffix}"),
+                method: Method::irdm_lobatto(nodes - 1, norm),
+            });
+        }
+    }
+    v.push(Entry {
+        label: "irdm-auto-semi".into(),
+        method: Method::Irdm {
+            grid: IrdmGrid::Auto {
+                n_max: 128,
+                rel_tol: rtol,
+                abs_tol: atol,
+            },
+            norm: BackwardNorm::Seminorm,
+        },
+    });
+    v
+}
+
+/// Settings of one data set's runs.
+pub struct ToySettings {
+    /// Iterations.
+    pub iters: usize,
+    /// Test NLL every this many iterations.
+    pub eval_every: usize,
+    /// Training configuration shared by all methods.
+    pub config: TrainConfig,
+    /// Initial weights (all methods), if any.
+    pub init: Option<Vec<f32>>,
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}
+
+fn nfe_curve(records: &[IterationRecord]) -> Vec<NfePoint> {
+    let bins = records.len().clamp(1, 500);
+    let per = records.len().div_ceil(bins).max(1);
+    records
+        .chunks(per)
+        .map(|c| {
+            let n = c.len() as f64;
+            NfePoint {
+                iter: c[c.len() / 2].iter,
+                nfe_fwd: c.iter().map(|r| r.nfe_forward as f64).sum::<f64>() / n,
+                nfe_bwd_total: c
+                    .iter()
+                    .map(|r| (r.nfe_backward + r.vjp_backward) as f64)
+                    .sum::<f64>()
+                    / n,
+            }
+        })
+        .collect()
+}
+
+/// Trains every method on one data set, interleaved, and returns one [`Run`] per method.
+pub fn run_dataset(
+    settings: &ToySettings,
+    entries: &[Entry],
+    progress: &ProgressBar,
+) -> Result<Vec<Run>, nn::NnError> {
+    let mut trainers = entries
+        .iter()
+        .map(|e| Trainer::<f32>::new(settings.config.clone(), e.method, settings.init.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut records: Vec<Vec<IterationRecord>> =
+        vec![Vec::with_capacity(settings.iters); entries.len()];
+    let mut curves: Vec<Vec<CurvePoint>> = vec![Vec::new(); entries.len()];
+    let mut clock = vec![0.0f64; entries.len()];
+    for (k, t) in trainers.iter_mut().enumerate() {
+        curves[k].push(CurvePoint {
+            iter: 0,
+            train_time_s: 0.0,
+            test_nll: t.test_nll()?,
+        });
+    }
+    progress.set_length(settings.iters as u64);
+    for i in 1..=settings.iters {
+        for (k, t) in trainers.iter_mut().enumerate() {
+            let r = t.step()?;
+            clock[k] += r.seconds;
+            records[k].push(r);
+        }
+        if i % settings.eval_every == 0 || i == settings.iters {
+            for (k, t) in trainers.iter_mut().enumerate() {
+                curves[k].push(CurvePoint {
+                    iter: i,
+                    train_time_s: clock[k],
+                    test_nll: t.test_nll()?,
+                });
+            }
+        }
+        progress.inc(1);
+    }
+    let rss = peak_rss_bytes();
+    Ok(entries
+        .iter()
+        .zip(records)
+        .zip(curves)
+        .map(|((e, recs), curve)| {
+            let n = recs.len() as f64;
+            let mut times: Vec<f64> = recs.iter().map(|r| r.seconds).collect();
+            let (method, n_nodes, grid, seminorm) = match e.method {
+                Method::Irdm {
+                    grid: IrdmGrid::Fixed { n, .. },
+                    norm,
+                } => (
+                    "irdm",
+                    Some(n + 1),
+                    Some("lobatto"),
+                    norm == BackwardNorm::Seminorm,
+                ),
+                Method::Irdm {
+                    grid: IrdmGrid::Auto { .. },
+                    norm,
+                } => ("irdm", None, Some("auto"), norm == BackwardNorm::Seminorm),
+                Method::Irdm {
+                    grid: IrdmGrid::Mismatched { n },
+                    norm,
+                } => (
+                    "irdm",
+                    Some(n + 1),
+                    Some("mismatched"),
+                    norm == BackwardNorm::Seminorm,
+                ),
+                Method::Rdm { norm } => ("rdm", None, None, norm == BackwardNorm::Seminorm),
+                Method::Direct => ("direct", None, None, false),
+                Method::Anode { .. } => ("anode", None, None, false),
+            };
+            let auto_grid_mean = (grid == Some("auto"))
+                .then(|| recs.iter().filter_map(|r| r.grid_n).sum::<usize>() as f64 / n);
+            Run {
+                suite: "toy".into(),
+                dataset: settings.config.dataset.clone(),
+                method: method.into(),
+                label: e.label.clone(),
+                n_nodes,
+                grid: grid.map(String::from),
+                seminorm,
+                iters: recs.len(),
+                time_per_iter_median_s: median(&mut times),
+                time_total_s: recs.iter().map(|r| r.seconds).sum(),
+                nfe_fwd_mean: recs.iter().map(|r| r.nfe_forward as f64).sum::<f64>() / n,
+                nfe_bwd_mean: recs.iter().map(|r| r.nfe_backward as f64).sum::<f64>() / n,
+                vjp_bwd_mean: recs.iter().map(|r| r.vjp_backward as f64).sum::<f64>() / n,
+                final_test_nll: curve.last().map_or(f64::NAN, |c| c.test_nll),
+                peak_stored_floats: recs.iter().map(|r| r.stored_floats).max().unwrap_or(0),
+                peak_rss_bytes: rss,
+                auto_grid_mean,
+                nfe_curve: nfe_curve(&recs),
+                test_curve: curve,
+            }
+        })
+        .collect())
+}
+
+/// A progress bar for one data set.
+pub fn progress_bar(dataset: &str, methods: usize) -> ProgressBar {
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>12} [{elapsed_precise}] {bar:40} {pos}/{len} iterations × {msg} methods",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_prefix(dataset.to_string());
+    pb.set_message(methods.to_string());
+    pb
+}
