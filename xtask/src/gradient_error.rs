@@ -18,6 +18,9 @@ pub const TOLS: [f64; 6] = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8];
 const T_END: f64 = 10.0;
 const N_OUT: usize = 20;
 
+/// Builds an IRDM grid of degree `N`.
+type GridOfDegree = fn(usize) -> IrdmGrid;
+
 type Problem = (NetRhs<f64>, Vec<f64>, Vec<f64>, Vec<Vec<f64>>);
 
 /// The spiral data and a trained MLP ODE `2 → 50 → 2` (tanh): `(rhs, θ, output times, data)`.
@@ -104,7 +107,7 @@ pub fn run(
 ) -> Result<Vec<GradientError>, Box<dyn std::error::Error>> {
     let mut problem = trained_model(train_iters)?;
     let reference = gradient(&mut problem, Method::Direct, 1e-11)?.dtheta;
-    let grids: [(&str, fn(usize) -> IrdmGrid); 3] = [
+    let grids: [(&str, GridOfDegree); 3] = [
         ("lobatto", |n| IrdmGrid::Fixed {
             kind: Kind::Lobatto,
             n,

@@ -108,7 +108,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     } else {
         "quick"
     };
-    let iters = args.iters.unwrap_or(if full { 10_000 } else { 300 });
+    let iters = args.iters.unwrap_or(if full { 10_000 } else { 1500 });
     let eval_every = args
         .eval_every
         .unwrap_or(if full { 250 } else { 50 })
@@ -219,5 +219,119 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> BenchArgs {
+        let mut argv = vec!["cargo-xtask", "bench"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("valid flags").command {
+            Cmd::Bench(a) => a,
+            _ => unreachable!("parsed a bench command"),
+        }
+    }
+
+    #[test]
+    fn a_tiny_run_writes_a_complete_report() {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        let out = bench(args(&[
+            "--iters",
+            "2",
+            "--eval-every",
+            "1",
+            "--datasets",
+            "moons",
+            "--suite",
+            "toy,stability",
+            "--out",
+            dir.to_str().unwrap(),
+        ]))
+        .unwrap();
+        let results: Results =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(results.schema, SCHEMA);
+        assert_eq!(results.runs.len(), toy::methods(1e-5, 1e-5).len());
+        for r in &results.runs {
+            assert_eq!((r.iters, r.dataset.as_str()), (2, "moons"));
+            assert!(
+                r.time_per_iter_median_s > 0.0
+                    && r.nfe_fwd_mean > 0.0
+                    && r.final_test_nll.is_finite()
+            );
+            assert_eq!(r.test_curve.len(), 3, "initial + two evaluations");
+            assert_eq!(
+                r.n_nodes.is_some(),
+                r.method == "irdm" && r.grid.as_deref() == Some("lobatto")
+            );
+        }
+        // Every method starts from the same weights and batch: the same initial test NLL.
+        let first: Vec<f64> = results
+            .runs
+            .iter()
+            .map(|r| r.test_curve[0].test_nll)
+            .collect();
+        assert!(first.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(results.stability.len(), 8 * 4);
+        let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+        for needle in ["Table 1", "irdm16-semi", "moons", "Stability", "## Plots"] {
+            assert!(report.contains(needle), "report lacks {needle}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_flags_are_clear_errors() {
+        let e = bench(args(&["--suite", "nope"])).unwrap_err().to_string();
+        assert!(e.contains("unknown suite"), "{e}");
+        let e = bench(args(&["--datasets", "spirals"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown \"spirals\""), "{e}");
+        let e = bench(args(&["--gpu"])).unwrap_err().to_string();
+        assert!(e.contains("GPU backend"), "{e}");
+        let e = bench(args(&["--iters", "0"])).unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+        assert!(Cli::try_parse_from(["cargo-xtask", "bench", "--quick", "--full"]).is_err());
+        assert!(Cli::try_parse_from(["cargo-xtask", "bench", "--iters", "many"]).is_err());
+    }
+
+    #[test]
+    fn speedup_is_taken_at_equal_test_nll() {
+        let run = |label: &str, method: &str, t: f64, nll: f64| results::Run {
+            suite: "toy".into(),
+            dataset: "d".into(),
+            method: method.into(),
+            label: label.into(),
+            n_nodes: None,
+            grid: None,
+            seminorm: false,
+            iters: 1,
+            time_per_iter_median_s: t,
+            time_total_s: t,
+            nfe_fwd_mean: 0.0,
+            nfe_bwd_mean: 0.0,
+            vjp_bwd_mean: 0.0,
+            final_test_nll: nll,
+            peak_stored_floats: 0,
+            peak_rss_bytes: None,
+            auto_grid_mean: None,
+            test_curve: vec![],
+            nfe_curve: vec![],
+        };
+        let runs = vec![
+            run("rdm", "rdm", 2.0, 1.0),
+            run("irdm4", "irdm", 0.5, 1.2),
+            run("irdm16", "irdm", 1.0, 1.03),
+        ];
+        // irdm4 is faster but 0.2 nats worse: excluded.
+        assert_eq!(
+            report::best_speedup(&runs, "d", "rdm"),
+            Some(("irdm16", 2.0))
+        );
     }
 }
