@@ -11,11 +11,14 @@
 //! * [`optim`] — Adam and SGD with PyTorch's update rules.
 //! * [`data`] — FFJORD's toy 2-D data sets, seeded.
 //! * [`train`] — a toy-CNF training loop with observer hooks and atomic checkpoints.
+//! * [`ConvOdeFunc`] — torchdiffeq's MNIST ODE block (group norm, ReLU, 3×3 convolutions with
+//!   the time as an extra channel) with its VJP.
 //! * [`ParamLayout`] — one flat parameter vector with PyTorch `state_dict` names.
 //! * [`Rng`] — a seeded generator whose streams never change between versions.
 
 pub mod activation;
 pub mod cnf;
+pub mod conv;
 pub mod data;
 mod error;
 pub mod gemm;
@@ -28,6 +31,7 @@ pub mod train;
 
 pub use activation::Activation;
 pub use cnf::{Cnf, Divergence, NetRhs, Noise, nll_loss, toy_cnf};
+pub use conv::ConvOdeFunc;
 pub use error::{NnError, Result};
 pub use io::Weights;
 pub use net::{LayerKind, OdeNet};

@@ -78,6 +78,26 @@ fn check_vjp<F: Vjp<f64>>(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
+    /// torchdiffeq's MNIST ODE block (group norm, ReLU, 3×3 time-concatenated convolutions).
+    /// ReLU kinks make central differences wrong only where a pre-activation sits within ε of
+    /// zero; with random data that has probability ~1e-5 per check.
+    #[test]
+    fn conv_block_vjp_matches_finite_differences(
+        batch in 1usize..3, channels in 1usize..5, h in 1usize..6, w in 1usize..6,
+        t in -1.0f64..1.0, seed in any::<u64>(),
+    ) {
+        let f = nn::ConvOdeFunc::<f64>::new(batch, channels, h, w).unwrap();
+        let mut rng = Rng::new(seed);
+        let mut p = f.init_params(&mut rng);
+        // Non-trivial affine parameters.
+        for v in p.iter_mut() {
+            *v += 0.3 * rng.normal();
+        }
+        let mut f = f;
+        let x = randv(&mut rng, batch * channels * h * w, 1.0);
+        check_vjp(&mut f, t, &x, &p, &mut rng, 1e-5)?;
+    }
+
     #[test]
     fn net_vjp_matches_finite_differences(
         act in activation(), kind in kind(), d in 1usize..4, hidden in prop::collection::vec(1usize..9, 0..3),
@@ -194,4 +214,22 @@ fn fast_f32_tanh_is_accurate() {
             "tanh({x}) = {y}, want {want}"
         );
     }
+}
+
+/// With 64 channels group norm has 32 groups of two channels (torchdiffeq's `min(32, C)`).
+#[test]
+fn conv_block_with_multichannel_groups() {
+    let mut f = nn::ConvOdeFunc::<f64>::new(1, 64, 3, 2).unwrap();
+    let mut rng = Rng::new(5);
+    let mut p = f.init_params(&mut rng);
+    for v in p.iter_mut() {
+        *v += 0.3 * rng.normal();
+    }
+    assert_eq!(
+        f.layout().get("conv1._layer.weight").unwrap().shape,
+        vec![64, 65, 3, 3]
+    );
+    let x = randv(&mut rng, 64 * 6, 1.0);
+    check_vjp(&mut f, 0.4, &x, &p, &mut rng, 1e-5).unwrap();
+    assert!(nn::ConvOdeFunc::<f64>::new(1, 0, 3, 3).is_err());
 }
