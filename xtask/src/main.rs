@@ -6,6 +6,7 @@
 //!   10 000 iterations. See `docs/bench.md`.
 //! * `compare-torch` — torchdiffeq on the very same model, weights and batches, interleaved with
 //!   our runs; writes `compare.json`.
+//! * `report DIR` — redraws `report.md` and the plots from `DIR/results.json`.
 //! * `convergence` — `cheb`'s interpolation-error table.
 
 mod compare;
@@ -41,6 +42,11 @@ enum Cmd {
     Bench(BenchArgs),
     /// Compare with torchdiffeq on the same model, weights and batches.
     CompareTorch(compare::CompareArgs),
+    /// Redraw `report.md` and the plots of an earlier run from its `results.json`.
+    Report {
+        /// The run's folder.
+        dir: PathBuf,
+    },
     /// The interpolation-accuracy table of `cheb`.
     Convergence {
         /// Output folder.
@@ -111,7 +117,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     let iters = args.iters.unwrap_or(if full { 10_000 } else { 1500 });
     let eval_every = args
         .eval_every
-        .unwrap_or(if full { 250 } else { 50 })
+        .unwrap_or(if full { 250 } else { 100 })
         .max(1);
     if iters == 0 {
         return Err("--iters must be at least 1".into());
@@ -186,15 +192,39 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         results.stability = stability::run()?;
     }
     write_json(&out, &results)?;
+    render(&out, &results)?;
+    Ok(out)
+}
+
+/// Draws the plots and writes `report.md` for `results` into `out`.
+fn render(out: &Path, results: &Results) -> AnyResult<()> {
     let (plots, note) = match plots::register_font() {
-        Ok(()) => (plots::draw_all(&out, &results)?, None),
+        Ok(()) => (plots::draw_all(out, results)?, None),
         Err(why) => (Vec::new(), Some(why)),
     };
     std::fs::write(
         out.join("report.md"),
-        report::render(&results, &plots, note.as_deref()),
+        report::render(results, &plots, note.as_deref()),
     )?;
-    Ok(out)
+    Ok(())
+}
+
+fn rerender(dir: PathBuf) -> AnyResult<()> {
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let results: Results =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if results.schema != SCHEMA {
+        return Err(format!(
+            "{}: schema {} (this build reads {SCHEMA})",
+            path.display(),
+            results.schema
+        )
+        .into());
+    }
+    render(&dir, &results)?;
+    println!("wrote {}/report.md and plots", dir.display());
+    Ok(())
 }
 
 fn write_json(out: &Path, results: &Results) -> AnyResult<()> {
@@ -211,6 +241,7 @@ fn main() -> ExitCode {
         Cmd::CompareTorch(args) => {
             compare::run(args).map(|out| println!("wrote {}", out.display()))
         }
+        Cmd::Report { dir } => rerender(dir),
         Cmd::Convergence { out } => convergence::run(out),
     };
     match result {
@@ -281,6 +312,11 @@ mod tests {
         for needle in ["Table 1", "irdm16-semi", "moons", "Stability", "## Plots"] {
             assert!(report.contains(needle), "report lacks {needle}");
         }
+        let stability_header = report.lines().find(|l| l.starts_with("| tol |")).unwrap();
+        assert_eq!(
+            stability_header,
+            "| tol | rdm | rdm-semi | irdm32 | irdm32-semi |"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -224,8 +224,12 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
         let mut tols: Vec<f64> = res.stability.iter().map(|c| c.tol).collect();
         tols.sort_by(|a, b| b.total_cmp(a));
         tols.dedup();
-        let mut labels: Vec<&str> = res.stability.iter().map(|c| c.label.as_str()).collect();
-        labels.dedup();
+        let mut labels: Vec<&str> = Vec::new();
+        for c in &res.stability {
+            if !labels.contains(&c.label.as_str()) {
+                labels.push(&c.label);
+            }
+        }
         let _ = write!(md, "| tol |");
         for l in &labels {
             let _ = write!(md, " {l} |");
