@@ -171,8 +171,8 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
             Method::Irdm {
                 grid: IrdmGrid::Auto {
                     n_max: 128,
-                    rel_tol: 1e-5,
-                    abs_tol: 1e-5,
+                    rel_tol: 1e-4,
+                    abs_tol: 1e-4,
                 },
                 norm: BackwardNorm::Seminorm,
             },

@@ -347,27 +347,44 @@ pub fn forward<T: Real, F: Vjp<T>>(
                 IrdmGrid::Auto {
                     rel_tol, abs_tol, ..
                 } => {
-                    let coeffs = grid
-                        .chebyshev_coefficients(&node_values, n)
-                        .map_err(grid_err(&method))?;
-                    let mags = cheb::coefficient_magnitudes(&coeffs, n);
+                    // Coarse to fine over the nested sub-grids (degrees 4, 8, …): accept the
+                    // first level whose coefficients have decayed below the rule over at least
+                    // the upper half of its degrees. Costs O(Σ L² · dim) up to the accepted
+                    // level L instead of O(N_max² · dim).
                     let rule = ChopRule {
                         rel_tol: <T as cheb::Real>::of(rel_tol),
                         abs_tol: <T as cheb::Real>::of(abs_tol),
                     };
-                    let chopped = cheb::chop(&mags, rule).map_err(grid_err(&method))?;
-                    let m = grid
-                        .smallest_nested_degree(chopped.degree)
-                        .unwrap_or(n_stored);
-                    let estimate = if m < n_stored {
-                        <T as cheb::Real>::of(2.0) * cheb::tail(&mags, m)
-                    } else {
-                        chopped.error_estimate
+                    let mut level = 4.min(n_stored);
+                    let (sub, values, m, estimate) = loop {
+                        let sub = grid.restrict(level).map_err(grid_err(&method))?;
+                        let vals = grid
+                            .restrict_values(&node_values, n, level)
+                            .map_err(grid_err(&method))?;
+                        let coeffs = sub
+                            .chebyshev_coefficients(&vals, n)
+                            .map_err(grid_err(&method))?;
+                        let mags = cheb::coefficient_magnitudes(&coeffs, n);
+                        let chopped = cheb::chop(&mags, rule).map_err(grid_err(&method))?;
+                        if chopped.degree <= level / 2 || level == n_stored {
+                            let m = sub.smallest_nested_degree(chopped.degree).unwrap_or(level);
+                            let estimate = if m < level {
+                                <T as cheb::Real>::of(2.0) * cheb::tail(&mags, m)
+                            } else {
+                                chopped.error_estimate
+                            };
+                            let values = sub
+                                .restrict_values(&vals, n, m)
+                                .map_err(grid_err(&method))?;
+                            break (
+                                sub.restrict(m).map_err(grid_err(&method))?,
+                                values,
+                                m,
+                                estimate,
+                            );
+                        }
+                        level *= 2;
                     };
-                    let values = grid
-                        .restrict_values(&node_values, n, m)
-                        .map_err(grid_err(&method))?;
-                    let sub = grid.restrict(m).map_err(grid_err(&method))?;
                     let gi = GridInfo {
                         kind: "lobatto",
                         n: m,
