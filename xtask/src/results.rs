@@ -112,7 +112,7 @@ pub struct Run {
     pub auto_grid_mean: Option<f64>,
     /// Test NLL against cumulative training time.
     pub test_curve: Vec<CurvePoint>,
-    /// NFE per iteration (binned means, at most 500 points).
+    /// Per-iteration records (NFE, training loss, wall time), binned means, at most 500 points.
     pub nfe_curve: Vec<NfePoint>,
 }
 
@@ -136,6 +136,10 @@ pub struct NfePoint {
     pub nfe_fwd: f64,
     /// Backward NFE plus backward VJPs (each is one pass through the net).
     pub nfe_bwd_total: f64,
+    /// Training loss (batch NLL, nats).
+    pub train_loss: f64,
+    /// Wall time of one iteration, seconds.
+    pub seconds: f64,
 }
 
 /// One cell of the gradient-error map.

@@ -117,6 +117,8 @@ fn nfe_curve(records: &[IterationRecord]) -> Vec<NfePoint> {
                     .map(|r| (r.nfe_backward + r.vjp_backward) as f64)
                     .sum::<f64>()
                     / n,
+                train_loss: c.iter().map(|r| r.loss).sum::<f64>() / n,
+                seconds: c.iter().map(|r| r.seconds).sum::<f64>() / n,
             }
         })
         .collect()
