@@ -1,0 +1,274 @@
+//! The GPU context: adapter, device, queue and every compute pipeline, built once and shared.
+
+use crate::error::GpuError;
+use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
+
+/// Environment variable selecting an adapter by (case-insensitive) substring of its name.
+pub const ADAPTER_ENV: &str = "IRDM_GPU_ADAPTER";
+
+/// Threads per workgroup of every kernel.
+pub(crate) const WORKGROUP: u32 = 256;
+
+/// The compute pipelines of `kernels.wgsl`.
+pub(crate) struct Pipelines {
+    pub fill: wgpu::ComputePipeline,
+    pub scale: wgpu::ComputePipeline,
+    pub axpby: wgpu::ComputePipeline,
+    pub lincomb4: wgpu::ComputePipeline,
+    pub err_sq: wgpu::ComputePipeline,
+    pub dot: wgpu::ComputePipeline,
+}
+
+/// Device, queue and pipelines. Build once with [`GpuContext::new`] and share the `Arc`.
+pub struct GpuContext {
+    /// The adapter in use.
+    pub adapter_info: wgpu::AdapterInfo,
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) pipelines: Pipelines,
+}
+
+/// Kernel parameters, laid out as `Params` in `kernels.wgsl` (48 bytes).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Params {
+    pub n: u32,
+    pub mode: u32,
+    pub start: u32,
+    pub a: f32,
+    pub b: f32,
+    pub c: [f32; 4],
+}
+
+impl Params {
+    fn bytes(&self) -> [u32; 12] {
+        [
+            self.n,
+            self.mode,
+            self.start,
+            0,
+            self.a.to_bits(),
+            self.b.to_bits(),
+            0,
+            0,
+            self.c[0].to_bits(),
+            self.c[1].to_bits(),
+            self.c[2].to_bits(),
+            self.c[3].to_bits(),
+        ]
+    }
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+impl GpuContext {
+    /// Picks an adapter (by `IRDM_GPU_ADAPTER` if set, else discrete > integrated > virtual >
+    /// CPU such as Mesa's lavapipe), creates the device and compiles every pipeline. Logs the
+    /// adapter to stderr.
+    pub fn new() -> Result<Arc<Self>, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let filter = std::env::var(ADAPTER_ENV).ok().filter(|s| !s.is_empty());
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        let mut candidates: Vec<wgpu::Adapter> = adapters
+            .into_iter()
+            .filter(|a| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| a.get_info().name.to_lowercase().contains(&f.to_lowercase()))
+            })
+            .collect();
+        candidates.sort_by_key(|a| rank(a.get_info().device_type));
+        let Some(adapter) = candidates.into_iter().next() else {
+            return Err(GpuError::NoAdapter {
+                filter,
+                reason: if names.is_empty() {
+                    "none found (on Debian: apt-get install mesa-vulkan-drivers libvulkan1 for lavapipe)".into()
+                } else {
+                    format!("found {names:?}")
+                },
+            });
+        };
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("irdm"),
+            ..Default::default()
+        }))
+        .map_err(|source| GpuError::Device {
+            adapter: info.name.clone(),
+            source,
+        })?;
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("irdm kernels"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("kernels.wgsl").into()),
+        });
+        let make = |entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let pipelines = Pipelines {
+            fill: make("fill"),
+            scale: make("scale"),
+            axpby: make("axpby"),
+            lincomb4: make("lincomb4"),
+            err_sq: make("err_sq"),
+            dot: make("dot"),
+        };
+        eprintln!(
+            "gpu: using adapter {:?} ({:?}, {:?})",
+            info.name, info.device_type, info.backend
+        );
+        Ok(Arc::new(Self {
+            adapter_info: info,
+            device,
+            queue,
+            pipelines,
+        }))
+    }
+
+    /// A storage buffer of `len` floats (zero-initialized by wgpu).
+    pub(crate) fn storage(&self, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: (4 * len.max(1)) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Workgroup grid covering `n` elements (2-D when one dimension would exceed the limit).
+    pub(crate) fn grid(n: u32) -> (u32, u32) {
+        let groups = n.div_ceil(WORKGROUP).max(1);
+        let x = groups.min(65_535);
+        (x, groups.div_ceil(x))
+    }
+
+    /// Records and submits one dispatch of `pipeline` over `n` elements with `buffers` bound
+    /// at bindings 0, 1, … (binding 5 is the parameters).
+    pub(crate) fn dispatch(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        n: u32,
+        params: Params,
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) {
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytemuck::cast_slice(&params.bytes()),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .map(|(binding, b)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: 5,
+            resource: uniform.as_entire_binding(),
+        });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            let (x, y) = Self::grid(n);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// Copies `len` floats of `src` into `dst`.
+    pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) {
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        encoder.copy_buffer_to_buffer(src, 0, dst, 0, (4 * len) as u64);
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// Reads `len` floats back (blocking).
+    pub(crate) fn read(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let size = (4 * len) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..);
+        let status: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> =
+            Arc::new(Mutex::new(None));
+        let s2 = Arc::clone(&status);
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            if let Ok(mut g) = s2.lock() {
+                *g = Some(r);
+            }
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        match status
+            .lock()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .take()
+        {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(GpuError::Readback(e.to_string())),
+            None => return Err(GpuError::Readback("the map callback did not run".into())),
+        }
+        let data = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Uploads floats into `dst`.
+    pub(crate) fn write(&self, dst: &wgpu::Buffer, data: &[f32]) {
+        if !data.is_empty() {
+            self.queue.write_buffer(dst, 0, bytemuck::cast_slice(data));
+        }
+    }
+}

@@ -1,0 +1,94 @@
+// Elementwise and reduction kernels of GpuVec (f32). One invocation per element; reductions
+// write one partial sum per workgroup of 256, summed on the host.
+
+struct Params {
+    n: u32,       // end index (exclusive)
+    mode: u32,    // lincomb: 1 = accumulate into out; err_sq: 1 = per-component atol in x3
+    start: u32,   // first index (reductions)
+    pad0: u32,
+    a: f32,       // fill value, scale, axpby a, err_sq rtol
+    b: f32,       // axpby b, err_sq scalar atol
+    pad1: f32,
+    pad2: f32,
+    c: vec4<f32>, // lincomb coefficients
+}
+
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x0: array<f32>;
+@group(0) @binding(2) var<storage, read> x1: array<f32>;
+@group(0) @binding(3) var<storage, read> x2: array<f32>;
+@group(0) @binding(4) var<storage, read> x3: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+@compute @workgroup_size(256)
+fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) { out[i] = p.a; }
+}
+
+@compute @workgroup_size(256)
+fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) { out[i] = p.a * out[i]; }
+}
+
+@compute @workgroup_size(256)
+fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) { out[i] = p.a * x0[i] + p.b * out[i]; }
+}
+
+@compute @workgroup_size(256)
+fn lincomb4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        var acc = p.c.x * x0[i] + p.c.y * x1[i] + p.c.z * x2[i] + p.c.w * x3[i];
+        if (p.mode == 1u) { acc = acc + out[i]; }
+        out[i] = acc;
+    }
+}
+
+var<workgroup> partial: array<f32, 256>;
+
+fn reduce_and_store(lid: u32, wid: u32, v: f32) {
+    partial[lid] = v;
+    workgroupBarrier();
+    var stride = 128u;
+    loop {
+        if (stride == 0u) { break; }
+        if (lid < stride) { partial[lid] = partial[lid] + partial[lid + stride]; }
+        workgroupBarrier();
+        stride = stride / 2u;
+    }
+    if (lid == 0u) { out[wid] = partial[0]; }
+}
+
+// Σ (e / (atol + rtol·max(|y0|, |y1|)))² over [start, n): x0 = e, x1 = y0, x2 = y1, x3 = atol.
+@compute @workgroup_size(256)
+fn err_sq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+          @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = p.start + index(gid, nwg);
+    var v = 0.0;
+    if (i < p.n) {
+        var atol = p.b;
+        if (p.mode == 1u) { atol = x3[i]; }
+        let w = atol + p.a * max(abs(x1[i]), abs(x2[i]));
+        let r = x0[i] / w;
+        v = r * r;
+    }
+    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+}
+
+// Σ x0·x1 over [start, n).
+@compute @workgroup_size(256)
+fn dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+       @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = p.start + index(gid, nwg);
+    var v = 0.0;
+    if (i < p.n) { v = x0[i] * x1[i]; }
+    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+}

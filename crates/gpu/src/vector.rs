@@ -1,0 +1,250 @@
+//! [`GpuVec`]: an `f32` vector in a wgpu storage buffer implementing [`rk::Vector`], so that the
+//! `rk` solvers run unchanged with their state on the GPU.
+//!
+//! Elementwise operations are one dispatch each; `linear_combination` fuses up to four inputs
+//! per dispatch (`out = Σ c_i x_i`, accumulating over chunks of four); the weighted RMS error
+//! norm is a fused kernel that reduces each workgroup of 256 on the device and reads back one
+//! partial sum per workgroup. Each call submits its own command buffer; recording a whole step
+//! into one submission is the next step for speed, not for correctness.
+//!
+//! The `Vector` methods cannot return errors: a failed readback yields NaN (which the solver
+//! reports as a non-finite error norm) or a NaN-filled host copy.
+
+use crate::context::{GpuContext, Params, WORKGROUP};
+use rk::{Atol, Vector};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// An `f32` vector on the GPU.
+pub struct GpuVec {
+    ctx: Arc<GpuContext>,
+    buf: wgpu::Buffer,
+    len: usize,
+}
+
+impl std::fmt::Debug for GpuVec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuVec").field("len", &self.len).finish()
+    }
+}
+
+impl GpuVec {
+    /// A zero vector of `len` floats.
+    pub fn zeros(ctx: &Arc<GpuContext>, len: usize) -> Self {
+        Self {
+            ctx: Arc::clone(ctx),
+            buf: ctx.storage(len),
+            len,
+        }
+    }
+
+    /// Uploads host data.
+    pub fn from_host(ctx: &Arc<GpuContext>, data: &[f32]) -> Self {
+        let v = Self::zeros(ctx, data.len());
+        ctx.write(&v.buf, data);
+        v
+    }
+
+    /// Downloads the values (NaN-filled if the readback fails).
+    pub fn to_host(&self) -> Vec<f32> {
+        self.ctx
+            .read(&self.buf, self.len)
+            .unwrap_or_else(|_| vec![f32::NAN; self.len])
+    }
+
+    /// The context.
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    fn n(&self) -> u32 {
+        u32::try_from(self.len).expect("GpuVec lengths fit in u32")
+    }
+
+    fn lincomb(&mut self, accumulate: bool, coeffs: &[f32], xs: &[Self]) {
+        let n = self.n();
+        let mut first = !accumulate;
+        for (cs, vs) in coeffs.chunks(4).zip(xs.chunks(4)) {
+            let mut c = [0.0f32; 4];
+            c[..cs.len()].copy_from_slice(cs);
+            // Unused slots repeat the first input with coefficient 0.
+            let pick = |k: usize| &vs[k.min(vs.len() - 1)].buf;
+            let params = Params {
+                n,
+                mode: u32::from(!first),
+                c,
+                ..Params::default()
+            };
+            let pipeline = &self.ctx.pipelines.lincomb4;
+            self.ctx.dispatch(
+                pipeline,
+                n,
+                params,
+                &[
+                    (0, &self.buf),
+                    (1, pick(0)),
+                    (2, pick(1)),
+                    (3, pick(2)),
+                    (4, pick(3)),
+                ],
+            );
+            first = false;
+        }
+        if first {
+            // No terms: the result is zero.
+            self.fill(0.0);
+        }
+    }
+
+    /// Σ over `[start, end)` of a reduction kernel's per-element values.
+    fn reduce(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        range: Range<usize>,
+        params: Params,
+        inputs: &[(u32, &wgpu::Buffer)],
+    ) -> f32 {
+        let count = u32::try_from(range.len()).expect("lengths fit in u32");
+        let (x, y) = GpuContext::grid(count);
+        let groups = (x * y) as usize;
+        let partials = self.ctx.storage(groups);
+        let mut bound: Vec<(u32, &wgpu::Buffer)> = vec![(0, &partials)];
+        bound.extend_from_slice(inputs);
+        let p = Params {
+            n: range.end as u32,
+            start: range.start as u32,
+            ..params
+        };
+        self.ctx.dispatch(pipeline, count.max(1), p, &bound);
+        debug_assert_eq!(WORKGROUP, 256);
+        match self.ctx.read(&partials, groups) {
+            // Sum the partials in f64 on the host.
+            Ok(v) => v.iter().map(|&x| f64::from(x)).sum::<f64>() as f32,
+            Err(_) => f32::NAN,
+        }
+    }
+}
+
+impl Vector for GpuVec {
+    type Scalar = f32;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn zeros_like(&self) -> Self {
+        Self::zeros(&self.ctx, self.len)
+    }
+
+    fn fill(&mut self, value: f32) {
+        let params = Params {
+            n: self.n(),
+            a: value,
+            ..Params::default()
+        };
+        self.ctx.dispatch(
+            &self.ctx.pipelines.fill,
+            self.n(),
+            params,
+            &[(0, &self.buf)],
+        );
+    }
+
+    fn copy_from(&mut self, src: &Self) {
+        self.ctx.copy(&src.buf, &self.buf, self.len);
+    }
+
+    fn scale(&mut self, c: f32) {
+        let params = Params {
+            n: self.n(),
+            a: c,
+            ..Params::default()
+        };
+        self.ctx.dispatch(
+            &self.ctx.pipelines.scale,
+            self.n(),
+            params,
+            &[(0, &self.buf)],
+        );
+    }
+
+    fn axpby(&mut self, a: f32, x: &Self, b: f32) {
+        let params = Params {
+            n: self.n(),
+            a,
+            b,
+            ..Params::default()
+        };
+        self.ctx.dispatch(
+            &self.ctx.pipelines.axpby,
+            self.n(),
+            params,
+            &[(0, &self.buf), (1, &x.buf)],
+        );
+    }
+
+    fn linear_combination(&mut self, coeffs: &[f32], xs: &[Self]) {
+        self.lincomb(false, coeffs, xs);
+    }
+
+    fn offset_linear_combination(&mut self, base: &Self, coeffs: &[f32], xs: &[Self]) {
+        self.copy_from(base);
+        self.lincomb(true, coeffs, xs);
+    }
+
+    fn error_norm(
+        &self,
+        y0: &Self,
+        y1: &Self,
+        rtol: f32,
+        atol: &Atol<Self>,
+        groups: &[Range<usize>],
+    ) -> f32 {
+        let (mode, atol_scalar, atol_buf) = match atol {
+            Atol::Scalar(a) => (0, *a, &self.buf),
+            Atol::PerComponent(v) => (1, 0.0, &v.buf),
+        };
+        let mut worst = 0.0f32;
+        for g in groups.iter().filter(|g| !g.is_empty()) {
+            let params = Params {
+                mode,
+                a: rtol,
+                b: atol_scalar,
+                ..Params::default()
+            };
+            let sum = self.reduce(
+                &self.ctx.pipelines.err_sq,
+                g.clone(),
+                params,
+                &[(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)],
+            );
+            let rms = (sum / g.len() as f32).sqrt();
+            if rms.is_nan() {
+                return rms;
+            }
+            worst = worst.max(rms);
+        }
+        worst
+    }
+
+    fn all_finite(&self) -> bool {
+        self.to_host().iter().all(|v| v.is_finite())
+    }
+
+    fn dot(&self, other: &Self) -> f32 {
+        self.reduce(
+            &self.ctx.pipelines.dot,
+            0..self.len,
+            Params::default(),
+            &[(1, &self.buf), (2, &other.buf)],
+        )
+    }
+
+    fn copy_to_host(&self, out: &mut [f32]) {
+        out.copy_from_slice(&self.to_host());
+    }
+
+    fn copy_from_host(&mut self, data: &[f32]) {
+        self.ctx.write(&self.buf, data);
+    }
+}

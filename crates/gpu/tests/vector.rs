@@ -1,0 +1,85 @@
+//! The GPU vector against the `rk` conformance suite and the host backend, on whatever adapter
+//! is present (Mesa's lavapipe in CI). Without an adapter each test says so and is skipped,
+//! unless `IRDM_REQUIRE_GPU=1` (set by CI), where a missing adapter fails.
+
+use gpu::{GpuContext, GpuVec};
+use rk::{FnRhs, Method, Options, Rhs, Solver, Vector, solve};
+use std::sync::{Arc, OnceLock};
+
+fn context() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    CTX.get_or_init(|| match GpuContext::new() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            assert!(
+                std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+                "IRDM_REQUIRE_GPU=1 but {e}"
+            );
+            eprintln!("no GPU adapter, GPU tests skipped: {e}");
+            None
+        }
+    })
+    .clone()
+}
+
+fn make(x: &[f64]) -> GpuVec {
+    let ctx = context().expect("checked by `available`");
+    GpuVec::from_host(&ctx, &x.iter().map(|&v| v as f32).collect::<Vec<f32>>())
+}
+
+rk::vector_conformance_tests!(gpu_f32, make, available = context().is_some());
+
+/// `dz/dt = −z` computed on the device with vector operations only.
+struct Decay;
+
+impl Rhs<GpuVec> for Decay {
+    fn eval(&mut self, _t: f32, z: &GpuVec, _p: &GpuVec, dz: &mut GpuVec) {
+        dz.copy_from(z);
+        dz.scale(-1.0);
+    }
+}
+
+/// The solver runs unchanged on the GPU: the same steps and evaluations as on the host, the
+/// same values to f32 precision, across several reductions' worth of components.
+#[test]
+fn dopri5_on_the_gpu_matches_the_host() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    let n = 70_000;
+    let y0: Vec<f32> = (0..n).map(|i| 1.0 + (i % 13) as f32 * 0.1).collect();
+    let options = Options::new(1e-5f32, 1e-6);
+    let gpu_y0 = GpuVec::from_host(&ctx, &y0);
+    let empty = GpuVec::zeros(&ctx, 0);
+    let mut solver = Solver::new(Method::Dopri5, options.clone(), &gpu_y0).unwrap();
+    solver.init(&mut Decay, &empty, 0.0, 2.0, &gpu_y0).unwrap();
+    while !solver.is_finished() {
+        solver.step(&mut Decay, &empty).unwrap();
+    }
+    let mut host_rhs = FnRhs(|_t: f32, z: &[f32], _p: &[f32], dz: &mut [f32]| {
+        for (d, &v) in dz.iter_mut().zip(z) {
+            *d = -v;
+        }
+    });
+    let host = solve(
+        &mut host_rhs,
+        &vec![],
+        Method::Dopri5,
+        &options,
+        &[0.0, 2.0],
+        &y0,
+    )
+    .unwrap();
+    let (g, h) = (solver.stats(), host.stats);
+    assert_eq!(
+        (g.nfe, g.accepted, g.rejected),
+        (h.nfe, h.accepted, h.rejected)
+    );
+    let on_gpu = solver.state().to_host();
+    for (a, b) in on_gpu.iter().zip(&host.ys[1]) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    let exact = (-2.0f32).exp();
+    assert!((on_gpu[0] - exact).abs() < 1e-4);
+}
