@@ -69,15 +69,7 @@ struct TorchStep {
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        0.5 * (xs[n / 2 - 1] + xs[n / 2])
-    }
+    crate::toy::median(&mut xs)
 }
 
 fn mean(xs: &[f64]) -> f64 {

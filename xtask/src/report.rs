@@ -29,6 +29,35 @@ fn labels(runs: &[Run]) -> Vec<String> {
     v
 }
 
+/// A table with one row per method label and, per data set, one column per entry of `columns`
+/// (`cell` returns that many `|`-separated cells; it also gets the data set's RDM run).
+fn method_table(
+    md: &mut String,
+    runs: &[Run],
+    ds: &[String],
+    columns: &[&str],
+    cell: impl Fn(&Run, Option<&Run>) -> String,
+) {
+    let _ = write!(md, "| method |");
+    for d in ds {
+        for c in columns {
+            let _ = write!(md, " {d}{c} |");
+        }
+    }
+    let _ = writeln!(md, "\n|---|{}", "---|".repeat(ds.len() * columns.len()));
+    for l in labels(runs) {
+        let _ = write!(md, "| {l} |");
+        for d in ds {
+            let text = match find(runs, d, &l) {
+                Some(r) => cell(r, find(runs, d, "rdm")),
+                None => vec!["–"; columns.len()].join(" | "),
+            };
+            let _ = write!(md, " {text} |");
+        }
+        let _ = writeln!(md);
+    }
+}
+
 /// The best IRDM speedup over `baseline` among IRDM runs whose final test NLL is within
 /// `±0.05` nats of the baseline's: `(label, speedup)` by median time per iteration.
 pub fn best_speedup<'a>(runs: &'a [Run], dataset: &str, baseline: &str) -> Option<(&'a str, f64)> {
@@ -106,28 +135,14 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
             let _ = writeln!(md);
         }
         let _ = writeln!(md, "## Median time per iteration (ms) and speedups\n");
-        let _ = write!(md, "| method |");
-        for d in &ds {
-            let _ = write!(md, " {d} |");
-        }
-        let _ = writeln!(md, "\n|---|{}", "---|".repeat(ds.len()));
-        for l in labels(runs) {
-            let _ = write!(md, "| {l} |");
-            for d in &ds {
-                let rdm = find(runs, d, "rdm");
-                let _ = match (find(runs, d, &l), rdm) {
-                    (Some(r), Some(b)) => write!(
-                        md,
-                        " {:.2} ({:.2}×) |",
-                        1e3 * r.time_per_iter_median_s,
-                        b.time_per_iter_median_s / r.time_per_iter_median_s
-                    ),
-                    (Some(r), None) => write!(md, " {:.2} |", 1e3 * r.time_per_iter_median_s),
-                    _ => write!(md, " – |"),
-                };
-            }
-            let _ = writeln!(md);
-        }
+        method_table(&mut md, runs, &ds, &[""], |r, rdm| match rdm {
+            Some(b) => format!(
+                "{:.2} ({:.2}×)",
+                1e3 * r.time_per_iter_median_s,
+                b.time_per_iter_median_s / r.time_per_iter_median_s
+            ),
+            None => format!("{:.2}", 1e3 * r.time_per_iter_median_s),
+        });
         let _ = writeln!(
             md,
             "\n(×: RDM's median time divided by this method's; above 1 is faster than RDM.)\n"
@@ -136,44 +151,19 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
             md,
             "## Evaluations per iteration (mean): forward NFE / backward NFE / backward VJPs\n"
         );
-        let _ = write!(md, "| method |");
-        for d in &ds {
-            let _ = write!(md, " {d} |");
-        }
-        let _ = writeln!(md, "\n|---|{}", "---|".repeat(ds.len()));
-        for l in labels(runs) {
-            let _ = write!(md, "| {l} |");
-            for d in &ds {
-                let _ = match find(runs, d, &l) {
-                    Some(r) => write!(
-                        md,
-                        " {:.1} / {:.1} / {:.1} |",
-                        r.nfe_fwd_mean, r.nfe_bwd_mean, r.vjp_bwd_mean
-                    ),
-                    None => write!(md, " – |"),
-                };
-            }
-            let _ = writeln!(md);
-        }
+        method_table(&mut md, runs, &ds, &[""], |r, _| {
+            format!(
+                "{:.1} / {:.1} / {:.1}",
+                r.nfe_fwd_mean, r.nfe_bwd_mean, r.vjp_bwd_mean
+            )
+        });
         let _ = writeln!(
             md,
             "\n## Final test NLL (nats) and peak floats held for the backward pass\n"
         );
-        let _ = write!(md, "| method |");
-        for d in &ds {
-            let _ = write!(md, " {d} NLL | {d} floats |");
-        }
-        let _ = writeln!(md, "\n|---|{}", "---|---|".repeat(ds.len()));
-        for l in labels(runs) {
-            let _ = write!(md, "| {l} |");
-            for d in &ds {
-                let _ = match find(runs, d, &l) {
-                    Some(r) => write!(md, " {:.3} | {} |", r.final_test_nll, r.peak_stored_floats),
-                    None => write!(md, " – | – |"),
-                };
-            }
-            let _ = writeln!(md);
-        }
+        method_table(&mut md, runs, &ds, &[" NLL", " floats"], |r, _| {
+            format!("{:.3} | {}", r.final_test_nll, r.peak_stored_floats)
+        });
         if let Some(rss) = runs.iter().filter_map(|r| r.peak_rss_bytes).max() {
             let _ = writeln!(
                 md,

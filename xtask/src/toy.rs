@@ -90,7 +90,8 @@ pub struct ToySettings {
     pub init: Option<Vec<f32>>,
 }
 
-fn median(xs: &mut [f64]) -> f64 {
+/// Median (NaN for no values).
+pub fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
     if n == 0 {

@@ -456,7 +456,9 @@ impl<T: Real> Forward<T> {
         let (dz0, dtheta) = match &self.tape {
             Tape::Direct { steps, positions } => {
                 let mut stepper = Stepper::new(self.config.tableau.tableau(), self.n, self.p);
-                let r = reverse_range(
+                let mut ybar = vec![T::zero(); self.n];
+                let mut pbar = vec![T::zero(); self.p];
+                reverse_steps(
                     &mut stepper,
                     f,
                     params,
@@ -464,12 +466,13 @@ impl<T: Real> Forward<T> {
                     0,
                     positions,
                     cotangents,
-                    self.n,
-                    self.p,
+                    &mut ybar,
+                    &mut pbar,
                 );
+                add_initial_cotangents(positions, cotangents, &mut ybar);
                 info.vjp_backward = stepper.vjps;
                 info.accepted_backward = steps.len();
-                r
+                (ybar, pbar)
             }
             Tape::Anode {
                 steps,
@@ -532,11 +535,7 @@ impl<T: Real> Forward<T> {
                 &mut pbar,
             );
         }
-        for (k, pos) in positions.iter().enumerate() {
-            if pos.step == usize::MAX {
-                add(&mut ybar, &cotangents[k]);
-            }
-        }
+        add_initial_cotangents(positions, cotangents, &mut ybar);
         info.nfe_backward = stepper.nfe;
         info.vjp_backward = stepper.vjps;
         info.accepted_backward = steps.len();
@@ -641,30 +640,13 @@ fn add<T: Real>(dst: &mut [T], src: &[T]) {
     }
 }
 
-/// Reverses every recorded step, from a zero cotangent at the end.
-#[allow(clippy::too_many_arguments)]
-fn reverse_range<T: Real, F: Vjp<T>>(
-    stepper: &mut Stepper<T>,
-    f: &mut F,
-    params: &[T],
-    steps: &[StepRecord<T>],
-    first: usize,
-    positions: &[OutputPos],
-    cotangents: &[Vec<T>],
-    n: usize,
-    p: usize,
-) -> (Vec<T>, Vec<T>) {
-    let mut ybar = vec![T::zero(); n];
-    let mut pbar = vec![T::zero(); p];
-    reverse_steps(
-        stepper, f, params, steps, first, positions, cotangents, &mut ybar, &mut pbar,
-    );
+/// Adds the cotangents of outputs at the initial time (position `step = usize::MAX`).
+fn add_initial_cotangents<T: Real>(positions: &[OutputPos], cotangents: &[Vec<T>], ybar: &mut [T]) {
     for (k, pos) in positions.iter().enumerate() {
         if pos.step == usize::MAX {
-            add(&mut ybar, &cotangents[k]);
+            add(ybar, &cotangents[k]);
         }
     }
-    (ybar, pbar)
 }
 
 /// Reverses `steps` (global indices `first ..`), adding output cotangents where they fall.
