@@ -1,6 +1,7 @@
 //! The GPU context: adapter, device, queue and every compute pipeline, built once and shared.
 
 use crate::error::GpuError;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
@@ -27,6 +28,9 @@ pub struct GpuContext {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: Pipelines,
+    /// Commands recorded since the last readback; submitted together when a value is read.
+    pending: Mutex<Option<wgpu::CommandEncoder>>,
+    submissions: AtomicUsize,
 }
 
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (48 bytes).
@@ -138,6 +142,8 @@ impl GpuContext {
             device,
             queue,
             pipelines,
+            pending: Mutex::new(None),
+            submissions: AtomicUsize::new(0),
         }))
     }
 
@@ -160,8 +166,8 @@ impl GpuContext {
         (x, groups.div_ceil(x))
     }
 
-    /// Records and submits one dispatch of `pipeline` over `n` elements with `buffers` bound
-    /// at bindings 0, 1, … (binding 5 is the parameters).
+    /// Records one dispatch of `pipeline` over `n` elements with `buffers` bound at bindings
+    /// 0, 1, … (binding 5 is the parameters). Submitted with the next readback.
     pub(crate) fn dispatch(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -192,10 +198,7 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
+        self.record(|encoder| {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: None,
                 timestamp_writes: None,
@@ -204,20 +207,46 @@ impl GpuContext {
             pass.set_bind_group(0, &bind, &[]);
             let (x, y) = Self::grid(n);
             pass.dispatch_workgroups(x, y, 1);
+        });
+    }
+
+    /// Appends commands to the pending encoder (created on first use).
+    fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+        let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let encoder = guard.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("pending"),
+                })
+        });
+        f(encoder);
+    }
+
+    /// Submits everything recorded so far as one command buffer. The lock is held through the
+    /// submission so that command buffers reach the queue in the order they were recorded,
+    /// whichever thread flushes.
+    fn flush(&self) {
+        let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(encoder) = guard.take() {
+            self.queue.submit([encoder.finish()]);
+            self.submissions.fetch_add(1, Ordering::Relaxed);
         }
-        self.queue.submit([encoder.finish()]);
     }
 
-    /// Copies `len` floats of `src` into `dst`.
+    /// Command buffers submitted so far: each readback submits everything recorded before it.
+    pub fn submissions(&self) -> usize {
+        self.submissions.load(Ordering::Relaxed)
+    }
+
+    /// Records a copy of `len` floats of `src` into `dst`.
     pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) {
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        encoder.copy_buffer_to_buffer(src, 0, dst, 0, (4 * len) as u64);
-        self.queue.submit([encoder.finish()]);
+        if len > 0 {
+            self.record(|e| e.copy_buffer_to_buffer(src, 0, dst, 0, (4 * len) as u64));
+        }
     }
 
-    /// Reads `len` floats back (blocking).
+    /// Submits the pending commands together with a copy of `src` to a staging buffer, waits,
+    /// and returns `len` floats.
     pub(crate) fn read(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
         if len == 0 {
             return Ok(Vec::new());
@@ -229,31 +258,26 @@ impl GpuContext {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        encoder.copy_buffer_to_buffer(src, 0, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
+        self.record(|e| e.copy_buffer_to_buffer(src, 0, &staging, 0, size));
+        self.flush();
         let slice = staging.slice(..);
-        let status: Arc<Mutex<Option<Result<(), wgpu::BufferAsyncError>>>> =
-            Arc::new(Mutex::new(None));
-        let s2 = Arc::clone(&status);
+        let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
-            if let Ok(mut g) = s2.lock() {
-                *g = Some(r);
-            }
+            let _ = tx.send(r);
         });
+        // Another thread's poll may run this map's callback; wait for it rather than assume
+        // that our own poll did.
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| GpuError::Readback(e.to_string()))?;
-        match status
-            .lock()
-            .map_err(|e| GpuError::Readback(e.to_string()))?
-            .take()
-        {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(GpuError::Readback(e.to_string())),
-            None => return Err(GpuError::Readback("the map callback did not run".into())),
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GpuError::Readback(e.to_string())),
+            Err(e) => {
+                return Err(GpuError::Readback(format!(
+                    "the map callback did not run: {e}"
+                )));
+            }
         }
         let data = {
             let view = slice
@@ -265,10 +289,21 @@ impl GpuContext {
         Ok(data)
     }
 
-    /// Uploads floats into `dst`.
+    /// Records an upload of floats into `dst` (through a buffer mapped at creation and a
+    /// recorded copy, so that it keeps its place among the pending commands; `write_buffer`
+    /// would run ahead of them).
     pub(crate) fn write(&self, dst: &wgpu::Buffer, data: &[f32]) {
-        if !data.is_empty() {
-            self.queue.write_buffer(dst, 0, bytemuck::cast_slice(data));
+        if data.is_empty() {
+            return;
         }
+        let upload = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("upload"),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::COPY_SRC,
+            });
+        let size = (4 * data.len()) as u64;
+        self.record(|e| e.copy_buffer_to_buffer(&upload, 0, dst, 0, size));
     }
 }

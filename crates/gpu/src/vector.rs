@@ -4,8 +4,9 @@
 //! Elementwise operations are one dispatch each; `linear_combination` fuses up to four inputs
 //! per dispatch (`out = Σ c_i x_i`, accumulating over chunks of four); the weighted RMS error
 //! norm is a fused kernel that reduces each workgroup of 256 on the device and reads back one
-//! partial sum per workgroup. Each call submits its own command buffer; recording a whole step
-//! into one submission is the next step for speed, not for correctness.
+//! partial sum per workgroup. Operations are recorded into one pending command encoder and
+//! submitted together when a value is read back, so an adaptive step (stages, error estimate,
+//! norm) is one submission and one readback per norm group.
 //!
 //! The `Vector` methods cannot return errors: a failed readback yields NaN (which the solver
 //! reports as a non-finite error norm) or a NaN-filled host copy.
