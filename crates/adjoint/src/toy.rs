@@ -15,12 +15,19 @@ pub struct Linear {
     pub n: usize,
 }
 
+impl Linear {
+    /// `out = A z` with `A = p` (row-major `n × n`).
+    fn apply(&self, z: &[f64], p: &[f64], out: &mut [f64]) {
+        let n = self.n;
+        for (i, o) in out.iter_mut().enumerate().take(n) {
+            *o = (0..n).map(|j| p[i * n + j] * z[j]).sum();
+        }
+    }
+}
+
 impl Rhs<Vec<f64>> for Linear {
     fn eval(&mut self, _t: f64, z: &Vec<f64>, p: &Vec<f64>, dz: &mut Vec<f64>) {
-        let n = self.n;
-        for i in 0..n {
-            dz[i] = (0..n).map(|j| p[i * n + j] * z[j]).sum();
-        }
+        self.apply(z, p, dz);
     }
 }
 
@@ -33,7 +40,7 @@ impl Vjp<f64> for Linear {
     }
     fn vjp(
         &mut self,
-        t: f64,
+        _t: f64,
         z: &[f64],
         p: &[f64],
         a: &[f64],
@@ -43,9 +50,7 @@ impl Vjp<f64> for Linear {
     ) {
         let n = self.n;
         if let Some(v) = value {
-            let mut tmp = v.to_vec();
-            self.eval(t, &z.to_vec(), &p.to_vec(), &mut tmp);
-            v.copy_from_slice(&tmp);
+            self.apply(z, p, v);
         }
         for j in 0..n {
             adj_z[j] = (0..n).map(|i| a[i] * p[i * n + j]).sum();
