@@ -662,9 +662,11 @@ fn reverse_steps<T: Real, F: Vjp<T>>(
     ybar: &mut [T],
     pbar: &mut [T],
 ) {
+    // Dense outputs inside the current step; one buffer reused for every step.
+    let mut inside: Vec<(f64, &[T])> = Vec::new();
     for (offset, rec) in steps.iter().enumerate().rev() {
         let index = first + offset;
-        let mut inside: Vec<(f64, &[T])> = Vec::new();
+        inside.clear();
         for (k, pos) in positions.iter().enumerate() {
             if pos.step != index {
                 continue;
