@@ -1,5 +1,6 @@
 //! The records of `results.json` (schema in `docs/bench.md`).
 
+use adjoint::{BackwardNorm, IrdmGrid, Method};
 use serde::{Deserialize, Serialize};
 
 /// Schema version of `results.json`.
@@ -170,4 +171,23 @@ pub struct Stability {
     pub rel_l2: f64,
     /// Backward right-hand-side evaluations plus VJPs.
     pub bwd_evals: usize,
+}
+
+/// `(method name, stored nodes, grid name, seminorm)` of a gradient method, for result records.
+pub fn describe(m: &Method) -> (&'static str, Option<usize>, Option<&'static str>, bool) {
+    let semi = |norm: BackwardNorm| norm == BackwardNorm::Seminorm;
+    match *m {
+        Method::Irdm { grid, norm } => {
+            let (n, name) = match grid {
+                IrdmGrid::Fixed { n, kind } => (Some(n + 1), kind.name()),
+                IrdmGrid::Mismatched { n } => (Some(n + 1), "mismatched"),
+                IrdmGrid::PiecewiseLinear { n } => (Some(n + 1), "linear"),
+                IrdmGrid::Auto { .. } => (None, "auto"),
+            };
+            ("irdm", n, Some(name), semi(norm))
+        }
+        Method::Rdm { norm } => ("rdm", None, None, semi(norm)),
+        Method::Direct => ("direct", None, None, false),
+        Method::Anode { .. } => ("anode", None, None, false),
+    }
 }

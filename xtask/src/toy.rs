@@ -3,7 +3,7 @@
 //! batches and the same initial weights.
 
 use crate::machine::peak_rss_bytes;
-use crate::results::{CurvePoint, NfePoint, Run};
+use crate::results::{CurvePoint, NfePoint, Run, describe};
 use adjoint::{BackwardNorm, Checkpoints, IrdmGrid, Method};
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::train::{IterationRecord, TrainConfig, Trainer};
@@ -172,33 +172,7 @@ pub fn run_dataset(
         .map(|((e, recs), curve)| {
             let n = recs.len() as f64;
             let mut times: Vec<f64> = recs.iter().map(|r| r.seconds).collect();
-            let (method, n_nodes, grid, seminorm) = match e.method {
-                Method::Irdm {
-                    grid: IrdmGrid::Fixed { n, .. },
-                    norm,
-                } => (
-                    "irdm",
-                    Some(n + 1),
-                    Some("lobatto"),
-                    norm == BackwardNorm::Seminorm,
-                ),
-                Method::Irdm {
-                    grid: IrdmGrid::Auto { .. },
-                    norm,
-                } => ("irdm", None, Some("auto"), norm == BackwardNorm::Seminorm),
-                Method::Irdm {
-                    grid: IrdmGrid::Mismatched { n },
-                    norm,
-                } => (
-                    "irdm",
-                    Some(n + 1),
-                    Some("mismatched"),
-                    norm == BackwardNorm::Seminorm,
-                ),
-                Method::Rdm { norm } => ("rdm", None, None, norm == BackwardNorm::Seminorm),
-                Method::Direct => ("direct", None, None, false),
-                Method::Anode { .. } => ("anode", None, None, false),
-            };
+            let (method, n_nodes, grid, seminorm) = describe(&e.method);
             let auto_grid_mean = (grid == Some("auto"))
                 .then(|| recs.iter().filter_map(|r| r.grid_n).sum::<usize>() as f64 / n);
             Run {

@@ -38,8 +38,57 @@ enum Tape<T: Real> {
     },
     Rdm,
     Irdm {
-        interp: Interpolant<T>,
+        interp: StateInterp<T>,
     },
+}
+
+/// IRDM's source of `z(t)` in the backward pass.
+#[derive(Clone)]
+enum StateInterp<T: Real> {
+    /// Barycentric interpolation over the Chebyshev grid.
+    Barycentric(Interpolant<T>),
+    /// Linear interpolation between neighbouring nodes (monotone in either direction).
+    Linear { nodes: Vec<T>, values: Vec<T> },
+}
+
+impl<T: Real> StateInterp<T> {
+    fn eval(&mut self, t: T, out: &mut [T]) -> std::result::Result<(), cheb::ChebError> {
+        match self {
+            StateInterp::Barycentric(i) => i.eval(t, out),
+            StateInterp::Linear { nodes, values } => {
+                let dim = out.len();
+                let last = nodes.len() - 1;
+                let ascending = nodes[last] >= nodes[0];
+                let (lo, hi) = if ascending {
+                    (nodes[0], nodes[last])
+                } else {
+                    (nodes[last], nodes[0])
+                };
+                if !(t >= lo && t <= hi) {
+                    return Err(cheb::ChebError::OutsideInterval {
+                        t: <T as rk::Scalar>::as_f64(t),
+                        a: <T as rk::Scalar>::as_f64(lo),
+                        b: <T as rk::Scalar>::as_f64(hi),
+                    });
+                }
+                // First segment [i, i + 1] whose far end is at or past t.
+                let i = nodes[1..]
+                    .partition_point(|&x| if ascending { x < t } else { x > t })
+                    .min(last - 1);
+                let (x0, x1) = (nodes[i], nodes[i + 1]);
+                let w = if x1 == x0 {
+                    T::zero()
+                } else {
+                    (t - x0) / (x1 - x0)
+                };
+                let (v0, v1) = (&values[i * dim..(i + 1) * dim], &values[(i + 1) * dim..]);
+                for ((o, &a), &b) in out.iter_mut().zip(v0).zip(v1) {
+                    *o = a + w * (b - a);
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The result of [`forward`]: outputs at the requested times, and what the backward pass needs.
@@ -140,6 +189,15 @@ pub fn forward<T: Real, F: Vjp<T>>(
                 return Err(bad("IRDM N", deg, "needs N >= 1"));
             }
             Some(Grid::new(kind, deg, t0, t1).map_err(grid_err(&method))?)
+        }
+        Method::Irdm {
+            grid: IrdmGrid::PiecewiseLinear { n: deg },
+            ..
+        } => {
+            if deg < 1 {
+                return Err(bad("IRDM N", deg, "needs N >= 1"));
+            }
+            Some(Grid::new(Kind::Lobatto, deg, t0, t1).map_err(grid_err(&method))?)
         }
         Method::Irdm {
             grid: IrdmGrid::Mismatched { n: deg },
@@ -331,9 +389,13 @@ pub fn forward<T: Real, F: Vjp<T>>(
             let n_stored = grid.degree();
             info.stored_floats = node_values.len();
             let (grid, values, grid_info) = match spec {
-                IrdmGrid::Fixed { .. } | IrdmGrid::Mismatched { .. } => {
+                IrdmGrid::Fixed { .. }
+                | IrdmGrid::Mismatched { .. }
+                | IrdmGrid::PiecewiseLinear { .. } => {
                     let gi = GridInfo {
-                        kind: if grid.is_matched() {
+                        kind: if matches!(spec, IrdmGrid::PiecewiseLinear { .. }) {
+                            "linear"
+                        } else if grid.is_matched() {
                             grid.kind().name()
                         } else {
                             "mismatched"
@@ -395,9 +457,17 @@ pub fn forward<T: Real, F: Vjp<T>>(
                 }
             };
             info.grid = Some(grid_info);
-            Tape::Irdm {
-                interp: Interpolant::new(grid, values, n).map_err(grid_err(&method))?,
-            }
+            let interp = if matches!(spec, IrdmGrid::PiecewiseLinear { .. }) {
+                StateInterp::Linear {
+                    nodes: grid.nodes().to_vec(),
+                    values,
+                }
+            } else {
+                StateInterp::Barycentric(
+                    Interpolant::new(grid, values, n).map_err(grid_err(&method))?,
+                )
+            };
+            Tape::Irdm { interp }
         }
     };
     Ok(Forward {
@@ -547,7 +617,7 @@ impl<T: Real> Forward<T> {
         &self,
         f: &mut F,
         params: &[T],
-        interp: Option<Interpolant<T>>,
+        interp: Option<StateInterp<T>>,
         cotangents: &[Vec<T>],
         info: &mut Info,
     ) -> Result<(Vec<T>, Vec<T>)> {
@@ -684,7 +754,7 @@ fn reverse_steps<T: Real, F: Vjp<T>>(
 struct AdjointRhs<'a, T: Real, F> {
     f: &'a mut F,
     params: &'a [T],
-    interp: Option<Interpolant<T>>,
+    interp: Option<StateInterp<T>>,
     z: Vec<T>,
     n: usize,
     vjps: usize,

@@ -42,6 +42,14 @@ pub enum IrdmGrid {
         /// Degree `N ≥ 1`.
         n: usize,
     },
+    /// Lobatto nodes (`N + 1`) with `z(t)` interpolated piecewise-linearly between neighbouring
+    /// nodes instead of by the barycentric formula: second-order accurate (error
+    /// `≤ h²/8 · max|z''|` for node spacing `h`). The paper's Figure 6b ablation; offered to
+    /// measure what barycentric interpolation buys, not for training.
+    PiecewiseLinear {
+        /// Degree `N ≥ 1`.
+        n: usize,
+    },
     /// Store a nested Lobatto grid of degree `n_max` (a power of two), then keep the smallest
     /// sub-grid whose Chebyshev coefficient tail is at most `abs_tol + rel_tol · max|c_m|`
     /// (per component, maximum over components).
@@ -139,7 +147,8 @@ impl<T: rk::Scalar> Config<T> {
 /// Where the Chebyshev grid of an IRDM gradient came from and how good it is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GridInfo {
-    /// `"lobatto"` or `"first"`.
+    /// `"lobatto"`, `"first"`, `"mismatched"` or `"linear"` (Lobatto nodes, piecewise-linear
+    /// interpolation).
     pub kind: &'static str,
     /// Degree used in the backward pass (`N`; `N + 1` nodes).
     pub n: usize,

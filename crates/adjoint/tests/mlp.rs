@@ -262,3 +262,31 @@ fn memory_accounting() {
         "{json}"
     );
 }
+
+#[test]
+fn piecewise_linear_interpolation_converges_only_to_second_order() {
+    // The paper's Figure 6b ablation: the same Lobatto nodes, z(t) interpolated linearly. The
+    // error is O(h²) in the largest node gap, so doubling N gains about 4×, never the 10×+ of
+    // barycentric interpolation, and at N = 16 it is far above the barycentric error.
+    let reference = gradient(Method::Direct, &Config::new(1e-12, 1e-12));
+    let config = Config::new(1e-10, 1e-10);
+    let linear = |n| {
+        let m = Method::Irdm {
+            grid: IrdmGrid::PiecewiseLinear { n },
+            norm: BackwardNorm::Full,
+        };
+        let g = gradient(m, &config);
+        assert_eq!(g.info.grid.as_ref().unwrap().kind, "linear");
+        rel_err(&g.dtheta, &reference.dtheta)
+    };
+    let errs: Vec<f64> = [8usize, 16, 32, 64].iter().map(|&n| linear(n)).collect();
+    for w in errs.windows(2) {
+        let ratio = w[0] / w[1];
+        assert!((2.5..8.0).contains(&ratio), "{errs:?}");
+    }
+    let bary = rel_err(
+        &gradient(irdm(Kind::Lobatto, 16), &config).dtheta,
+        &reference.dtheta,
+    );
+    assert!(errs[1] > 1000.0 * bary, "{errs:?} vs {bary:e}");
+}

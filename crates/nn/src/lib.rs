@@ -13,26 +13,37 @@
 //! * [`train`] — a toy-CNF training loop with observer hooks and atomic checkpoints.
 //! * [`ConvOdeFunc`] — torchdiffeq's MNIST ODE block (group norm, ReLU, 3×3 convolutions with
 //!   the time as an extra channel) with its VJP.
+//! * [`Conv2d`] — batched convolution by `im2col` and one matrix product; [`norm`] — group
+//!   norm and ReLU; both with VJPs.
+//! * [`OdeClassifier`] — torchdiffeq's `odenet_mnist` (conv stem, one ODE block, linear head)
+//!   trained through any `adjoint` method; [`idx`] reads MNIST-format data ([`FashionMnist`]).
 //! * [`ParamLayout`] — one flat parameter vector with PyTorch `state_dict` names.
 //! * [`Rng`] — a seeded generator whose streams never change between versions.
 
 pub mod activation;
+pub mod classifier;
 pub mod cnf;
 pub mod conv;
+pub mod conv2d;
 pub mod data;
 mod error;
 pub mod gemm;
+pub mod idx;
 pub mod io;
 pub mod net;
+pub mod norm;
 pub mod optim;
 pub mod params;
 pub mod rng;
 pub mod train;
 
 pub use activation::Activation;
+pub use classifier::{BatchStats, OdeClassifier};
 pub use cnf::{Cnf, Divergence, NetRhs, Noise, nll_loss, toy_cnf};
 pub use conv::ConvOdeFunc;
+pub use conv2d::{Conv2d, ConvWork};
 pub use error::{NnError, Result};
+pub use idx::{FashionMnist, ImageSet};
 pub use io::Weights;
 pub use net::{LayerKind, OdeNet};
 pub use params::{ParamEntry, ParamLayout};
