@@ -1,7 +1,7 @@
 //! `cargo xtask <command>`: the project's experiments and reports.
 //!
 //! * `bench` — reproduces the paper's experiments on the CPU (suites `toy`, `gradient-error`,
-//!   `stability`) and writes `results.json`, `report.md` and PNG plots under
+//!   `stability`, and on request `classification`) and writes `results.json`, `report.md` and PNG plots under
 //!   `target/bench/<run>/`. `--quick` (default) finishes in minutes, `--full` uses the paper's
 //!   10 000 iterations. See `docs/bench.md`.
 //! * `compare-torch` — torchdiffeq on the very same model, weights and batches, interleaved with
@@ -9,6 +9,7 @@
 //! * `report DIR` — redraws `report.md` and the plots from `DIR/results.json`.
 //! * `convergence` — `cheb`'s interpolation-error table.
 
+mod classification;
 mod compare;
 mod convergence;
 mod gradient_error;
@@ -22,7 +23,7 @@ mod toy;
 use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
 use nn::train::TrainConfig;
-use results::{Results, SCHEMA, Settings};
+use results::{OLDEST_SCHEMA, Results, SCHEMA, Settings};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -85,6 +86,21 @@ struct BenchArgs {
     /// Output folder (default `target/bench/<mode>-<unix time>`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Fashion-MNIST IDX folder for the classification suite.
+    #[arg(long, default_value = nn::idx::DEFAULT_FASHION_MNIST_DIR)]
+    fashion_mnist: PathBuf,
+    /// Classification: training images (default: quick 12 000, full 60 000).
+    #[arg(long)]
+    train_images: Option<usize>,
+    /// Classification: epochs (default: quick 3, full 10).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Classification: model width (default: quick 16, full 64).
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Classification: random crops (±2 pixels) of the training images.
+    #[arg(long)]
+    augment: bool,
     /// Run on the GPU backend.
     #[arg(long)]
     gpu: bool,
@@ -97,10 +113,11 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         return Err("--gpu: the GPU backend (crates/gpu) is not part of this build yet; run without --gpu for the CPU benchmark".into());
     }
     for s in &args.suite {
-        if !["toy", "gradient-error", "stability"].contains(&s.as_str()) {
-            return Err(
-                format!("unknown suite {s:?}; expected toy, gradient-error or stability").into(),
-            );
+        if !["toy", "gradient-error", "stability", "classification"].contains(&s.as_str()) {
+            return Err(format!(
+                "unknown suite {s:?}; expected toy, gradient-error, stability or classification"
+            )
+            .into());
         }
     }
     for d in &args.datasets {
@@ -162,6 +179,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         runs: Vec::new(),
         gradient_error: Vec::new(),
         stability: Vec::new(),
+        classification: Vec::new(),
     };
     if args.suite.iter().any(|s| s == "toy") {
         let entries = toy::methods(base.rtol, base.atol);
@@ -191,6 +209,30 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     if args.suite.iter().any(|s| s == "stability") {
         results.stability = stability::run()?;
     }
+    if args.suite.iter().any(|s| s == "classification") {
+        let settings = classification::ClassSettings {
+            data_dir: args.fashion_mnist.clone(),
+            train_images: args
+                .train_images
+                .unwrap_or(if full { 60_000 } else { 12_000 }),
+            test_images: if full { 10_000 } else { 1_000 },
+            channels: args.channels.unwrap_or(if full { 64 } else { 16 }),
+            batch: if full { 128 } else { 64 },
+            epochs: args.epochs.unwrap_or(if full { 10 } else { 3 }),
+            eval_every: args
+                .eval_every
+                .unwrap_or(if full { 100 } else { 20 })
+                .max(1),
+            lr: 0.1,
+            tol: 1e-3,
+            augment: args.augment,
+            seed: args.seed,
+        };
+        let entries = classification::methods();
+        let pb = classification::progress_bar(entries.len());
+        results.classification = classification::run(&settings, &entries, &pb)?;
+        pb.finish();
+    }
     write_json(&out, &results)?;
     render(&out, &results)?;
     Ok(out)
@@ -214,9 +256,9 @@ fn rerender(dir: PathBuf) -> AnyResult<()> {
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let results: Results =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    if results.schema != SCHEMA {
+    if !(OLDEST_SCHEMA..=SCHEMA).contains(&results.schema) {
         return Err(format!(
-            "{}: schema {} (this build reads {SCHEMA})",
+            "{}: schema {} (this build reads {OLDEST_SCHEMA} to {SCHEMA})",
             path.display(),
             results.schema
         )

@@ -4,7 +4,7 @@
 //! Debian paths (`apt-get install fonts-dejavu-core`). Without one, plots are skipped and the
 //! report says so.
 
-use crate::results::{GradientError, Results, Run, Stability};
+use crate::results::{ClassPoint, ClassRun, GradientError, Results, Run, Stability};
 use crate::toy::NODE_COUNTS;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -315,5 +315,70 @@ pub fn draw_all(dir: &Path, results: &Results) -> Result<Vec<String>, Box<dyn st
     toy_plots(dir, &results.runs, &mut written)?;
     gradient_plot(dir, &results.gradient_error, &mut written)?;
     stability_plot(dir, &results.stability, &mut written)?;
+    classification_plots(dir, &results.classification, &mut written)?;
     Ok(written)
+}
+
+/// Test accuracy against training time (Figure 6a) and against epochs (Figure 6b: barycentric
+/// against piecewise-linear interpolation), and evaluations per iteration.
+fn classification_plots(dir: &Path, runs: &[ClassRun], written: &mut Vec<String>) -> PlotResult {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let series = |x: fn(&ClassPoint) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+        runs.iter()
+            .map(|r| {
+                (
+                    r.label.clone(),
+                    r.test_curve
+                        .iter()
+                        .map(|c| (x(c), c.test_accuracy))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let name = "classification_accuracy_time.png";
+    curve_plot(
+        &dir.join(name),
+        "Fashion-MNIST: test accuracy against training time (Fig. 6a)",
+        "training time (s)",
+        "test accuracy",
+        &series(|c| c.train_time_s),
+        false,
+    )?;
+    written.push(name.into());
+    let name = "classification_accuracy_epoch.png";
+    curve_plot(
+        &dir.join(name),
+        "Fashion-MNIST: test accuracy against epochs (Fig. 6b)",
+        "epoch",
+        "test accuracy",
+        &series(|c| c.epoch),
+        false,
+    )?;
+    written.push(name.into());
+    let nfe: Vec<(String, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.label.clone(),
+                r.nfe_curve
+                    .iter()
+                    .map(|p| (p.iter as f64, p.nfe_fwd + p.nfe_bwd_total))
+                    .collect(),
+            )
+        })
+        .collect();
+    let name = "classification_nfe.png";
+    curve_plot(
+        &dir.join(name),
+        "Fashion-MNIST: evaluations per iteration (forward + backward)",
+        "iteration",
+        "f evaluations + VJPs",
+        &nfe,
+        false,
+    )?;
+    written.push(name.into());
+    Ok(())
 }

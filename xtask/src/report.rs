@@ -1,6 +1,6 @@
 //! `report.md`: the paper's tables from a [`Results`] record.
 
-use crate::results::{Results, Run};
+use crate::results::{ClassRun, Results, Run};
 use crate::toy::NODE_COUNTS;
 use std::fmt::Write as _;
 
@@ -242,6 +242,9 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
         }
         let _ = writeln!(md);
     }
+    if !res.classification.is_empty() {
+        classification_section(&mut md, &res.classification);
+    }
     let _ = writeln!(md, "## Plots\n");
     if let Some(note) = plot_note {
         let _ = writeln!(md, "Plots were not drawn: {note}\n");
@@ -250,4 +253,43 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
         let _ = writeln!(md, "![{p}]({p})\n");
     }
     md
+}
+
+/// The classification suite (§4.3): final accuracy, cost per iteration, speedup against RDM.
+fn classification_section(md: &mut String, runs: &[ClassRun]) {
+    let r0 = &runs[0];
+    let _ = writeln!(
+        md,
+        "## Classification (§4.3): Fashion-MNIST, odenet_mnist width {}, batch {}, {} training / {} test images, {} epochs\n",
+        r0.channels, r0.batch, r0.train_images, r0.test_images, r0.epochs
+    );
+    let _ = writeln!(
+        md,
+        "| method | test accuracy | test loss | median ms / iteration | speedup vs rdm | training time (s) | NFE fwd | NFE bwd | VJP bwd | peak stored floats |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    let rdm = runs.iter().find(|r| r.label == "rdm");
+    for r in runs {
+        let speedup = rdm.map_or("–".into(), |b| {
+            format!(
+                "{:.2}×",
+                b.time_per_iter_median_s / r.time_per_iter_median_s
+            )
+        });
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} | {:.3} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
+            r.label,
+            r.final_test_accuracy,
+            r.final_test_loss,
+            1e3 * r.time_per_iter_median_s,
+            speedup,
+            r.time_total_s,
+            r.nfe_fwd_mean,
+            r.nfe_bwd_mean,
+            r.vjp_bwd_mean,
+            r.peak_stored_floats
+        );
+    }
+    let _ = writeln!(md);
 }

@@ -4,7 +4,10 @@ use adjoint::{BackwardNorm, IrdmGrid, Method};
 use serde::{Deserialize, Serialize};
 
 /// Schema version of `results.json`.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
+
+/// Oldest schema this build still reads (schema 1 lacks `classification`).
+pub const OLDEST_SCHEMA: u32 = 1;
 
 /// Everything one `cargo xtask bench` run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +24,9 @@ pub struct Results {
     pub gradient_error: Vec<GradientError>,
     /// The stability suite (§4).
     pub stability: Vec<Stability>,
+    /// The classification suite (§4.3, Figures 6a/6b); absent in schema 1.
+    #[serde(default)]
+    pub classification: Vec<ClassRun>,
 }
 
 /// The machine and build.
@@ -190,4 +196,70 @@ pub fn describe(m: &Method) -> (&'static str, Option<usize>, Option<&'static str
         Method::Direct => ("direct", None, None, false),
         Method::Anode { .. } => ("anode", None, None, false),
     }
+}
+
+/// One training run of the classification suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassRun {
+    /// `"fashion-mnist"`.
+    pub dataset: String,
+    /// `"rdm" | "anode" | "irdm"`.
+    pub method: String,
+    /// Short label, e.g. `irdm8-linear-semi`.
+    pub label: String,
+    /// Stored nodes (IRDM), else null.
+    pub n_nodes: Option<usize>,
+    /// IRDM grid: `"lobatto"` or `"linear"` (Lobatto nodes, piecewise-linear interpolation).
+    pub grid: Option<String>,
+    /// Whether the backward error norm is a seminorm.
+    pub seminorm: bool,
+    /// Model width `C`.
+    pub channels: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Training images used.
+    pub train_images: usize,
+    /// Test images evaluated.
+    pub test_images: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Iterations done.
+    pub iters: usize,
+    /// Median wall time of one iteration (forward, backward, update), seconds.
+    pub time_per_iter_median_s: f64,
+    /// Total training time (test evaluations excluded), seconds.
+    pub time_total_s: f64,
+    /// Mean forward NFE of the ODE block per iteration.
+    pub nfe_fwd_mean: f64,
+    /// Mean backward NFE (RHS evaluations) per iteration.
+    pub nfe_bwd_mean: f64,
+    /// Mean backward VJPs per iteration.
+    pub vjp_bwd_mean: f64,
+    /// Peak floats held for the ODE block's backward pass.
+    pub peak_stored_floats: usize,
+    /// Peak resident set of the whole process (bytes; an upper bound shared by all runs).
+    pub peak_rss_bytes: Option<u64>,
+    /// Test accuracy after the last iteration.
+    pub final_test_accuracy: f64,
+    /// Mean test cross-entropy after the last iteration (nats).
+    pub final_test_loss: f64,
+    /// Test metrics against iterations, epochs and cumulative training time.
+    pub test_curve: Vec<ClassPoint>,
+    /// Per-iteration records (NFE, training loss, wall time), binned means.
+    pub nfe_curve: Vec<NfePoint>,
+}
+
+/// A point of a classification test curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassPoint {
+    /// Iterations done.
+    pub iter: usize,
+    /// Epochs done (fractional).
+    pub epoch: f64,
+    /// Cumulative training time, seconds.
+    pub train_time_s: f64,
+    /// Mean test cross-entropy (nats).
+    pub test_loss: f64,
+    /// Test accuracy.
+    pub test_accuracy: f64,
 }
