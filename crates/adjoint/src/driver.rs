@@ -47,48 +47,56 @@ enum Tape<T: Real> {
 enum StateInterp<T: Real> {
     /// Barycentric interpolation over the Chebyshev grid.
     Barycentric(Interpolant<T>),
-    /// Linear interpolation between neighbouring nodes (monotone in either direction).
-    Linear { nodes: Vec<T>, values: Vec<T> },
+    /// Linear interpolation between neighbouring nodes of the grid.
+    Linear {
+        grid: Grid<T>,
+        values: Vec<T>,
+        coeffs: Vec<T>,
+    },
 }
 
 impl<T: Real> StateInterp<T> {
     fn eval(&mut self, t: T, out: &mut [T]) -> std::result::Result<(), cheb::ChebError> {
         match self {
             StateInterp::Barycentric(i) => i.eval(t, out),
-            StateInterp::Linear { nodes, values } => {
-                let dim = out.len();
-                let last = nodes.len() - 1;
-                let ascending = nodes[last] >= nodes[0];
-                let (lo, hi) = if ascending {
-                    (nodes[0], nodes[last])
-                } else {
-                    (nodes[last], nodes[0])
-                };
-                if !(t >= lo && t <= hi) {
-                    return Err(cheb::ChebError::OutsideInterval {
-                        t: <T as rk::Scalar>::as_f64(t),
-                        a: <T as rk::Scalar>::as_f64(lo),
-                        b: <T as rk::Scalar>::as_f64(hi),
-                    });
-                }
-                // First segment [i, i + 1] whose far end is at or past t.
-                let i = nodes[1..]
-                    .partition_point(|&x| if ascending { x < t } else { x > t })
-                    .min(last - 1);
-                let (x0, x1) = (nodes[i], nodes[i + 1]);
-                let w = if x1 == x0 {
-                    T::zero()
-                } else {
-                    (t - x0) / (x1 - x0)
-                };
-                let (v0, v1) = (&values[i * dim..(i + 1) * dim], &values[(i + 1) * dim..]);
-                for ((o, &a), &b) in out.iter_mut().zip(v0).zip(v1) {
-                    *o = a + w * (b - a);
-                }
+            StateInterp::Linear {
+                grid,
+                values,
+                coeffs,
+            } => {
+                linear_coefficients(grid, t, coeffs)?;
+                cheb::combine(coeffs, values, out);
                 Ok(())
             }
         }
     }
+}
+
+/// The weights of piecewise-linear interpolation over the grid's nodes at `t`: two neighbouring
+/// nodes `τ_i, τ_{i+1}` around `t` get `1 − w` and `w`, `w = (t − τ_i)/(τ_{i+1} − τ_i)`; all
+/// others zero. Nodes may run in either direction.
+pub(crate) fn linear_coefficients<T: Real>(
+    grid: &Grid<T>,
+    t: T,
+    out: &mut [T],
+) -> std::result::Result<(), cheb::ChebError> {
+    let t = grid.check_point(t)?;
+    let nodes = grid.nodes();
+    let last = nodes.len() - 1;
+    let ascending = nodes[last] >= nodes[0];
+    let i = nodes[1..]
+        .partition_point(|&x| if ascending { x < t } else { x > t })
+        .min(last - 1);
+    let (x0, x1) = (nodes[i], nodes[i + 1]);
+    let w = if x1 == x0 {
+        T::zero()
+    } else {
+        (t - x0) / (x1 - x0)
+    };
+    out.fill(T::zero());
+    out[i] = T::one() - w;
+    out[i + 1] = w;
+    Ok(())
 }
 
 /// The result of [`forward`]: outputs at the requested times, and what the backward pass needs.
@@ -459,7 +467,8 @@ pub fn forward<T: Real, F: Vjp<T>>(
             info.grid = Some(grid_info);
             let interp = if matches!(spec, IrdmGrid::PiecewiseLinear { .. }) {
                 StateInterp::Linear {
-                    nodes: grid.nodes().to_vec(),
+                    coeffs: vec![T::zero(); grid.len()],
+                    grid,
                     values,
                 }
             } else {

@@ -15,7 +15,9 @@
 //! Use: implement [`Vjp`] for the right-hand side, call [`forward`], then
 //! [`Forward::backward`] with `∂L/∂z(s_k)` at every output time. The [`Info`] record counts
 //! forward and backward evaluations and VJPs apart, steps each way, and the floats each method
-//! holds for the backward pass. The drivers work on host vectors (`Vec<f32>`, `Vec<f64>`).
+//! holds for the backward pass. [`forward`] works on host vectors (`Vec<f32>`, `Vec<f64>`) and
+//! runs every method; [`forward_on`] runs RDM and IRDM on any [`rk::Vector`] backend (a GPU
+//! vector) through [`VectorVjp`], which every host [`Vjp`] implements.
 //!
 //! ```
 //! use adjoint::{Config, Method, Vjp, forward};
@@ -51,10 +53,14 @@ mod discrete;
 pub mod driver;
 pub mod error;
 pub mod method;
+pub mod on_vector;
 pub mod toy;
+pub mod vector_vjp;
 pub mod vjp;
 
 pub use driver::{Forward, Gradient, forward};
 pub use error::{AdjointError, Result};
 pub use method::{BackwardNorm, Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
+pub use on_vector::{VectorForward, VectorGradient, forward_on};
+pub use vector_vjp::VectorVjp;
 pub use vjp::{Real, Vjp};

@@ -137,6 +137,10 @@ impl Vector for GpuVec {
         Self::zeros(&self.ctx, self.len)
     }
 
+    fn zeros_with_len(&self, len: usize) -> Self {
+        Self::zeros(&self.ctx, len)
+    }
+
     fn fill(&mut self, value: f32) {
         let params = Params {
             n: self.n(),

@@ -77,6 +77,11 @@ macro_rules! vector_conformance_tests {
                     v.copy_to_host(&mut buf);
                     z.copy_from_host(&buf);
                     assert_eq!(host(&z), host(&v));
+                    for m in [1, n + 3, 2 * n + 7] {
+                        let w = v.zeros_with_len(m);
+                        assert_eq!(w.len(), m);
+                        assert_eq!(host(&w), vec![0.0; m]);
+                    }
                 }
             }
 

@@ -27,7 +27,8 @@ pub enum Atol<V: Vector> {
 
 /// Where the numbers of a state vector live, and the in-place operations the solver needs.
 ///
-/// Implementations must not allocate in any method but [`Vector::zeros_like`]. In every method
+/// Implementations must not allocate in any method but [`Vector::zeros_like`] and
+/// [`Vector::zeros_with_len`]. In every method
 /// taking other vectors, all vectors have the same length as `self` (callers guarantee it; the
 /// host implementation checks it with `debug_assert!`).
 pub trait Vector: Sized {
@@ -40,8 +41,12 @@ pub trait Vector: Sized {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// A new vector of the same length (and backend) filled with zeros. The only allocating call.
+    /// A new vector of the same length (and backend) filled with zeros. Allocates (as does
+    /// [`Vector::zeros_with_len`]; no other method may).
     fn zeros_like(&self) -> Self;
+    /// A new zero vector of length `len` on the same backend (for stacked states such as an
+    /// adjoint system's `[a, g]`). Allocates.
+    fn zeros_with_len(&self, len: usize) -> Self;
     /// `self_i = value`.
     fn fill(&mut self, value: Self::Scalar);
     /// `self = src`.
@@ -85,6 +90,10 @@ impl<T: Scalar> Vector for Vec<T> {
 
     fn zeros_like(&self) -> Self {
         vec![T::zero(); <[T]>::len(self)]
+    }
+
+    fn zeros_with_len(&self, len: usize) -> Self {
+        vec![T::zero(); len]
     }
 
     fn fill(&mut self, value: T) {

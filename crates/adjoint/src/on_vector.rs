@@ -1,0 +1,419 @@
+//! RDM and IRDM on any [`rk::Vector`] backend (host `Vec<T>`, a GPU vector …).
+//!
+//! The same continuous adjoint as [`crate::driver`] (its module docs state the equations), with
+//! every state-sized number kept on the backend:
+//!
+//! * the forward pass keeps the outputs `z(s_k)` and, for IRDM, the node values `z(τ_j)` read
+//!   from the solver's dense output, each as one backend vector;
+//! * the backward pass integrates one stacked vector — IRDM `[a, g]`, RDM `[z, a, g]` — so that
+//!   the solver's fused kernels cover the whole backward state, and IRDM's
+//!   `z(t) = Σ_j ℓ_j(t) z(τ_j)` is one fused linear combination of the stored node vectors (the
+//!   `N + 1` coefficients `ℓ_j(t)` are computed on the host; piecewise-linear interpolation has
+//!   two non-zero ones);
+//! * numbers cross to the host only at output times (to add `∂L/∂z(s_k)` to `a`) and at the end.
+//!
+//! Direct and ANODE (which reverse recorded stages) and IRDM's automatic grid (which inspects
+//! node values) stay with the host drivers of [`crate::forward`]; asking for them here is an
+//! error.
+
+use crate::driver::linear_coefficients;
+use crate::error::{AdjointError, Result};
+use crate::method::{BackwardNorm, Config, GridInfo, Info, IrdmGrid, Method};
+use crate::vector_vjp::VectorVjp;
+use crate::vjp::Real;
+use cheb::{Grid, Kind};
+use rk::{ErrorNorm, Options, Rhs, Solver, Tolerance, Vector, check_times};
+use std::ops::Range;
+
+/// How IRDM reads `z(t)` from the stored nodes.
+#[derive(Debug, Clone)]
+enum NodeRule {
+    Barycentric,
+    Linear,
+}
+
+/// The result of [`forward_on`]: outputs and what the backward pass needs, on the backend.
+pub struct VectorForward<T: Real, V: Vector<Scalar = T>> {
+    method: Method,
+    config: Config<T>,
+    ts: Vec<T>,
+    outputs: Vec<V>,
+    nodes: Option<(Grid<T>, NodeRule, Vec<V>)>,
+    info: Info,
+    n: usize,
+    p: usize,
+}
+
+/// The gradient on the backend.
+pub struct VectorGradient<V> {
+    /// `dL/dz0`.
+    pub dz0: V,
+    /// `dL/dθ`.
+    pub dtheta: V,
+    /// Counts and memory.
+    pub info: Info,
+}
+
+fn solve_err(method: &Method, pass: &'static str) -> impl FnOnce(rk::RkError) -> AdjointError {
+    let name = method.name();
+    move |source| AdjointError::Solve {
+        method: name,
+        pass,
+        source,
+    }
+}
+
+fn grid_err(method: &Method) -> impl FnOnce(cheb::ChebError) -> AdjointError {
+    let name = method.name();
+    move |source| AdjointError::Grid {
+        method: name,
+        source,
+    }
+}
+
+fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(AdjointError::LengthMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
+}
+
+fn copy<V: Vector>(v: &V) -> V {
+    let mut c = v.zeros_like();
+    c.copy_from(v);
+    c
+}
+
+/// Solves `dz/dt = f(t, z; θ)` from `z(ts[0]) = z0` on the backend of `z0` and keeps what RDM or
+/// IRDM (fixed Lobatto or first-kind grid, mismatched, or piecewise-linear) needs.
+///
+/// Errors: wrong lengths, a method this driver does not run (Direct, ANODE, IRDM auto), bad
+/// settings, and solver failures.
+pub fn forward_on<T, V, F>(
+    f: &mut F,
+    params: &V,
+    z0: &V,
+    ts: &[T],
+    method: Method,
+    config: &Config<T>,
+) -> Result<VectorForward<T, V>>
+where
+    T: Real,
+    V: Vector<Scalar = T>,
+    F: VectorVjp<V>,
+{
+    let n = f.state_len();
+    let p = f.param_len();
+    check_len("initial state z0", n, z0.len())?;
+    check_len("parameters θ", p, params.len())?;
+    check_times(ts).map_err(solve_err(&method, "forward"))?;
+    let (t0, t1) = (ts[0], ts[ts.len() - 1]);
+    let unsupported = |reason: &'static str| AdjointError::BadSetting {
+        name: "method on a generic vector backend",
+        value: 0.0,
+        reason,
+    };
+    let grid = match method {
+        Method::Rdm { .. } => None,
+        Method::Irdm { grid, .. } => {
+            let (deg, kinds, rule) = match grid {
+                IrdmGrid::Fixed { kind, n } => (n, (kind, kind), NodeRule::Barycentric),
+                IrdmGrid::Mismatched { n } => {
+                    (n, (Kind::Lobatto, Kind::First), NodeRule::Barycentric)
+                }
+                IrdmGrid::PiecewiseLinear { n } => {
+                    (n, (Kind::Lobatto, Kind::Lobatto), NodeRule::Linear)
+                }
+                IrdmGrid::Auto { .. } => {
+                    return Err(unsupported(
+                        "IRDM's automatic grid needs host node values; use adjoint::forward",
+                    ));
+                }
+            };
+            if deg < 1 {
+                return Err(AdjointError::BadSetting {
+                    name: "IRDM N",
+                    value: deg as f64,
+                    reason: "needs N >= 1",
+                });
+            }
+            let g =
+                Grid::with_weight_kind(kinds.0, kinds.1, deg, t0, t1).map_err(grid_err(&method))?;
+            Some((g, rule))
+        }
+        Method::Direct | Method::Anode { .. } => {
+            return Err(unsupported(
+                "Direct and ANODE reverse recorded stages on the host; use adjoint::forward",
+            ));
+        }
+    };
+    let mut info = Info {
+        method: method.name(),
+        ..Info::default()
+    };
+    let err = solve_err(&method, "forward");
+    let mut solver = Solver::new(config.tableau, config.forward.clone(), z0).map_err(err)?;
+    solver
+        .init(f, params, t0, t1, z0)
+        .map_err(solve_err(&method, "forward"))?;
+    let mut outputs = vec![copy(z0)];
+    let node_times: Vec<T> = grid
+        .as_ref()
+        .map(|(g, _)| g.nodes().to_vec())
+        .unwrap_or_default();
+    let mut node_values: Vec<V> = Vec::with_capacity(node_times.len());
+    let mut next_node = 0;
+    if node_times.first() == Some(&t0) {
+        node_values.push(copy(z0));
+        next_node = 1;
+    }
+    let forward_dir = t1 > t0;
+    let reached = |target: T, now: T| {
+        if forward_dir {
+            target <= now
+        } else {
+            target >= now
+        }
+    };
+    let mut next_out = 1;
+    while !solver.is_finished() {
+        let now = solver
+            .step(f, params)
+            .map_err(solve_err(&method, "forward"))?;
+        while next_out < ts.len() && reached(ts[next_out], now) {
+            let mut v = z0.zeros_like();
+            solver
+                .interpolate(ts[next_out], &mut v)
+                .map_err(solve_err(&method, "forward"))?;
+            outputs.push(v);
+            next_out += 1;
+        }
+        while next_node < node_times.len() && reached(node_times[next_node], now) {
+            let mut v = z0.zeros_like();
+            solver
+                .interpolate(node_times[next_node], &mut v)
+                .map_err(solve_err(&method, "forward"))?;
+            node_values.push(v);
+            next_node += 1;
+        }
+    }
+    let st = solver.stats();
+    info.nfe_forward = st.nfe;
+    info.accepted_forward = st.accepted;
+    info.rejected_forward = st.rejected;
+    let nodes = grid.map(|(g, rule)| {
+        info.grid = Some(GridInfo {
+            kind: match rule {
+                NodeRule::Linear => "linear",
+                NodeRule::Barycentric if g.is_matched() => g.kind().name(),
+                NodeRule::Barycentric => "mismatched",
+            },
+            n: g.degree(),
+            n_stored: g.degree(),
+            error_estimate: None,
+        });
+        info.stored_floats = node_values.len() * n;
+        (g, rule, node_values)
+    });
+    if nodes.is_none() {
+        info.stored_floats = (ts.len() - 1) * n;
+    }
+    Ok(VectorForward {
+        method,
+        config: config.clone(),
+        ts: ts.to_vec(),
+        outputs,
+        nodes,
+        info,
+        n,
+        p,
+    })
+}
+
+impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
+    /// The states at the output times, on the backend.
+    pub fn outputs(&self) -> &[V] {
+        &self.outputs
+    }
+
+    /// Forward counts and memory.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// The gradient for output cotangents `cotangents[k] = ∂L/∂z(s_k)` (one per output time).
+    /// `f` and `params` must be those of the forward pass.
+    pub fn backward<F: VectorVjp<V>>(
+        &self,
+        f: &mut F,
+        params: &V,
+        cotangents: &[V],
+    ) -> Result<VectorGradient<V>> {
+        let (n, p) = (self.n, self.p);
+        check_len("parameters θ", p, params.len())?;
+        check_len("state length of f", n, f.state_len())?;
+        check_len(
+            "cotangents (one per output time)",
+            self.ts.len(),
+            cotangents.len(),
+        )?;
+        let mut cot_host: Vec<Vec<T>> = Vec::with_capacity(cotangents.len());
+        for (k, c) in cotangents.iter().enumerate() {
+            check_len("cotangent", n, c.len())?;
+            let mut h = vec![T::zero(); n];
+            c.copy_to_host(&mut h);
+            if h.iter().any(|v| !v.is_finite()) {
+                return Err(AdjointError::NonFiniteCotangent {
+                    index: k,
+                    t: <T as rk::Scalar>::as_f64(self.ts[k]),
+                });
+            }
+            cot_host.push(h);
+        }
+        let mut info = self.info.clone();
+        let is_irdm = self.nodes.is_some();
+        let norm = match self.method {
+            Method::Rdm { norm } | Method::Irdm { norm, .. } => norm,
+            _ => BackwardNorm::Full,
+        };
+        let a_off = if is_irdm { 0 } else { n };
+        let len = a_off + n + p;
+        let shift = |rs: Vec<Range<usize>>, by: usize| {
+            rs.into_iter().map(move |r| r.start + by..r.end + by)
+        };
+        let mut groups: Vec<Range<usize>> = Vec::new();
+        if !is_irdm {
+            groups.extend(shift(f.state_groups(), 0));
+        }
+        groups.extend(shift(f.state_groups(), a_off));
+        if norm == BackwardNorm::Full {
+            groups.extend(shift(f.param_groups(), a_off + n));
+        }
+        let (rtol, atol) = self.config.backward.unwrap_or_else(|| {
+            let atol = match &self.config.forward.atol {
+                Tolerance::Scalar(a) => *a,
+                Tolerance::PerComponent(v) => {
+                    v.iter().fold(T::zero(), |m, &x| if x > m { x } else { m })
+                }
+            };
+            (self.config.forward.rtol, atol)
+        });
+        let mut options = Options::new(rtol, atol).with_norm(ErrorNorm::Groups(groups));
+        options.max_steps = self.config.forward.max_steps;
+        options.controller = self.config.forward.controller;
+        let tableau = self.config.backward_tableau.unwrap_or(self.config.tableau);
+        let template = &self.outputs[0];
+        let mut host = vec![T::zero(); len];
+        let mut zbuf = vec![T::zero(); n];
+        let k_last = self.ts.len() - 1;
+        if !is_irdm {
+            self.outputs[k_last].copy_to_host(&mut host[..n]);
+        }
+        add(&mut host[a_off..a_off + n], &cot_host[k_last]);
+        let mut x = template.zeros_with_len(len);
+        x.copy_from_host(&host);
+        let mut solver =
+            Solver::new(tableau, options, &x).map_err(solve_err(&self.method, "backward"))?;
+        let empty = template.zeros_with_len(0);
+        let mut rhs = BackwardRhs {
+            f,
+            params,
+            nodes: self.nodes.as_ref(),
+            coeffs: vec![T::zero(); self.nodes.as_ref().map_or(0, |(g, _, _)| g.len())],
+            z: template.zeros_like(),
+            a_off,
+            vjps: 0,
+            failure: None,
+        };
+        for k in (1..=k_last).rev() {
+            solver
+                .init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x)
+                .map_err(solve_err(&self.method, "backward"))?;
+            while !solver.is_finished() {
+                solver
+                    .step(&mut rhs, &empty)
+                    .map_err(solve_err(&self.method, "backward"))?;
+            }
+            if let Some(e) = rhs.failure.take() {
+                return Err(AdjointError::Grid {
+                    method: self.method.name(),
+                    source: e,
+                });
+            }
+            let st = solver.stats();
+            info.accepted_backward += st.accepted;
+            info.rejected_backward += st.rejected;
+            if !is_irdm {
+                info.nfe_backward += st.nfe;
+            }
+            solver.state().copy_to_host(&mut host);
+            add(&mut host[a_off..a_off + n], &cot_host[k - 1]);
+            if !is_irdm {
+                self.outputs[k - 1].copy_to_host(&mut zbuf);
+                host[..n].copy_from_slice(&zbuf);
+            }
+            x.copy_from_host(&host);
+        }
+        info.vjp_backward = rhs.vjps;
+        let mut dz0 = template.zeros_like();
+        dz0.copy_from_host(&host[a_off..a_off + n]);
+        let mut dtheta = params.zeros_like();
+        dtheta.copy_from_host(&host[a_off + n..]);
+        Ok(VectorGradient { dz0, dtheta, info })
+    }
+}
+
+fn add<T: Real>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = *d + s;
+    }
+}
+
+/// The backward right-hand side on stacked vectors.
+struct BackwardRhs<'a, T: Real, V: Vector<Scalar = T>, F> {
+    f: &'a mut F,
+    params: &'a V,
+    nodes: Option<&'a (Grid<T>, NodeRule, Vec<V>)>,
+    coeffs: Vec<T>,
+    z: V,
+    a_off: usize,
+    vjps: usize,
+    failure: Option<cheb::ChebError>,
+}
+
+impl<T, V, F> Rhs<V> for BackwardRhs<'_, T, V, F>
+where
+    T: Real,
+    V: Vector<Scalar = T>,
+    F: VectorVjp<V>,
+{
+    fn eval(&mut self, t: T, x: &V, _unused: &V, dx: &mut V) {
+        self.vjps += 1;
+        match self.nodes {
+            Some((grid, rule, values)) => {
+                let r = match rule {
+                    NodeRule::Barycentric => grid.coefficients(t, &mut self.coeffs),
+                    NodeRule::Linear => linear_coefficients(grid, t, &mut self.coeffs),
+                };
+                if let Err(e) = r {
+                    self.failure = Some(e);
+                    dx.fill(T::nan());
+                    return;
+                }
+                self.z.linear_combination(&self.coeffs, values);
+                self.f
+                    .adjoint_rhs(t, &self.z, 0, self.params, x, 0, dx, None, 0);
+            }
+            None => {
+                let n = self.a_off;
+                self.f
+                    .adjoint_rhs(t, x, 0, self.params, x, n, dx, Some(0), n);
+            }
+        }
+    }
+}
