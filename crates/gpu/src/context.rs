@@ -175,11 +175,23 @@ impl GpuContext {
         params: Params,
         buffers: &[(u32, &wgpu::Buffer)],
     ) {
+        self.dispatch_words(pipeline, n, &params.bytes(), buffers);
+    }
+
+    /// Records one dispatch over `n` elements with a uniform block of `words` (32-bit words) at
+    /// binding 5 and `buffers` at their bindings. Submitted with the next readback.
+    pub(crate) fn dispatch_words(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        n: u32,
+        words: &[u32],
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) {
         let uniform = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: None,
-                contents: bytemuck::cast_slice(&params.bytes()),
+                contents: bytemuck::cast_slice(words),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
@@ -208,6 +220,35 @@ impl GpuContext {
             let (x, y) = Self::grid(n);
             pass.dispatch_workgroups(x, y, 1);
         });
+    }
+
+    /// Compiles every entry point of a WGSL module (bind-group layouts derived from the code).
+    pub(crate) fn pipelines(
+        &self,
+        label: &str,
+        source: &str,
+        entries: &[&str],
+    ) -> Vec<wgpu::ComputePipeline> {
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        entries
+            .iter()
+            .map(|entry| {
+                self.device
+                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(entry),
+                        layout: None,
+                        module: &module,
+                        entry_point: Some(entry),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
+            })
+            .collect()
     }
 
     /// Appends commands to the pending encoder (created on first use).

@@ -21,6 +21,14 @@ pub enum GpuError {
         /// The wgpu error.
         source: wgpu::RequestDeviceError,
     },
+    /// An invalid model or argument.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// Which object.
+        what: String,
+        /// Why.
+        reason: String,
+    },
     /// Reading a buffer back failed.
     #[error("reading back from the GPU: {0}")]
     Readback(String),

@@ -10,10 +10,12 @@
 //! norm and dot product reduced on the device). GPU right-hand sides, gradient drivers on the
 //! GPU and single-submission steps are still to come.
 
+mod cnf;
 mod context;
 mod error;
 mod vector;
 
+pub use cnf::{GpuActivation, GpuCnf};
 pub use context::{ADAPTER_ENV, GpuContext};
 pub use error::GpuError;
 pub use vector::GpuVec;

@@ -53,6 +53,11 @@ impl GpuVec {
             .unwrap_or_else(|_| vec![f32::NAN; self.len])
     }
 
+    /// The storage buffer.
+    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+        &self.buf
+    }
+
     /// The context.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
