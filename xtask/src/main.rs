@@ -12,6 +12,7 @@
 mod classification;
 mod compare;
 mod convergence;
+mod gpu_toy;
 mod gradient_error;
 mod machine;
 mod plots;
@@ -101,17 +102,18 @@ struct BenchArgs {
     /// Classification: random crops (±2 pixels) of the training images.
     #[arg(long)]
     augment: bool,
-    /// Run on the GPU backend.
+    /// Run the toy suite on the GPU backend instead (RDM, RDM-semi, IRDM16-semi at each of
+    /// `--batches`; the adapter is recorded). `IRDM_GPU_ADAPTER` picks an adapter by name.
     #[arg(long)]
     gpu: bool,
+    /// Batch sizes of the GPU toy suite.
+    #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1000, 10_000, 100_000])]
+    batches: Vec<usize>,
 }
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
-    if args.gpu {
-        return Err("--gpu: the GPU backend (crates/gpu) is not part of this build yet; run without --gpu for the CPU benchmark".into());
-    }
     for s in &args.suite {
         if !["toy", "gradient-error", "stability", "classification"].contains(&s.as_str()) {
             return Err(format!(
@@ -138,6 +140,9 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         .max(1);
     if iters == 0 {
         return Err("--iters must be at least 1".into());
+    }
+    if args.gpu && (args.batches.is_empty() || args.batches.contains(&0)) {
+        return Err("--batches: every batch size must be at least 1".into());
     }
     let base = TrainConfig {
         test_size: if full { 2000 } else { 500 },
@@ -180,7 +185,30 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         gradient_error: Vec::new(),
         stability: Vec::new(),
         classification: Vec::new(),
+        gpu_runs: Vec::new(),
+        gpu_kernels: Vec::new(),
     };
+    if args.gpu {
+        let ctx = gpu::GpuContext::new()?;
+        results.machine.backend = format!(
+            "gpu: {} ({:?}, {:?})",
+            ctx.adapter_info.name, ctx.adapter_info.device_type, ctx.adapter_info.backend
+        );
+        let init = match &init {
+            Some(p) => p.clone(),
+            None => nn::toy_cnf::<f32>(1, base.activation)?
+                .net
+                .init_params(&mut nn::Rng::new(args.seed)),
+        };
+        let gpu_iters = args.iters.unwrap_or(if full { 200 } else { 20 });
+        let (runs, kernels) = gpu_toy::run(&ctx, &args.batches, gpu_iters, &init, args.seed)?;
+        results.gpu_runs = runs;
+        results.gpu_kernels = kernels;
+        results.settings.suites = vec!["gpu-toy".into()];
+        write_json(&out, &results)?;
+        render(&out, &results)?;
+        return Ok(out);
+    }
     if args.suite.iter().any(|s| s == "toy") {
         let entries = toy::methods(base.rtol, base.atol);
         for d in &args.datasets {
@@ -363,6 +391,42 @@ mod tests {
     }
 
     #[test]
+    fn a_tiny_gpu_run_writes_its_tables() {
+        // Needs an adapter (lavapipe in CI, where IRDM_REQUIRE_GPU=1 makes its absence fail).
+        if let Err(e) = gpu::GpuContext::new() {
+            assert!(
+                std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+                "IRDM_REQUIRE_GPU=1 but {e}"
+            );
+            eprintln!("skipped: {e}");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("xtask-gpu-{}", std::process::id()));
+        let out = bench(args(&[
+            "--gpu",
+            "--batches",
+            "8,16",
+            "--iters",
+            "1",
+            "--out",
+            dir.to_str().unwrap(),
+        ]))
+        .unwrap();
+        let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+        let res: Results = serde_json::from_str(&text).unwrap();
+        assert_eq!(res.gpu_runs.len(), 2 * gpu_toy::methods().len());
+        assert_eq!(res.gpu_kernels.len(), 2);
+        assert!(res.machine.backend.starts_with("gpu: "));
+        for r in &res.gpu_runs {
+            assert!(r.loss_first.is_finite() && r.nfe_fwd_mean > 0.0, "{r:?}");
+        }
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(md.contains("## Toy CNF on the GPU"), "{md}");
+        assert!(md.contains("| 16 | irdm16-semi |"), "{md}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn bad_flags_are_clear_errors() {
         let e = bench(args(&["--suite", "nope"])).unwrap_err().to_string();
         assert!(e.contains("unknown suite"), "{e}");
@@ -370,8 +434,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown \"spirals\""), "{e}");
-        let e = bench(args(&["--gpu"])).unwrap_err().to_string();
-        assert!(e.contains("GPU backend"), "{e}");
+        let e = bench(args(&["--gpu", "--batches", "0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--batches"), "{e}");
         let e = bench(args(&["--iters", "0"])).unwrap_err().to_string();
         assert!(e.contains("at least 1"), "{e}");
         assert!(Cli::try_parse_from(["cargo-xtask", "bench", "--quick", "--full"]).is_err());

@@ -245,6 +245,9 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
     if !res.classification.is_empty() {
         classification_section(&mut md, &res.classification);
     }
+    if !res.gpu_runs.is_empty() || !res.gpu_kernels.is_empty() {
+        gpu_section(&mut md, res);
+    }
     let _ = writeln!(md, "## Plots\n");
     if let Some(note) = plot_note {
         let _ = writeln!(md, "Plots were not drawn: {note}\n");
@@ -289,6 +292,62 @@ fn classification_section(md: &mut String, runs: &[ClassRun]) {
             r.nfe_bwd_mean,
             r.vjp_bwd_mean,
             r.peak_stored_floats
+        );
+    }
+    let _ = writeln!(md);
+}
+
+/// The GPU toy suite: time per iteration per batch size and method, and kernel throughput.
+fn gpu_section(md: &mut String, res: &Results) {
+    let _ = writeln!(
+        md,
+        "## Toy CNF on the GPU ({})\n\nMedian seconds per training iteration (forward, NLL, backward, Adam), speedup of each method over RDM at the same batch, mean NFE forward / VJPs backward, training loss first → last timed iteration.\n",
+        res.machine.backend
+    );
+    let _ = writeln!(
+        md,
+        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for r in &res.gpu_runs {
+        let rdm = res
+            .gpu_runs
+            .iter()
+            .find(|b| b.batch == r.batch && b.label == "rdm");
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} |",
+            r.batch,
+            r.label,
+            r.time_per_iter_median_s,
+            rdm.map_or("–".into(), |b| format!(
+                "{:.2}×",
+                b.time_per_iter_median_s / r.time_per_iter_median_s
+            )),
+            r.nfe_fwd_mean,
+            r.nfe_bwd_mean + r.vjp_bwd_mean,
+            r.loss_first,
+            r.loss_last
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nKernel throughput (matrix-product FLOPs; an adjoint right-hand side counts 3 × an evaluation):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| batch | f: ms | f: GFLOP/s | adjoint RHS: ms | adjoint RHS: GFLOP/s |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for k in &res.gpu_kernels {
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} | {:.1} | {:.3} | {:.1} |",
+            k.batch,
+            1e3 * k.eval_s,
+            k.eval_gflops,
+            1e3 * k.vjp_s,
+            k.vjp_gflops
         );
     }
     let _ = writeln!(md);

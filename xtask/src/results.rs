@@ -27,6 +27,12 @@ pub struct Results {
     /// The classification suite (§4.3, Figures 6a/6b); absent in schema 1.
     #[serde(default)]
     pub classification: Vec<ClassRun>,
+    /// The toy suite on the GPU backend (`--gpu`); absent in schema 1.
+    #[serde(default)]
+    pub gpu_runs: Vec<GpuRun>,
+    /// Kernel throughput of the GPU CNF per batch size (`--gpu`); absent in schema 1.
+    #[serde(default)]
+    pub gpu_kernels: Vec<GpuKernel>,
 }
 
 /// The machine and build.
@@ -262,4 +268,50 @@ pub struct ClassPoint {
     pub test_loss: f64,
     /// Test accuracy.
     pub test_accuracy: f64,
+}
+
+/// One method of the GPU toy suite at one batch size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GpuRun {
+    /// Batch size.
+    pub batch: usize,
+    /// `"rdm" | "irdm"`.
+    pub method: String,
+    /// Label, e.g. `irdm16-semi`.
+    pub label: String,
+    /// Stored nodes (IRDM).
+    pub n_nodes: Option<usize>,
+    /// IRDM grid name.
+    pub grid: Option<String>,
+    /// Seminorm in the backward pass.
+    pub seminorm: bool,
+    /// Timed iterations (after one warm-up).
+    pub iters: usize,
+    /// Median wall time of one iteration (forward, NLL, backward, Adam), seconds.
+    pub time_per_iter_median_s: f64,
+    /// Mean forward NFE.
+    pub nfe_fwd_mean: f64,
+    /// Mean backward NFE.
+    pub nfe_bwd_mean: f64,
+    /// Mean backward VJPs.
+    pub vjp_bwd_mean: f64,
+    /// Training loss of the first timed iteration.
+    pub loss_first: f64,
+    /// Training loss of the last timed iteration.
+    pub loss_last: f64,
+}
+
+/// Throughput of the GPU CNF's kernels at one batch size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GpuKernel {
+    /// Batch size.
+    pub batch: usize,
+    /// Median seconds per evaluation of `f` (with divergence).
+    pub eval_s: f64,
+    /// Median seconds per adjoint right-hand side (forward again plus the reverse pass).
+    pub vjp_s: f64,
+    /// Matrix-product GFLOP/s of an evaluation (`GpuCnf::flops_per_eval`).
+    pub eval_gflops: f64,
+    /// Matrix-product GFLOP/s of an adjoint right-hand side (3 × an evaluation's FLOPs).
+    pub vjp_gflops: f64,
 }

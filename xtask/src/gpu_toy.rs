@@ -1,0 +1,239 @@
+//! The toy CNF trained with its state on the GPU (`cargo xtask bench --gpu`, and the ours side
+//! of `compare-torch --device cuda`): `gpu::GpuCnf` with the weights of `nn::toy_cnf`, RDM or
+//! IRDM through `adjoint::forward_on`, the NLL and Adam on the host (one download of the final
+//! state and of `dL/dθ`, one upload of `θ` per iteration).
+
+use crate::results::{GpuKernel, GpuRun, describe};
+use crate::toy::median;
+use adjoint::{BackwardNorm, Config, Method, VectorVjp, forward_on};
+use gpu::{GpuActivation, GpuCnf, GpuContext, GpuVec};
+use nn::optim::{Adam, AdamConfig, Optimizer};
+use nn::train::IterationRecord;
+use rk::{Rhs, Vector};
+use std::sync::Arc;
+use std::time::Instant;
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// End time of the toy CNF (FFJORD's toy experiments, as `nn::train`).
+const T1: f32 = 0.5;
+/// Solver tolerance (appendix B.2).
+const TOL: f32 = 1e-5;
+
+/// One method training the toy CNF on the GPU.
+pub struct GpuTrainer {
+    ctx: Arc<GpuContext>,
+    cnf: GpuCnf,
+    params: Vec<f32>,
+    params_gpu: GpuVec,
+    adam: Adam<f32>,
+    method: Method,
+    config: Config<f32>,
+    batch: usize,
+    iter: usize,
+}
+
+impl GpuTrainer {
+    /// A trainer for batches of `batch` points starting from `init` (the `nn::toy_cnf` layout).
+    pub fn new(
+        ctx: &Arc<GpuContext>,
+        batch: usize,
+        method: Method,
+        init: &[f32],
+    ) -> AnyResult<Self> {
+        let cnf = GpuCnf::toy(ctx, batch, GpuActivation::Tanh)?;
+        if init.len() != cnf.param_len() {
+            return Err(format!(
+                "initial weights: {} floats, the toy CNF has {}",
+                init.len(),
+                cnf.param_len()
+            )
+            .into());
+        }
+        let mut config = Config::new(TOL, TOL);
+        config.forward = config
+            .forward
+            .with_norm(rk::ErrorNorm::Groups(cnf.state_groups()));
+        Ok(Self {
+            ctx: Arc::clone(ctx),
+            params_gpu: GpuVec::from_host(ctx, init),
+            params: init.to_vec(),
+            adam: Adam::new(init.len(), AdamConfig::default())?,
+            cnf,
+            method,
+            config,
+            batch,
+            iter: 0,
+        })
+    }
+
+    /// One iteration on the points `x` (`batch × 2`): forward, NLL, backward, Adam.
+    pub fn step_on(&mut self, x: &[f32]) -> AnyResult<IterationRecord> {
+        let start = Instant::now();
+        if x.len() != 2 * self.batch {
+            return Err(format!("batch of {} floats, expected {}", x.len(), 2 * self.batch).into());
+        }
+        let mut y0 = x.to_vec();
+        y0.extend(std::iter::repeat_n(0.0, self.batch));
+        let z0 = GpuVec::from_host(&self.ctx, &y0);
+        let ts = [0.0, T1];
+        let fwd = forward_on(
+            &mut self.cnf,
+            &self.params_gpu,
+            &z0,
+            &ts,
+            self.method,
+            &self.config,
+        )?;
+        let end = fwd.outputs()[1].to_host();
+        let (loss, cot) = nn::nll_loss(&end, self.batch, 2)?;
+        let cots = [z0.zeros_like(), GpuVec::from_host(&self.ctx, &cot)];
+        let grad = fwd.backward(&mut self.cnf, &self.params_gpu, &cots)?;
+        let dtheta = grad.dtheta.to_host();
+        self.adam.step(&mut self.params, &dtheta)?;
+        self.params_gpu.copy_from_host(&self.params);
+        self.iter += 1;
+        let info = grad.info;
+        Ok(IterationRecord {
+            iter: self.iter,
+            loss: f64::from(loss),
+            nfe_forward: info.nfe_forward,
+            nfe_backward: info.nfe_backward,
+            vjp_backward: info.vjp_backward,
+            seconds: start.elapsed().as_secs_f64(),
+            stored_floats: info.stored_floats,
+            grid_n: info.grid.map(|g| g.n),
+        })
+    }
+}
+
+/// The methods of the GPU suite.
+pub fn methods() -> Vec<(String, Method)> {
+    vec![
+        (
+            "rdm".into(),
+            Method::Rdm {
+                norm: BackwardNorm::Full,
+            },
+        ),
+        (
+            "rdm-semi".into(),
+            Method::Rdm {
+                norm: BackwardNorm::Seminorm,
+            },
+        ),
+        (
+            "irdm16-semi".into(),
+            Method::irdm_lobatto(15, BackwardNorm::Seminorm),
+        ),
+    ]
+}
+
+/// Median seconds of one evaluation and of one adjoint right-hand side at `batch`, each timed
+/// over `reps` calls closed by a readback.
+pub fn kernel_rates(
+    ctx: &Arc<GpuContext>,
+    batch: usize,
+    init: &[f32],
+    reps: usize,
+) -> AnyResult<GpuKernel> {
+    let mut cnf = GpuCnf::toy(ctx, batch, GpuActivation::Tanh)?;
+    let mut rng = nn::Rng::new(3);
+    let host: Vec<f32> = (0..cnf.state_len()).map(|_| rng.normal() as f32).collect();
+    let z = GpuVec::from_host(ctx, &host);
+    let th = GpuVec::from_host(ctx, init);
+    let n = cnf.state_len();
+    let mut out = GpuVec::zeros(ctx, n);
+    let mut x = host.clone();
+    x.extend(std::iter::repeat_n(0.0, init.len()));
+    let xg = GpuVec::from_host(ctx, &x);
+    let mut dx = GpuVec::zeros(ctx, n + init.len());
+    let mut eval_t = Vec::new();
+    let mut vjp_t = Vec::new();
+    // Warm-up (pipeline creation, first allocations), then timed rounds.
+    for round in 0..4 {
+        let s = Instant::now();
+        for _ in 0..reps {
+            cnf.eval(0.25, &z, &th, &mut out);
+        }
+        let _ = out.dot(&out);
+        let e = s.elapsed().as_secs_f64() / reps as f64;
+        let s = Instant::now();
+        for _ in 0..reps {
+            cnf.adjoint_rhs(0.25, &z, 0, &th, &xg, 0, &mut dx, None, 0);
+        }
+        let _ = dx.dot(&dx);
+        let v = s.elapsed().as_secs_f64() / reps as f64;
+        if round > 0 {
+            eval_t.push(e);
+            vjp_t.push(v);
+        }
+    }
+    let (e, v) = (median(&mut eval_t), median(&mut vjp_t));
+    let flops = cnf.flops_per_eval() as f64;
+    Ok(GpuKernel {
+        batch,
+        eval_s: e,
+        vjp_s: v,
+        eval_gflops: flops / e / 1e9,
+        vjp_gflops: 3.0 * flops / v / 1e9,
+    })
+}
+
+/// Trains every method at every batch size for `iters` iterations (after one warm-up
+/// iteration), interleaved per iteration, on the same pinwheel batches.
+pub fn run(
+    ctx: &Arc<GpuContext>,
+    batches: &[usize],
+    iters: usize,
+    init: &[f32],
+    seed: u64,
+) -> AnyResult<(Vec<GpuRun>, Vec<GpuKernel>)> {
+    let mut runs = Vec::new();
+    let mut kernels = Vec::new();
+    for &batch in batches {
+        eprintln!("gpu toy suite: batch {batch}");
+        kernels.push(kernel_rates(ctx, batch, init, 5)?);
+        let entries = methods();
+        let mut trainers = entries
+            .iter()
+            .map(|(_, m)| GpuTrainer::new(ctx, batch, *m, init))
+            .collect::<AnyResult<Vec<_>>>()?;
+        let mut rng = nn::Rng::new(seed);
+        let mut records: Vec<Vec<IterationRecord>> = vec![Vec::new(); entries.len()];
+        for i in 0..=iters {
+            let x: Vec<f32> = nn::data::Toy::Pinwheel
+                .sample(&mut rng, batch)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            for (k, t) in trainers.iter_mut().enumerate() {
+                let r = t.step_on(&x)?;
+                if i > 0 {
+                    records[k].push(r);
+                }
+            }
+        }
+        for ((label, method), recs) in entries.iter().zip(records) {
+            let n = recs.len() as f64;
+            let mut times: Vec<f64> = recs.iter().map(|r| r.seconds).collect();
+            let (name, n_nodes, grid, seminorm) = describe(method);
+            runs.push(GpuRun {
+                batch,
+                method: name.into(),
+                label: label.clone(),
+                n_nodes,
+                grid: grid.map(String::from),
+                seminorm,
+                iters: recs.len(),
+                time_per_iter_median_s: median(&mut times),
+                nfe_fwd_mean: recs.iter().map(|r| r.nfe_forward as f64).sum::<f64>() / n,
+                nfe_bwd_mean: recs.iter().map(|r| r.nfe_backward as f64).sum::<f64>() / n,
+                vjp_bwd_mean: recs.iter().map(|r| r.vjp_backward as f64).sum::<f64>() / n,
+                loss_first: recs.first().map_or(f64::NAN, |r| r.loss),
+                loss_last: recs.last().map_or(f64::NAN, |r| r.loss),
+            });
+        }
+    }
+    Ok((runs, kernels))
+}
