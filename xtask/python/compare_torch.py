@@ -6,6 +6,7 @@ Reads a safetensors file written by the Rust side (toy-CNF weights with FFJORD n
 the two implementations can be interleaved in one run:
 
     stdin : "step MODE I"   -> one Adam iteration of MODE on batch I, answered with one JSON line
+            (timed between CUDA synchronizations with --device cuda)
             "quit"
     MODE  : direct | adjoint | adjoint_seminorm   (torchdiffeq odeint / odeint_adjoint)
 
@@ -70,7 +71,7 @@ class Flow(torch.nn.Module):
             if not z.requires_grad:
                 z = z.detach().requires_grad_(True)
             dz = self.net(t, z)
-            trace = torch.zeros(z.shape[0], dtype=z.dtype)
+            trace = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
             for i in range(z.shape[1]):
                 col = torch.autograd.grad(dz[:, i].sum(), z, create_graph=True)[0]
                 trace = trace + col[:, i]
@@ -80,8 +81,8 @@ class Flow(torch.nn.Module):
 
 
 def nll(flow, x, mode):
-    times = torch.tensor([0.0, 0.5])
-    start = (x, torch.zeros(x.shape[0], 1))
+    times = torch.tensor([0.0, 0.5], device=x.device)
+    start = (x, torch.zeros(x.shape[0], 1, device=x.device))
     options = dict(rtol=1e-5, atol=1e-5, method="dopri5")
     if mode == "direct":
         zs, dlogps = odeint(flow, start, times, **options)
@@ -102,14 +103,18 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    if args.device != "cpu":
-        sys.exit("only --device cpu is supported by this script")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA device")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.set_num_threads(args.threads)
     tensors = load_file(args.data)
-    batches = tensors.pop("batches").float()
+    batches = tensors.pop("batches").float().to(device)
     weights = {k[len("net."):]: v.float() for k, v in tensors.items() if k.startswith("net.")}
     models = {}
-    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "device": str(device), "gpu": gpu}), flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words or words[0] == "quit":
@@ -118,9 +123,11 @@ def main():
         if mode not in models:
             flow = Flow()
             flow.net.load_state_dict(weights)
+            flow.to(device)
             models[mode] = (flow, torch.optim.Adam(flow.parameters(), lr=1e-3))
         flow, opt = models[mode]
         x = batches[index]
+        sync()
         begin = time.perf_counter()
         opt.zero_grad()
         flow.calls = 0
@@ -128,6 +135,7 @@ def main():
         forward_calls = flow.calls
         loss.backward()
         opt.step()
+        sync()
         seconds = time.perf_counter() - begin
         print(json.dumps({"mode": mode, "seconds": seconds, "nfe_fwd": forward_calls,
                           "nfe_bwd": flow.calls - forward_calls, "loss": float(loss)}), flush=True)

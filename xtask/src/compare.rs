@@ -6,6 +6,7 @@
 //! `pip install torch torchdiffeq safetensors`. Output: `compare.json` with one record per
 //! (ours, torchdiffeq mode) pair, and `compare.md`.
 
+use crate::gpu_toy::GpuTrainer;
 use crate::machine;
 use adjoint::{BackwardNorm, IrdmGrid, Method};
 use nn::train::{TrainConfig, Trainer};
@@ -36,7 +37,8 @@ pub struct CompareArgs {
     /// Threads for torch (ours are single-threaded).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Torch device (`cpu`; `cuda` arrives with the GPU backend).
+    /// Torch device: `cpu` (ours on the CPU, single thread) or `cuda[:N]` (ours on the GPU backend
+    /// through wgpu; RDM and IRDM only).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Output folder.
@@ -78,13 +80,11 @@ fn mean(xs: &[f64]) -> f64 {
 
 /// Runs the comparison and returns the folder written.
 pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
-    if args.device != "cpu" {
-        return Err(format!(
-            "--device {}: only cpu is supported until the GPU backend lands",
-            args.device
-        )
-        .into());
-    }
+    let on_gpu = match args.device.as_str() {
+        "cpu" => false,
+        d if d.starts_with("cuda") => true,
+        d => return Err(format!("--device {d}: expected cpu or cuda[:N]").into()),
+    };
     if args.iters == 0 || args.batch == 0 {
         return Err("--iters and --batch must be at least 1".into());
     }
@@ -112,13 +112,22 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     tensors.push(("batches".into(), vec![args.iters, args.batch, 2], &flat));
     nn::io::save(&data_path, &tensors, None)?;
 
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/compare_torch.py");
+    // The driver script: beside the sources when run through cargo, else relative to the
+    // repository root (a binary copied to another machine and run from a checkout there).
+    let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/compare_torch.py");
+    let script = if built_in.exists() {
+        built_in
+    } else {
+        PathBuf::from("xtask/python/compare_torch.py")
+    };
     let mut child = Command::new(&args.python)
         .arg(&script)
         .arg("--data")
         .arg(&data_path)
         .arg("--threads")
         .arg(args.threads.to_string())
+        .arg("--device")
+        .arg(&args.device)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -130,14 +139,14 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     if !line.contains("\"ready\"") {
         let _ = child.wait();
         return Err(format!(
-            "the torch side did not start (got {line:?}); is torchdiffeq installed for {}?",
+            "the torch side did not start (got {line:?}; its own message, if any, is above); is torchdiffeq installed for {}?",
             args.python
         )
         .into());
     }
     let torch_info = line.trim().to_string();
 
-    let pairs: Vec<(&str, Method, &str)> = vec![
+    let mut pairs: Vec<(&str, Method, &str)> = vec![
         ("direct", Method::Direct, "direct"),
         (
             "rdm",
@@ -171,13 +180,38 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
             "adjoint",
         ),
     ];
+    let gpu_ctx = if on_gpu {
+        // The GPU drivers run RDM and IRDM with fixed grids.
+        pairs.retain(|(_, m, _)| {
+            matches!(
+                m,
+                Method::Rdm { .. }
+                    | Method::Irdm {
+                        grid: IrdmGrid::Fixed { .. },
+                        ..
+                    }
+            )
+        });
+        Some(gpu::GpuContext::new()?)
+    } else {
+        None
+    };
     let config = TrainConfig {
         batch: args.batch,
         ..TrainConfig::default()
     };
-    let mut ours: Vec<Trainer<f32>> = pairs
+    let mut ours: Vec<Ours> = pairs
         .iter()
-        .map(|(_, m, _)| Trainer::new(config.clone(), *m, Some(init.clone())))
+        .map(|(_, m, _)| -> Result<Ours, Box<dyn std::error::Error>> {
+            Ok(match &gpu_ctx {
+                Some(ctx) => Ours::Gpu(Box::new(GpuTrainer::new(ctx, args.batch, *m, &init)?)),
+                None => Ours::Cpu(Box::new(Trainer::new(
+                    config.clone(),
+                    *m,
+                    Some(init.clone()),
+                )?)),
+            })
+        })
         .collect::<Result<_, _>>()?;
     let mut torch_modes: Vec<&str> = pairs.iter().map(|p| p.2).collect();
     torch_modes.sort();
@@ -186,7 +220,10 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let mut torch_rec: Vec<Vec<TorchStep>> = (0..torch_modes.len()).map(|_| Vec::new()).collect();
     for (i, batch) in batches.iter().enumerate() {
         for (k, t) in ours.iter_mut().enumerate() {
-            ours_rec[k].push(t.step_on(batch)?);
+            ours_rec[k].push(match t {
+                Ours::Cpu(t) => t.step_on(batch)?,
+                Ours::Gpu(t) => t.step_on(batch)?,
+            });
         }
         for (k, mode) in torch_modes.iter().enumerate() {
             writeln!(to_py, "step {mode} {i}")?;
@@ -230,11 +267,17 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
             loss_torch_first: t.first().map_or(f64::NAN, |r| r.loss),
         });
     }
-    let machine = machine::describe("cpu");
+    let mut machine = machine::describe("cpu");
+    if let Some(ctx) = &gpu_ctx {
+        machine.backend = format!(
+            "gpu: {} ({:?}, {:?})",
+            ctx.adapter_info.name, ctx.adapter_info.device_type, ctx.adapter_info.backend
+        );
+    }
     let json = serde_json::json!({
         "machine": machine,
         "torch": serde_json::from_str::<serde_json::Value>(&torch_info).unwrap_or_default(),
-        "settings": {"iters": args.iters, "batch": args.batch, "threads": args.threads, "weights": args.weights.display().to_string()},
+        "settings": {"iters": args.iters, "batch": args.batch, "threads": args.threads, "device": args.device, "weights": args.weights.display().to_string()},
         "pairs": records,
     });
     nn::io::write_atomic(
@@ -242,8 +285,15 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     let mut md = format!(
-        "# Ours against torchdiffeq (same model, weights, batches; {} interleaved rounds, batch {}, {} thread(s))\n\nMachine: {} ({}), commit `{}`. Torch: {torch_info}\n\n",
-        args.iters, args.batch, args.threads, machine.cpu, machine.os, machine.commit
+        "# Ours against torchdiffeq (same model, weights, batches; {} interleaved rounds, batch {}, {} thread(s), torch device {})\n\nMachine: {} ({}), ours on {}, commit `{}`. Torch: {torch_info}\n\n",
+        args.iters,
+        args.batch,
+        args.threads,
+        args.device,
+        machine.cpu,
+        machine.os,
+        machine.backend,
+        machine.commit
     );
     md.push_str("| ours | torchdiffeq | median s/iter ours | median s/iter torch | speedup (torch/ours) | NFE fwd ours / torch | NFE bwd ours / torch | first loss ours / torch |\n|---|---|---|---|---|---|---|---|\n");
     for r in &records {
@@ -266,4 +316,10 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     md.push_str("\nNFE bwd: right-hand-side calls during the backward pass (torch: calls of `forward()` during `loss.backward()`; ours: augmented backward evaluations for RDM and IRDM, recomputation evaluations for Direct).\n");
     std::fs::write(args.out.join("compare.md"), md)?;
     Ok(args.out.join("compare.json"))
+}
+
+/// Our side of one pair: the CPU trainer or the GPU one.
+enum Ours {
+    Cpu(Box<Trainer<f32>>),
+    Gpu(Box<GpuTrainer>),
 }

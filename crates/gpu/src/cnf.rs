@@ -12,12 +12,16 @@
 //! ```
 //!
 //! evaluated on a batch of `B` points together with the `D` forward-mode tangents seeded with the
-//! unit vectors, stacked into `R = (1 + D)B` rows (rows `[kB, (k+1)B)` carry tangent `k`), one
-//! kernel per layer stage. The adjoint right-hand side reverses the stacked computation with
-//! output cotangents `a_z` on the primal rows and `−a_l e_k` on tangent rows `k` (the
-//! second-order terms of the divergence enter through `φ″`, as in `nn::net`); parameter
-//! gradients are column reductions over all rows, summed per chunk of 256 rows and then over
-//! chunks. WGSL has no floating-point atomics, so no kernel accumulates across invocations.
+//! unit vectors, stacked into `R = (1 + D)B` rows (rows `[kB, (k+1)B)` carry tangent `k`). Each
+//! layer is one dispatch forward (one invocation per point and unit computes all `1 + D` rows:
+//! affine map, gate and activation) and four backward: the row cotangents
+//! `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's second-order terms, as in
+//! `nn::net`; the last layer seeds `a_z` on the primal rows and `−a_l e_k` on tangent rows `k`),
+//! partial sums over chunks of 256 rows of `W̄ = Ūᵀ X`, `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`, their
+//! totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`, `b̄2 = ḡ g(1−g)`), and
+//! `X̄ = Ū W`. An evaluation is `L + 2` dispatches, an adjoint right-hand side `5L + 1` (plus one
+//! for RDM's `f`). WGSL has no floating-point atomics, so no kernel accumulates across
+//! invocations.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -94,34 +98,24 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 12] = [
+const ENTRIES: [&str; 7] = [
     "seed_input",
-    "affine",
-    "activate",
+    "layer_forward",
     "write_value",
-    "seed_cotangent",
-    "act_backward",
-    "gate_rows",
+    "layer_backward_rows",
     "reduce_partial",
     "reduce_final",
-    "gate_grad",
     "input_backward",
-    "write_adj_z",
 ];
 
 struct Kernels {
     seed_input: wgpu::ComputePipeline,
-    affine: wgpu::ComputePipeline,
-    activate: wgpu::ComputePipeline,
+    layer_forward: wgpu::ComputePipeline,
     write_value: wgpu::ComputePipeline,
-    seed_cotangent: wgpu::ComputePipeline,
-    act_backward: wgpu::ComputePipeline,
-    gate_rows: wgpu::ComputePipeline,
+    layer_backward_rows: wgpu::ComputePipeline,
     reduce_partial: wgpu::ComputePipeline,
     reduce_final: wgpu::ComputePipeline,
-    gate_grad: wgpu::ComputePipeline,
     input_backward: wgpu::ComputePipeline,
-    write_adj_z: wgpu::ComputePipeline,
 }
 
 /// The toy CNF on the GPU for batches of a fixed size.
@@ -137,12 +131,13 @@ pub struct GpuCnf {
     xs: Vec<wgpu::Buffer>,
     us: Vec<wgpu::Buffer>,
     ys: Vec<wgpu::Buffer>,
-    /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ, Ū; partial sums; ḡ.
+    /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ, Ū; partial sums of the
+    /// weight cotangents and of the per-unit sums.
     xbar: [wgpu::Buffer; 2],
     ybar: wgpu::Buffer,
     ubar: wgpu::Buffer,
     partials: wgpu::Buffer,
-    gbar: wgpu::Buffer,
+    unit_partials: wgpu::Buffer,
 }
 
 impl std::fmt::Debug for GpuCnf {
@@ -210,17 +205,12 @@ impl GpuCnf {
         let mut next = || it.next().expect("one pipeline per entry");
         let kernels = Kernels {
             seed_input: next(),
-            affine: next(),
-            activate: next(),
+            layer_forward: next(),
             write_value: next(),
-            seed_cotangent: next(),
-            act_backward: next(),
-            gate_rows: next(),
+            layer_backward_rows: next(),
             reduce_partial: next(),
             reduce_final: next(),
-            gate_grad: next(),
             input_backward: next(),
-            write_adj_z: next(),
         };
         let xs = layers.iter().map(|l| ctx.storage(rows * l.din)).collect();
         let us = layers.iter().map(|l| ctx.storage(rows * l.dout)).collect();
@@ -241,7 +231,7 @@ impl GpuCnf {
             ybar: ctx.storage(wide),
             ubar: ctx.storage(wide),
             partials: ctx.storage(chunks * max_width * max_width),
-            gbar: ctx.storage(max_width),
+            unit_partials: ctx.storage(chunks * 2 * max_width),
             ctx: Arc::clone(ctx),
         })
     }
@@ -316,7 +306,6 @@ impl GpuCnf {
             &k.seed_input,
             rows * self.dim,
             Dims {
-                din: first.din as u32,
                 at_in: z_at as u32,
                 ..self.base(&first)
             },
@@ -324,74 +313,27 @@ impl GpuCnf {
         );
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
-            let dims = Dims { t, ..self.base(l) };
+            let mut dims = Dims { t, ..self.base(l) };
+            let next = if i < last {
+                dims.mode |= 2;
+                &self.xs[i + 1]
+            } else {
+                // No activation: X' is not written, but the binding must exist.
+                &self.xbar[0]
+            };
             self.run(
-                &k.affine,
-                rows * l.dout,
+                &k.layer_forward,
+                self.batch * l.dout,
                 dims,
                 &[
                     (0, params.buffer()),
                     (1, &self.xs[i]),
                     (3, &self.us[i]),
                     (4, &self.ys[i]),
+                    (6, next),
                 ],
             );
-            if i < last {
-                self.run(
-                    &k.activate,
-                    rows * l.dout,
-                    dims,
-                    &[(1, &self.ys[i]), (3, &self.xs[i + 1])],
-                );
-            }
         }
-    }
-
-    /// Reduction `dst[at ..] = scale · Σ_{r ∈ [r0, r1)} A[r, j] · (B[r, col] | 1 | B[r, j])`.
-    #[allow(clippy::too_many_arguments)]
-    fn reduce(
-        &self,
-        a: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        dout: usize,
-        din: usize,
-        mode: u32,
-        rows: Range<usize>,
-        dst: &wgpu::Buffer,
-        at: usize,
-        scale: f32,
-    ) {
-        let k = &self.kernels;
-        let cols = if mode == 0 { din } else { 1 };
-        let entries = dout * cols;
-        let chunks = rows.len().div_ceil(CHUNK).max(1);
-        let dims = Dims {
-            dout: dout as u32,
-            din: din as u32,
-            mode,
-            r0: rows.start as u32,
-            r1: rows.end as u32,
-            ..Dims::default()
-        };
-        self.run(
-            &k.reduce_partial,
-            entries * chunks,
-            dims,
-            &[(1, a), (2, b), (3, &self.partials)],
-        );
-        let fin = Dims {
-            din: entries as u32,
-            r0: chunks as u32,
-            at_out: at as u32,
-            scale,
-            ..Dims::default()
-        };
-        self.run(
-            &k.reduce_final,
-            entries,
-            fin,
-            &[(1, &self.partials), (3, dst)],
-        );
     }
 }
 
@@ -448,121 +390,90 @@ impl VectorVjp<GpuVec> for GpuCnf {
                 &[(1, &self.ys[n_layers - 1]), (3, dx.buffer())],
             );
         }
-        // Cotangent of the stacked output.
-        self.run(
-            &k.seed_cotangent,
-            rows * self.dim,
-            Dims {
-                at_in: a_at as u32,
-                ..self.base(&last)
-            },
-            &[(1, x.buffer()), (3, &self.ybar)],
-        );
-        let n_state = self.state_len();
-        let p_at = adj_at + n_state;
+        let p_at = adj_at + GpuCnf::state_len(self);
+        let chunks = rows.div_ceil(CHUNK);
         let mut cur = 0;
         for (i, l) in self.layers.iter().enumerate().rev() {
             let dims = Dims { t, ..self.base(l) };
-            if i < n_layers - 1 {
-                // X̄' (from the layer above, in xbar[cur]) → Ȳ through the activation.
-                self.run(
-                    &k.act_backward,
-                    rows * l.dout,
-                    dims,
-                    &[(1, &self.ys[i]), (2, &self.xbar[cur]), (3, &self.ybar)],
-                );
-            }
+            // Ȳ, Ū for all rows: from the state's cotangent (last layer) or from X̄'.
+            let (mode, cotangent) = if i == n_layers - 1 {
+                (dims.mode | 4, x.buffer())
+            } else {
+                (dims.mode, &self.xbar[cur])
+            };
             self.run(
-                &k.gate_rows,
-                rows * l.dout,
-                dims,
-                &[(0, params.buffer()), (1, &self.ybar), (3, &self.ubar)],
-            );
-            let out = dx.buffer();
-            // W̄ = −Ūᵀ X over all rows; b̄1 = −Σ_primal Ū; b̄3 = −t Σ_primal Ȳ; ḡ = Σ Ȳ ⊙ U.
-            self.reduce(
-                &self.ubar,
-                &self.xs[i],
-                l.dout,
-                l.din,
-                0,
-                0..rows,
-                out,
-                p_at + l.w,
-                -1.0,
-            );
-            self.reduce(
-                &self.ubar,
-                &self.ubar,
-                l.dout,
-                1,
-                1,
-                0..self.batch,
-                out,
-                p_at + l.b1,
-                -1.0,
-            );
-            self.reduce(
-                &self.ybar,
-                &self.ybar,
-                l.dout,
-                1,
-                1,
-                0..self.batch,
-                out,
-                p_at + l.b3,
-                -t,
-            );
-            self.reduce(
-                &self.ybar,
-                &self.us[i],
-                l.dout,
-                1,
-                2,
-                0..rows,
-                &self.gbar,
-                0,
-                1.0,
-            );
-            self.run(
-                &k.gate_grad,
-                l.dout,
+                &k.layer_backward_rows,
+                self.batch * l.dout,
                 Dims {
-                    w: (p_at + l.c) as u32,
-                    b1: (p_at + l.b2) as u32,
-                    c: l.c as u32,
-                    b2: l.b2 as u32,
+                    mode,
+                    at_in: a_at as u32,
+                    ..dims
+                },
+                &[
+                    (0, params.buffer()),
+                    (1, &self.ys[i]),
+                    (2, cotangent),
+                    (3, &self.ybar),
+                    (4, &self.ubar),
+                ],
+            );
+            // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ.
+            self.run(
+                &k.reduce_partial,
+                (l.dout * l.din + l.dout) * chunks,
+                dims,
+                &[
+                    (1, &self.ubar),
+                    (2, &self.xs[i]),
+                    (3, &self.partials),
+                    (4, &self.unit_partials),
+                    (7, &self.ybar),
+                    (8, &self.us[i]),
+                ],
+            );
+            self.run(
+                &k.reduce_final,
+                l.dout * l.din + l.dout,
+                Dims {
+                    r0: chunks as u32,
+                    at_out: p_at as u32,
                     scale: -1.0,
                     ..dims
                 },
-                &[(0, params.buffer()), (1, &self.gbar), (3, out)],
+                &[
+                    (0, params.buffer()),
+                    (1, &self.partials),
+                    (2, &self.unit_partials),
+                    (3, dx.buffer()),
+                ],
             );
-            // X̄ = Ū W (primal rows only for the first layer).
-            let next = 1 - cur;
-            let r1 = if i == 0 { self.batch } else { rows };
-            self.run(
-                &k.input_backward,
-                r1 * l.din,
-                Dims {
-                    r1: r1 as u32,
-                    ..dims
-                },
-                &[(0, params.buffer()), (1, &self.ubar), (3, &self.xbar[next])],
-            );
-            cur = next;
+            // X̄ = Ū W: all rows into the scratch, or (first layer) −X̄ into the state part.
+            if i > 0 {
+                let next = 1 - cur;
+                self.run(
+                    &k.input_backward,
+                    rows * l.din,
+                    Dims {
+                        r1: rows as u32,
+                        ..dims
+                    },
+                    &[(0, params.buffer()), (1, &self.ubar), (3, &self.xbar[next])],
+                );
+                cur = next;
+            } else {
+                self.run(
+                    &k.input_backward,
+                    self.batch * (l.din + 1),
+                    Dims {
+                        mode: dims.mode | 4,
+                        at_out: adj_at as u32,
+                        scale: -1.0,
+                        ..dims
+                    },
+                    &[(0, params.buffer()), (1, &self.ubar), (3, dx.buffer())],
+                );
+            }
         }
-        self.run(
-            &k.write_adj_z,
-            n_state,
-            Dims {
-                batch: self.batch as u32,
-                din: self.dim as u32,
-                at_out: adj_at as u32,
-                scale: -1.0,
-                ..Dims::default()
-            },
-            &[(1, &self.xbar[cur]), (3, dx.buffer())],
-        );
     }
 
     fn state_groups(&self) -> Vec<Range<usize>> {

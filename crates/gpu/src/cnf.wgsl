@@ -1,22 +1,26 @@
 // Kernels of the GPU continuous normalizing flow (see cnf.rs for the mathematics). Stacked
-// matrices are row-major with R = (1 + D)·B rows: rows [0, B) are the primal batch, rows
-// [k·B, (k+1)·B) the tangent seeded with e_{k-1}. One invocation per output element.
+// matrices are row-major with R = (1 + K)·B rows, K = D tangents: rows [0, B) are the primal
+// batch, rows [k·B, (k+1)·B) the tangent seeded with e_{k-1}. Row-wise kernels run one
+// invocation per (batch point b, unit j) and handle all 1 + K rows of that point, so a layer is
+// one dispatch each way.
 
 struct Dims {
     rows: u32,    // R
     batch: u32,   // B
-    din: u32,     // layer input width (reductions: columns of the second operand)
+    din: u32,     // layer input width
     dout: u32,    // layer output width
     w: u32,       // parameter offsets of the layer: W, b1, c, b2, b3
     b1: u32,
     c: u32,
     b2: u32,
     b3: u32,
-    at_in: u32,   // offset of the first input value in `src` (state vectors)
-    at_out: u32,  // offset of the first output value in `dst` (state vectors)
-    mode: u32,    // activation: 0 tanh, 1 softplus; reduction: 0 matrix, 1 ones, 2 diagonal
-    r0: u32,      // reductions: row range [r0, r1); reduce_final: number of chunks in r0
-    r1: u32,
+    at_in: u32,   // offset of the first input value in a state vector
+    at_out: u32,  // offset of the first output value in a state vector
+    mode: u32,    // bit 0: softplus (else tanh); bit 1: activation after this layer;
+                  // bit 2: last layer (backward: cotangent from the state) / first layer
+                  // (input_backward: write the state cotangent)
+    r0: u32,      // reduce_final: number of chunks
+    r1: u32,      // input_backward: rows
     t: f32,
     scale: f32,
 }
@@ -27,6 +31,9 @@ struct Dims {
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst2: array<f32>;
 @group(0) @binding(5) var<uniform> d: Dims;
+@group(0) @binding(6) var<storage, read_write> dst3: array<f32>;
+@group(0) @binding(7) var<storage, read> src3: array<f32>;
+@group(0) @binding(8) var<storage, read> src4: array<f32>;
 
 const CHUNK: u32 = 256u;
 
@@ -38,9 +45,13 @@ fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
 }
 
+fn gate(j: u32) -> f32 {
+    return sigmoid(d.t * theta[d.c + j] + theta[d.b2 + j]);
+}
+
 // (φ, φ′, φ″) of the activation.
 fn act3(y: f32) -> vec3<f32> {
-    if (d.mode == 1u) {
+    if ((d.mode & 1u) == 1u) {
         let s = sigmoid(y);
         let v = max(y, 0.0) + log(1.0 + exp(-abs(y)));
         return vec3<f32>(v, s, s * (1.0 - s));
@@ -66,38 +77,43 @@ fn seed_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     }
 }
 
-// U = X Wᵀ (+ b1 on primal rows); Y = U ⊙ σ(t c + b2) (+ t b3 on primal rows).
+// One layer for point b, unit j, all rows: U = X Wᵀ (+ b1), Y = U g (+ t b3) on the primal row;
+// with an activation, X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows.
+// src = X, dst = U, dst2 = Y, dst3 = X'.
 @compute @workgroup_size(256)
-fn affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= d.rows * d.dout) { return; }
-    let r = i / d.dout;
+    if (i >= d.batch * d.dout) { return; }
+    let b = i / d.dout;
     let j = i % d.dout;
-    var u = 0.0;
-    for (var k = 0u; k < d.din; k = k + 1u) {
-        u = u + src[r * d.din + k] * theta[d.w + j * d.din + k];
-    }
-    let primal = r < d.batch;
-    if (primal) { u = u + theta[d.b1 + j]; }
-    let g = sigmoid(d.t * theta[d.c + j] + theta[d.b2 + j]);
-    var y = u * g;
-    if (primal) { y = y + d.t * theta[d.b3 + j]; }
-    dst[i] = u;
-    dst2[i] = y;
-}
-
-// X' = φ(Y) on primal rows, φ′(Y_primal) ⊙ Y on tangent rows.
-@compute @workgroup_size(256)
-fn activate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= d.rows * d.dout) { return; }
-    let r = i / d.dout;
-    let j = i % d.dout;
-    let a = act3(src[(r % d.batch) * d.dout + j]);
-    if (r < d.batch) {
-        dst[i] = a.x;
-    } else {
-        dst[i] = a.y * src[i];
+    let g = gate(j);
+    let k_count = d.rows / d.batch;
+    var slope = 0.0;
+    for (var k = 0u; k < k_count; k = k + 1u) {
+        let r = k * d.batch + b;
+        var u = 0.0;
+        for (var q = 0u; q < d.din; q = q + 1u) {
+            u = u + src[r * d.din + q] * theta[d.w + j * d.din + q];
+        }
+        var y = 0.0;
+        if (k == 0u) {
+            u = u + theta[d.b1 + j];
+            y = u * g + d.t * theta[d.b3 + j];
+        } else {
+            y = u * g;
+        }
+        let o = r * d.dout + j;
+        dst[o] = u;
+        dst2[o] = y;
+        if ((d.mode & 2u) == 2u) {
+            if (k == 0u) {
+                let a = act3(y);
+                dst3[o] = a.x;
+                slope = a.y;
+            } else {
+                dst3[o] = slope * y;
+            }
+        }
     }
 }
 
@@ -115,131 +131,140 @@ fn write_value(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     dst[d.at_out + d.batch * D + b] = -div;
 }
 
-// Output cotangents: a_z on primal rows, −a_l e_{k-1} on tangent rows (a read at `at_in`).
+// Ȳ and Ū = Ȳ g for point b, unit j, all rows. Last layer (bit 2): Ȳ is the seeded cotangent,
+// a_z on the primal row and −a_l e_{k−1} on tangent rows, read from the state src2 at `at_in`.
+// Otherwise from X̄' (src2) through the activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″,
+// tangent rows X̄'φ′. dst = Ȳ, dst2 = Ū.
 @compute @workgroup_size(256)
-fn seed_cotangent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= d.rows * d.dout) { return; }
-    let D = d.dout;
-    let r = i / D;
-    let col = i % D;
-    if (r < d.batch) {
-        dst[i] = src[d.at_in + r * D + col];
-    } else {
-        let b = r % d.batch;
-        dst[i] = select(0.0, -src[d.at_in + d.batch * D + b], col + 1u == r / d.batch);
-    }
-}
-
-// Ȳ from X̄' through the activation: primal rows X̄'φ′ + Σ_k X̄'_k ⊙ Y_k φ″, tangent rows X̄'φ′.
-// src = Y (pre-activations), src2 = X̄'.
-@compute @workgroup_size(256)
-fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= d.rows * d.dout) { return; }
-    let r = i / d.dout;
+    if (i >= d.batch * d.dout) { return; }
+    let b = i / d.dout;
     let j = i % d.dout;
-    let b = r % d.batch;
-    let a = act3(src[b * d.dout + j]);
-    if (r < d.batch) {
-        var acc = src2[i] * a.y;
-        let k_count = d.rows / d.batch;
-        for (var k = 1u; k < k_count; k = k + 1u) {
-            let rr = (k * d.batch + b) * d.dout + j;
-            acc = acc + src2[rr] * src[rr] * a.z;
+    let g = gate(j);
+    let k_count = d.rows / d.batch;
+    if ((d.mode & 4u) == 4u) {
+        let D = d.dout;
+        let al = src2[d.at_in + d.batch * D + b];
+        for (var k = 0u; k < k_count; k = k + 1u) {
+            let o = (k * d.batch + b) * D + j;
+            var yb = 0.0;
+            if (k == 0u) {
+                yb = src2[d.at_in + b * D + j];
+            } else if (j + 1u == k) {
+                yb = -al;
+            }
+            dst[o] = yb;
+            dst2[o] = yb * g;
         }
-        dst[i] = acc;
-    } else {
-        dst[i] = src2[i] * a.y;
+        return;
     }
+    let p = b * d.dout + j;
+    let a = act3(src[p]);
+    var primal = src2[p] * a.y;
+    for (var k = 1u; k < k_count; k = k + 1u) {
+        let o = (k * d.batch + b) * d.dout + j;
+        primal = primal + src2[o] * src[o] * a.z;
+        let yb = src2[o] * a.y;
+        dst[o] = yb;
+        dst2[o] = yb * g;
+    }
+    dst[p] = primal;
+    dst2[p] = primal * g;
 }
 
-// Ū = Ȳ ⊙ g.
-@compute @workgroup_size(256)
-fn gate_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    if (i >= d.rows * d.dout) { return; }
-    let j = i % d.dout;
-    dst[i] = src[i] * sigmoid(d.t * theta[d.c + j] + theta[d.b2 + j]);
-}
-
-// Partial sums over chunks of CHUNK rows in [r0, r1) of A[r, j] · B[r, col]:
-// mode 0: B (rows × din), entries dout × din; mode 1: B = 1, entries dout; mode 2: B[r, j].
-// Partial of chunk c, entry e at dst[c · entries + e].
+// Partial sums over chunks of CHUNK rows for one layer's parameter gradient.
+// Invocations [0, E·C), E = dout·din, C chunks: W̄ partial Σ_r Ū[r, j] X[r, q] (src = Ū,
+// src2 = X) into dst[c·E + e]. Invocations [E·C, E·C + dout·C): for unit j, Σ_all Ȳ U and
+// Σ_primal Ȳ (src3 = Ȳ, src4 = U) into dst2[c·2·dout + j] and dst2[c·2·dout + dout + j].
 @compute @workgroup_size(256)
 fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    var cols = d.din;
-    if (d.mode != 0u) { cols = 1u; }
-    let entries = d.dout * cols;
-    let chunks = (d.r1 - d.r0 + CHUNK - 1u) / CHUNK;
-    if (i >= entries * chunks) { return; }
-    let e = i % entries;
-    let chunk = i / entries;
-    let j = e / cols;
-    let col = e % cols;
-    let start = d.r0 + chunk * CHUNK;
-    let end = min(start + CHUNK, d.r1);
-    var acc = 0.0;
-    for (var r = start; r < end; r = r + 1u) {
-        let a = src[r * d.dout + j];
-        if (d.mode == 0u) {
-            acc = acc + a * src2[r * d.din + col];
-        } else if (d.mode == 1u) {
-            acc = acc + a;
-        } else {
-            acc = acc + a * src2[r * d.dout + j];
+    let entries = d.dout * d.din;
+    let chunks = (d.rows + CHUNK - 1u) / CHUNK;
+    if (i < entries * chunks) {
+        let e = i % entries;
+        let chunk = i / entries;
+        let j = e / d.din;
+        let q = e % d.din;
+        let start = chunk * CHUNK;
+        let end = min(start + CHUNK, d.rows);
+        var acc = 0.0;
+        for (var r = start; r < end; r = r + 1u) {
+            acc = acc + src[r * d.dout + j] * src2[r * d.din + q];
         }
+        dst[i] = acc;
+        return;
     }
-    dst[i] = acc;
+    let v = i - entries * chunks;
+    if (v >= d.dout * chunks) { return; }
+    let j = v % d.dout;
+    let chunk = v / d.dout;
+    let start = chunk * CHUNK;
+    let end = min(start + CHUNK, d.rows);
+    var gsum = 0.0;
+    var psum = 0.0;
+    for (var r = start; r < end; r = r + 1u) {
+        let yb = src3[r * d.dout + j];
+        gsum = gsum + yb * src4[r * d.dout + j];
+        if (r < d.batch) { psum = psum + yb; }
+    }
+    dst2[chunk * 2u * d.dout + j] = gsum;
+    dst2[chunk * 2u * d.dout + d.dout + j] = psum;
 }
 
-// dst[at_out + e] = scale · Σ_c partials[c · entries + e], entries = din, chunks = r0.
+// The layer's parameter cotangents, scaled, into dst at at_out + offset: invocations [0, E)
+// sum W̄ over the r0 chunks (src); [E, E + dout) finish unit j from ḡ and s = Σ_primal Ȳ
+// (src2): b̄1 = g s, b̄3 = t s, c̄ = t ḡ g(1 − g), b̄2 = ḡ g(1 − g).
 @compute @workgroup_size(256)
 fn reduce_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = index(gid, nwg);
-    if (e >= d.din) { return; }
-    var acc = 0.0;
-    for (var c = 0u; c < d.r0; c = c + 1u) {
-        acc = acc + src[c * d.din + e];
+    let i = index(gid, nwg);
+    let entries = d.dout * d.din;
+    if (i < entries) {
+        var acc = 0.0;
+        for (var c = 0u; c < d.r0; c = c + 1u) {
+            acc = acc + src[c * entries + i];
+        }
+        dst[d.at_out + d.w + i] = d.scale * acc;
+        return;
     }
-    dst[d.at_out + e] = d.scale * acc;
-}
-
-// From ḡ (src): c̄ = scale · t ḡ g(1−g) at dst[w], b̄2 = scale · ḡ g(1−g) at dst[b1].
-@compute @workgroup_size(256)
-fn gate_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let j = index(gid, nwg);
+    let j = i - entries;
     if (j >= d.dout) { return; }
-    let g = sigmoid(d.t * theta[d.c + j] + theta[d.b2 + j]);
-    let dg = src[j] * g * (1.0 - g);
-    dst[d.w + j] = d.scale * d.t * dg;
-    dst[d.b1 + j] = d.scale * dg;
+    var gsum = 0.0;
+    var psum = 0.0;
+    for (var c = 0u; c < d.r0; c = c + 1u) {
+        gsum = gsum + src2[c * 2u * d.dout + j];
+        psum = psum + src2[c * 2u * d.dout + d.dout + j];
+    }
+    let g = gate(j);
+    let dg = gsum * g * (1.0 - g);
+    dst[d.at_out + d.b1 + j] = d.scale * g * psum;
+    dst[d.at_out + d.b3 + j] = d.scale * d.t * psum;
+    dst[d.at_out + d.c + j] = d.scale * d.t * dg;
+    dst[d.at_out + d.b2 + j] = d.scale * dg;
 }
 
-// X̄ = Ū W for rows [0, r1).
+// X̄ = Ū W (src = Ū). Hidden layers: all r1 rows into dst. First layer (bit 2): the primal
+// rows, scaled, into the state cotangent dst[at_out ..], and zeros for its Δlogp part.
 @compute @workgroup_size(256)
 fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= d.r1 * d.din) { return; }
-    let r = i / d.din;
-    let k = i % d.din;
-    var acc = 0.0;
-    for (var j = 0u; j < d.dout; j = j + 1u) {
-        acc = acc + src[r * d.dout + j] * theta[d.w + j * d.din + k];
-    }
-    dst[i] = acc;
-}
-
-// dx[at_out ..]: scale · X̄ on the z part (primal rows), 0 on the Δlogp part.
-@compute @workgroup_size(256)
-fn write_adj_z(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    let nz = d.batch * d.din;
-    if (i >= nz + d.batch) { return; }
-    if (i < nz) {
-        dst[d.at_out + i] = d.scale * src[i];
-    } else {
+    let first = (d.mode & 4u) == 4u;
+    var n = d.r1 * d.din;
+    if (first) { n = d.batch * d.din; }
+    if (i < n) {
+        let r = i / d.din;
+        let q = i % d.din;
+        var acc = 0.0;
+        for (var j = 0u; j < d.dout; j = j + 1u) {
+            acc = acc + src[r * d.dout + j] * theta[d.w + j * d.din + q];
+        }
+        if (first) {
+            dst[d.at_out + i] = d.scale * acc;
+        } else {
+            dst[i] = acc;
+        }
+    } else if (first && i < n + d.batch) {
         dst[d.at_out + i] = 0.0;
     }
 }

@@ -28,9 +28,32 @@ pub struct GpuContext {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: Pipelines,
-    /// Commands recorded since the last readback; submitted together when a value is read.
-    pending: Mutex<Option<wgpu::CommandEncoder>>,
+    /// Commands recorded since the last readback and their kernel parameters; submitted
+    /// together when a value is read.
+    pending: Mutex<Pending>,
+    /// Kernel parameters of the pending commands: one slot per dispatch, uploaded once per
+    /// submission (see [`Pending`]).
+    uniforms: wgpu::Buffer,
+    /// Bytes per slot of `uniforms` (the device's uniform offset alignment, at least 64).
+    slot: usize,
     submissions: AtomicUsize,
+}
+
+/// Slots of the uniform ring: dispatches recorded between two submissions before the ring
+/// forces a submission of its own.
+const UNIFORM_SLOTS: usize = 2048;
+
+/// The pending command encoder and the parameter blocks of its dispatches.
+///
+/// Every dispatch's parameters go into the next slot of one host-side staging area instead of a
+/// uniform buffer of their own; the slots are uploaded with one `write_buffer` right before the
+/// encoder is submitted (a queue write lands before the command buffers of that submission), and
+/// each dispatch binds its slot by offset. A full ring submits what is recorded and starts over
+/// (the queue orders that upload after the earlier submission's reads).
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    staging: Vec<u8>,
+    used: usize,
 }
 
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (48 bytes).
@@ -137,12 +160,25 @@ impl GpuContext {
             "gpu: using adapter {:?} ({:?}, {:?})",
             info.name, info.device_type, info.backend
         );
+        let slot = (device.limits().min_uniform_buffer_offset_alignment as usize).max(64);
+        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("uniform ring"),
+            size: (slot * UNIFORM_SLOTS) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Arc::new(Self {
             adapter_info: info,
             device,
             queue,
             pipelines,
-            pending: Mutex::new(None),
+            pending: Mutex::new(Pending {
+                encoder: None,
+                staging: vec![0; slot * UNIFORM_SLOTS],
+                used: 0,
+            }),
+            uniforms,
+            slot,
             submissions: AtomicUsize::new(0),
         }))
     }
@@ -187,13 +223,15 @@ impl GpuContext {
         words: &[u32],
         buffers: &[(u32, &wgpu::Buffer)],
     ) {
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: bytemuck::cast_slice(words),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let bytes: &[u8] = bytemuck::cast_slice(words);
+        debug_assert!(bytes.len() <= self.slot);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.used == UNIFORM_SLOTS {
+            self.submit_locked(&mut pending);
+        }
+        let slot = pending.used;
+        pending.used += 1;
+        pending.staging[slot * self.slot..slot * self.slot + bytes.len()].copy_from_slice(bytes);
         let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .map(|(binding, b)| wgpu::BindGroupEntry {
@@ -203,23 +241,26 @@ impl GpuContext {
             .collect();
         entries.push(wgpu::BindGroupEntry {
             binding: 5,
-            resource: uniform.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.uniforms,
+                offset: (slot * self.slot) as u64,
+                size: std::num::NonZeroU64::new(bytes.len() as u64),
+            }),
         });
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.record(|encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            let (x, y) = Self::grid(n);
-            pass.dispatch_workgroups(x, y, 1);
+        let encoder = self.encoder(&mut pending);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
         });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        let (x, y) = Self::grid(n);
+        pass.dispatch_workgroups(x, y, 1);
     }
 
     /// Compiles every entry point of a WGSL module (bind-group layouts derived from the code).
@@ -251,27 +292,44 @@ impl GpuContext {
             .collect()
     }
 
-    /// Appends commands to the pending encoder (created on first use).
-    fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-        let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let encoder = guard.get_or_insert_with(|| {
+    /// The pending encoder (created on first use).
+    fn encoder<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::CommandEncoder {
+        pending.encoder.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("pending"),
                 })
-        });
-        f(encoder);
+        })
+    }
+
+    /// Appends commands to the pending encoder.
+    fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        f(self.encoder(&mut pending));
+    }
+
+    /// Uploads the used parameter slots and submits the pending encoder, with the lock held.
+    fn submit_locked(&self, pending: &mut Pending) {
+        if pending.used > 0 {
+            self.queue.write_buffer(
+                &self.uniforms,
+                0,
+                &pending.staging[..pending.used * self.slot],
+            );
+            pending.used = 0;
+        }
+        if let Some(encoder) = pending.encoder.take() {
+            self.queue.submit([encoder.finish()]);
+            self.submissions.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Submits everything recorded so far as one command buffer. The lock is held through the
     /// submission so that command buffers reach the queue in the order they were recorded,
     /// whichever thread flushes.
     fn flush(&self) {
-        let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(encoder) = guard.take() {
-            self.queue.submit([encoder.finish()]);
-            self.submissions.fetch_add(1, Ordering::Relaxed);
-        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.submit_locked(&mut pending);
     }
 
     /// Command buffers submitted so far: each readback submits everything recorded before it.

@@ -6,9 +6,17 @@
 //! tests use when no GPU is present. Set `IRDM_GPU_ADAPTER` to a substring of an adapter name to
 //! choose one.
 //!
-//! Status: vector kernels (fill, scale, axpby, fused linear combinations, weighted RMS error
-//! norm and dot product reduced on the device). GPU right-hand sides, gradient drivers on the
-//! GPU and single-submission steps are still to come.
+//! * [`GpuVec`]: fill, scale, axpby, fused linear combinations (four inputs per dispatch), the
+//!   weighted RMS error norm and the dot product reduced on the device.
+//! * [`GpuCnf`]: FFJORD's toy continuous normalizing flow (concat-squash layers, tanh or
+//!   softplus, exact divergence) with its adjoint right-hand side, implementing
+//!   [`adjoint::VectorVjp`]: `adjoint::forward_on` runs RDM and IRDM with the state, the stored
+//!   Chebyshev nodes and the backward state all on the device.
+//! * [`GpuContext`]: every dispatch between two readbacks is recorded into one command encoder
+//!   and its parameters into one uniform ring uploaded with the submission, so an adaptive step
+//!   costs one submission and one readback per norm group.
+//!
+//! Direct and ANODE (recorded stages) and IRDM's automatic grid stay on the host drivers.
 
 mod cnf;
 mod context;

@@ -90,3 +90,38 @@ fn dopri5_on_the_gpu_matches_the_host() {
     let exact = (-2.0f32).exp();
     assert!((on_gpu[0] - exact).abs() < 1e-4);
 }
+
+/// More dispatches between two readbacks than the uniform ring has slots: the ring submits
+/// what it holds and starts over, and every operation keeps its own parameters.
+#[test]
+fn many_dispatches_between_readbacks_keep_their_parameters() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    let n = 1000;
+    let x_host: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.01).collect();
+    let x = GpuVec::from_host(&ctx, &x_host);
+    let mut v = GpuVec::zeros(&ctx, n);
+    let mut want = vec![0.0f32; n];
+    let before = ctx.submissions();
+    for k in 0..5000 {
+        // A different a, b per operation: a slot mix-up would change the result.
+        let a = 1.0 / (k as f32 + 1.0);
+        let b = 1.0 - 0.5 / (k as f32 + 2.0);
+        v.axpby(a, &x, b);
+        for (w, &xv) in want.iter_mut().zip(&x_host) {
+            *w = a * xv + b * *w;
+        }
+    }
+    let got = v.to_host();
+    // 5000 dispatches and a readback: at least two ring-forced submissions plus the readback's.
+    assert!(
+        ctx.submissions() - before >= 3,
+        "{}",
+        ctx.submissions() - before
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+    }
+}

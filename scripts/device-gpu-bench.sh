@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The GPU benchmark of issue 7, prepared to run in one call on a lent device machine (an H100
+# or H200 with PyTorch and torchdiffeq installed, no Rust toolchain, no network):
+#
+#   here, once:  RUSTFLAGS="-C target-cpu=x86-64-v3" CARGO_TARGET_DIR=target/device \
+#                    cargo build --release -p xtask
+#                (and the Vulkan loader packages in .gl/, as the device README says)
+#   device run:  carry [".gl", "target/device/release/xtask"], command
+#                "bash scripts/device-gpu-bench.sh", timeout about 540 s
+#
+# Writes to $OUT: nvidia-smi.txt, gpu-report.md, gpu-results.json, and compare-<batch>.md for
+# each batch (torchdiffeq odeint_adjoint on CUDA against our GPU RDM/IRDM, same weights and
+# batches, interleaved).
+set -uo pipefail
+OUT=${OUT:-target/device-out}
+mkdir -p "$OUT"
+if [ -d .gl ]; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
+  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+export IRDM_GPU_ADAPTER=${IRDM_GPU_ADAPTER:-nvidia}
+XT=${XT:-target/device/release/xtask}
+WEIGHTS=crates/nn/tests/data/toy_cnf_pinwheel_trained.safetensors
+nvidia-smi -L > "$OUT/nvidia-smi.txt" 2>&1
+python3 -c "import torch, torchdiffeq; print(torch.__version__, torch.cuda.get_device_name())" >> "$OUT/nvidia-smi.txt" 2>&1
+
+timeout 300 "$XT" bench --gpu --batches 100,1000,10000,100000 --iters 10 \
+  --from-weights "$WEIGHTS" --out /tmp/gpu-bench
+cp /tmp/gpu-bench/report.md "$OUT/gpu-report.md"
+cp /tmp/gpu-bench/results.json "$OUT/gpu-results.json"
+
+for b in 100 1000 10000 100000; do
+  timeout 60 "$XT" compare-torch --device cuda --batch "$b" --iters 5 \
+    --weights "$WEIGHTS" --out "/tmp/cmp-$b" && cp "/tmp/cmp-$b/compare.md" "$OUT/compare-$b.md"
+done
+ls -la "$OUT"
