@@ -326,3 +326,89 @@ pub fn progress_bar(methods: usize) -> ProgressBar {
     pb.set_message(methods.to_string());
     pb
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crop_is_a_shifted_copy_with_zero_fill() {
+        let side = IMAGE_SIDE;
+        let src: Vec<f32> = (0..side * side).map(|i| i as f32).collect();
+        let mut dst = vec![0.0f32; side * side];
+        let mut rng = Rng::new(4);
+        let mut shifts = std::collections::HashSet::new();
+        for _ in 0..200 {
+            crop(&src, &mut dst, &mut rng);
+            // Find the shift from a pixel that stays inside: the centre.
+            let c = dst[14 * side + 14] as usize;
+            let dy = (c / side) as isize - 14;
+            let dx = (c % side) as isize - 14;
+            assert!(dy.abs() <= 2 && dx.abs() <= 2, "{dy} {dx}");
+            shifts.insert((dy, dx));
+            for y in 0..side as isize {
+                for x in 0..side as isize {
+                    let (sy, sx) = (y + dy, x + dx);
+                    let want =
+                        if (0..side as isize).contains(&sy) && (0..side as isize).contains(&sx) {
+                            src[(sy * side as isize + sx) as usize]
+                        } else {
+                            0.0
+                        };
+                    assert_eq!(dst[(y * side as isize + x) as usize], want);
+                }
+            }
+        }
+        // Every one of the 25 shifts occurs.
+        assert_eq!(shifts.len(), 25);
+    }
+
+    #[test]
+    fn a_tiny_run_trains_every_method() {
+        let dir = std::path::PathBuf::from(nn::idx::DEFAULT_FASHION_MNIST_DIR);
+        if !dir.is_dir() {
+            assert!(
+                std::env::var_os("IRDM_REQUIRE_FASHION_MNIST").is_none(),
+                "IRDM_REQUIRE_FASHION_MNIST is set but {} is missing",
+                dir.display()
+            );
+            eprintln!("skipped: Fashion-MNIST not installed");
+            return;
+        }
+        let settings = ClassSettings {
+            data_dir: dir,
+            train_images: 64,
+            test_images: 32,
+            channels: 2,
+            batch: 16,
+            epochs: 1,
+            eval_every: 2,
+            lr: 0.1,
+            tol: 1e-3,
+            augment: true,
+            seed: 1,
+        };
+        let runs = run(&settings, &methods(), &ProgressBar::hidden()).unwrap();
+        assert_eq!(runs.len(), methods().len());
+        for r in &runs {
+            assert_eq!(r.iters, 4, "{}", r.label);
+            // Evaluations at iterations 0, 2 and 4.
+            assert_eq!(r.test_curve.len(), 3, "{}", r.label);
+            assert!(r.final_test_loss.is_finite() && r.nfe_fwd_mean > 0.0);
+            assert!((0.0..=1.0).contains(&r.final_test_accuracy));
+        }
+        let linear = runs
+            .iter()
+            .find(|r| r.label == "irdm8-linear-semi")
+            .unwrap();
+        assert_eq!(linear.grid.as_deref(), Some("linear"));
+        assert_eq!(linear.n_nodes, Some(8));
+        // Bad settings are errors, not panics.
+        let bad = ClassSettings {
+            batch: 1000,
+            ..settings
+        };
+        let e = run(&bad, &methods(), &ProgressBar::hidden()).unwrap_err();
+        assert!(e.to_string().contains("at least one batch"), "{e}");
+    }
+}
