@@ -38,7 +38,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Torch device: `cpu` (ours on the CPU, single thread) or `cuda[:N]` (ours on the GPU backend
-    /// through wgpu; RDM and IRDM only).
+    /// through wgpu; every method but IRDM's automatic grid).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Output folder.
@@ -181,15 +181,14 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
         ),
     ];
     let gpu_ctx = if on_gpu {
-        // The GPU drivers run RDM and IRDM with fixed grids.
+        // IRDM's automatic grid needs host node values.
         pairs.retain(|(_, m, _)| {
-            matches!(
+            !matches!(
                 m,
-                Method::Rdm { .. }
-                    | Method::Irdm {
-                        grid: IrdmGrid::Fixed { .. },
-                        ..
-                    }
+                Method::Irdm {
+                    grid: IrdmGrid::Auto { .. },
+                    ..
+                }
             )
         });
         Some(gpu::GpuContext::new()?)

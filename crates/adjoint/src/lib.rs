@@ -16,8 +16,9 @@
 //! [`Forward::backward`] with `∂L/∂z(s_k)` at every output time. The [`Info`] record counts
 //! forward and backward evaluations and VJPs apart, steps each way, and the floats each method
 //! holds for the backward pass. [`forward`] works on host vectors (`Vec<f32>`, `Vec<f64>`) and
-//! runs every method; [`forward_on`] runs RDM and IRDM on any [`rk::Vector`] backend (a GPU
-//! vector) through [`VectorVjp`], which every host [`Vjp`] implements.
+//! runs every method; [`forward_on`] runs every method but IRDM's automatic grid on any
+//! [`rk::Vector`] backend (a GPU vector) through [`VectorVjp`], which every host [`Vjp`]
+//! implements.
 //!
 //! ```
 //! use adjoint::{Config, Method, Vjp, forward};
@@ -54,6 +55,7 @@ pub mod driver;
 pub mod error;
 pub mod method;
 pub mod on_vector;
+mod on_vector_discrete;
 pub mod toy;
 pub mod vector_vjp;
 pub mod vjp;

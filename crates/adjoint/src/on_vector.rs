@@ -1,24 +1,26 @@
-//! RDM and IRDM on any [`rk::Vector`] backend (host `Vec<T>`, a GPU vector …).
+//! Every gradient method on any [`rk::Vector`] backend (host `Vec<T>`, a GPU vector …), except
+//! IRDM's automatic grid, which inspects node values on the host (use [`crate::forward`]).
 //!
 //! The same continuous adjoint as [`crate::driver`] (its module docs state the equations), with
 //! every state-sized number kept on the backend:
 //!
 //! * the forward pass keeps the outputs `z(s_k)` and, for IRDM, the node values `z(τ_j)` read
-//!   from the solver's dense output, each as one backend vector;
-//! * the backward pass integrates one stacked vector — IRDM `[a, g]`, RDM `[z, a, g]` — so that
-//!   the solver's fused kernels cover the whole backward state, and IRDM's
+//!   from the solver's dense output, each as one backend vector; Direct keeps every stage input,
+//!   ANODE its checkpoints;
+//! * the continuous backward pass integrates one stacked vector — IRDM `[a, g]`, RDM `[z, a, g]`
+//!   — so that the solver's fused kernels cover the whole backward state, and IRDM's
 //!   `z(t) = Σ_j ℓ_j(t) z(τ_j)` is one fused linear combination of the stored node vectors (the
 //!   `N + 1` coefficients `ℓ_j(t)` are computed on the host; piecewise-linear interpolation has
 //!   two non-zero ones);
-//! * numbers cross to the host only at output times (to add `∂L/∂z(s_k)` to `a`) and at the end.
-//!
-//! Direct and ANODE (which reverse recorded stages) and IRDM's automatic grid (which inspects
-//! node values) stay with the host drivers of [`crate::forward`]; asking for them here is an
-//! error.
+//! * Direct and ANODE reverse the steps exactly (`on_vector_discrete`), carrying `[ȳ, θ̄]` as
+//!   one stacked vector;
+//! * numbers cross to the host only at output times (to add `∂L/∂z(s_k)`) and at the end.
 
+use crate::discrete::OutputPos;
 use crate::driver::linear_coefficients;
 use crate::error::{AdjointError, Result};
-use crate::method::{BackwardNorm, Config, GridInfo, Info, IrdmGrid, Method};
+use crate::method::{BackwardNorm, Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
+use crate::on_vector_discrete::{VecRecorder, VecStep, VecStepper};
 use crate::vector_vjp::VectorVjp;
 use crate::vjp::Real;
 use cheb::{Grid, Kind};
@@ -32,13 +34,32 @@ enum NodeRule {
     Linear,
 }
 
+/// What the forward pass kept for the backward pass.
+enum Tape<T: Real, V> {
+    /// RDM (`nodes` = `None`) or IRDM (grid, rule, node values).
+    Continuous {
+        nodes: Option<(Grid<T>, NodeRule, Vec<V>)>,
+    },
+    Direct {
+        steps: Vec<VecStep<T, V>>,
+        positions: Vec<OutputPos>,
+    },
+    Anode {
+        /// `(t, h, t_new)` of every accepted step.
+        steps: Vec<(T, T, T)>,
+        /// `(index of the first step after the checkpoint, state)`.
+        checkpoints: Vec<(usize, V)>,
+        positions: Vec<OutputPos>,
+    },
+}
+
 /// The result of [`forward_on`]: outputs and what the backward pass needs, on the backend.
 pub struct VectorForward<T: Real, V: Vector<Scalar = T>> {
     method: Method,
     config: Config<T>,
     ts: Vec<T>,
     outputs: Vec<V>,
-    nodes: Option<(Grid<T>, NodeRule, Vec<V>)>,
+    tape: Tape<T, V>,
     info: Info,
     n: usize,
     p: usize,
@@ -89,11 +110,11 @@ fn copy<V: Vector>(v: &V) -> V {
     c
 }
 
-/// Solves `dz/dt = f(t, z; θ)` from `z(ts[0]) = z0` on the backend of `z0` and keeps what RDM or
-/// IRDM (fixed Lobatto or first-kind grid, mismatched, or piecewise-linear) needs.
+/// Solves `dz/dt = f(t, z; θ)` from `z(ts[0]) = z0` on the backend of `z0` and keeps what the
+/// method needs: Direct, RDM, ANODE, or IRDM with a fixed Lobatto or first-kind grid, the
+/// mismatched pairing, or piecewise-linear interpolation.
 ///
-/// Errors: wrong lengths, a method this driver does not run (Direct, ANODE, IRDM auto), bad
-/// settings, and solver failures.
+/// Errors: wrong lengths, IRDM's automatic grid (host only), bad settings, and solver failures.
 pub fn forward_on<T, V, F>(
     f: &mut F,
     params: &V,
@@ -146,22 +167,60 @@ where
                 Grid::with_weight_kind(kinds.0, kinds.1, deg, t0, t1).map_err(grid_err(&method))?;
             Some((g, rule))
         }
-        Method::Direct | Method::Anode { .. } => {
-            return Err(unsupported(
-                "Direct and ANODE reverse recorded stages on the host; use adjoint::forward",
-            ));
+        Method::Direct => None,
+        Method::Anode {
+            checkpoints: Checkpoints::EveryKSteps(0),
+        } => {
+            return Err(AdjointError::BadSetting {
+                name: "ANODE k",
+                value: 0.0,
+                reason: "checkpoint spacing must be >= 1",
+            });
         }
+        Method::Anode {
+            checkpoints: Checkpoints::Count(c),
+        } if c < 2 => {
+            return Err(AdjointError::BadSetting {
+                name: "ANODE checkpoints",
+                value: c as f64,
+                reason: "needs at least 2 checkpoints",
+            });
+        }
+        Method::Anode { .. } => None,
     };
     let mut info = Info {
         method: method.name(),
         ..Info::default()
     };
     let err = solve_err(&method, "forward");
+    let tableau = config.tableau.tableau();
     let mut solver = Solver::new(config.tableau, config.forward.clone(), z0).map_err(err)?;
-    solver
-        .init(f, params, t0, t1, z0)
-        .map_err(solve_err(&method, "forward"))?;
+    let is_direct = matches!(method, Method::Direct);
+    let mut recorder = VecRecorder::new(f, tableau.stages(), z0);
+    if is_direct {
+        solver.init(&mut recorder, params, t0, t1, z0)
+    } else {
+        solver.init(recorder.f, params, t0, t1, z0)
+    }
+    .map_err(solve_err(&method, "forward"))?;
     let mut outputs = vec![copy(z0)];
+    let mut positions = vec![OutputPos {
+        step: usize::MAX,
+        theta: None,
+    }];
+    let mut direct_steps: Vec<VecStep<T, V>> = Vec::new();
+    let mut anode_steps: Vec<(T, T, T)> = Vec::new();
+    let mut checkpoints: Vec<(usize, V)> = Vec::new();
+    let mut spacing = match method {
+        Method::Anode {
+            checkpoints: Checkpoints::EveryKSteps(k),
+        } => k,
+        _ => 1,
+    };
+    if let Method::Anode { .. } = method {
+        checkpoints.push((0, copy(z0)));
+    }
+    let mut y_prev = copy(z0);
     let node_times: Vec<T> = grid
         .as_ref()
         .map(|(g, _)| g.nodes().to_vec())
@@ -182,16 +241,48 @@ where
     };
     let mut next_out = 1;
     while !solver.is_finished() {
-        let now = solver
-            .step(f, params)
-            .map_err(solve_err(&method, "forward"))?;
+        let t_prev = solver.t();
+        let now = if is_direct {
+            solver.step(&mut recorder, params)
+        } else {
+            solver.step(recorder.f, params)
+        }
+        .map_err(solve_err(&method, "forward"))?;
+        let h = solver.last_step_size();
+        let step_index = solver.stats().accepted - 1;
         while next_out < ts.len() && reached(ts[next_out], now) {
             let mut v = z0.zeros_like();
             solver
                 .interpolate(ts[next_out], &mut v)
                 .map_err(solve_err(&method, "forward"))?;
             outputs.push(v);
+            positions.push(OutputPos {
+                step: step_index,
+                theta: (ts[next_out] != now)
+                    .then(|| <T as rk::Scalar>::as_f64((ts[next_out] - t_prev) / h)),
+            });
             next_out += 1;
+        }
+        match method {
+            Method::Direct => {
+                direct_steps.push(recorder.take_step(tableau, &y_prev, t_prev, h, now));
+                y_prev.copy_from(solver.state());
+            }
+            Method::Anode { checkpoints: rule } => {
+                anode_steps.push((t_prev, h, now));
+                let done = step_index + 1;
+                if done % spacing == 0 && !solver.is_finished() {
+                    checkpoints.push((done, copy(solver.state())));
+                    if let Checkpoints::Count(c) = rule
+                        && checkpoints.len() >= c
+                    {
+                        // Thin out: keep every other checkpoint, double the spacing.
+                        spacing *= 2;
+                        checkpoints.retain(|(i, _)| i % spacing == 0);
+                    }
+                }
+            }
+            _ => {}
         }
         while next_node < node_times.len() && reached(node_times[next_node], now) {
             let mut v = z0.zeros_like();
@@ -220,15 +311,39 @@ where
         info.stored_floats = node_values.len() * n;
         (g, rule, node_values)
     });
-    if nodes.is_none() {
-        info.stored_floats = (ts.len() - 1) * n;
-    }
+    let tape = match method {
+        Method::Direct => {
+            // Stage inputs plus (t, h, t_new) per step, as the host driver counts.
+            info.stored_floats = direct_steps
+                .iter()
+                .map(|st| st.stages.len() * n + 3)
+                .sum::<usize>();
+            Tape::Direct {
+                steps: direct_steps,
+                positions,
+            }
+        }
+        Method::Anode { .. } => {
+            info.stored_floats = checkpoints.len() * n + 3 * anode_steps.len();
+            Tape::Anode {
+                steps: anode_steps,
+                checkpoints,
+                positions,
+            }
+        }
+        _ => {
+            if nodes.is_none() {
+                info.stored_floats = (ts.len() - 1) * n;
+            }
+            Tape::Continuous { nodes }
+        }
+    };
     Ok(VectorForward {
         method,
         config: config.clone(),
         ts: ts.to_vec(),
         outputs,
-        nodes,
+        tape,
         info,
         n,
         p,
@@ -276,7 +391,29 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
             cot_host.push(h);
         }
         let mut info = self.info.clone();
-        let is_irdm = self.nodes.is_some();
+        let nodes = match &self.tape {
+            Tape::Continuous { nodes } => nodes.as_ref(),
+            Tape::Direct { steps, positions } => {
+                return self.backward_discrete(f, params, &cot_host, steps, None, positions, info);
+            }
+            Tape::Anode {
+                steps,
+                checkpoints,
+                positions,
+            } => {
+                let replay = AnodeReplay { steps, checkpoints };
+                return self.backward_discrete(
+                    f,
+                    params,
+                    &cot_host,
+                    &[],
+                    Some(replay),
+                    positions,
+                    info,
+                );
+            }
+        };
+        let is_irdm = nodes.is_some();
         let norm = match self.method {
             Method::Rdm { norm } | Method::Irdm { norm, .. } => norm,
             _ => BackwardNorm::Full,
@@ -323,8 +460,8 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
         let mut rhs = BackwardRhs {
             f,
             params,
-            nodes: self.nodes.as_ref(),
-            coeffs: vec![T::zero(); self.nodes.as_ref().map_or(0, |(g, _, _)| g.len())],
+            nodes,
+            coeffs: vec![T::zero(); nodes.map_or(0, |(g, _, _)| g.len())],
             z: template.zeros_like(),
             a_off,
             vjps: 0,
@@ -364,6 +501,103 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
         dz0.copy_from_host(&host[a_off..a_off + n]);
         let mut dtheta = params.zeros_like();
         dtheta.copy_from_host(&host[a_off + n..]);
+        Ok(VectorGradient { dz0, dtheta, info })
+    }
+}
+
+/// ANODE's record: the steps and the checkpoints to replay them from.
+struct AnodeReplay<'a, T, V> {
+    steps: &'a [(T, T, T)],
+    checkpoints: &'a [(usize, V)],
+}
+
+impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
+    /// Direct (recorded `steps`) or ANODE (`anode`: replayed per checkpoint interval, last
+    /// interval first): the discrete adjoint on stacked `[ȳ, θ̄]`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_discrete<F: VectorVjp<V>>(
+        &self,
+        f: &mut F,
+        params: &V,
+        cot_host: &[Vec<T>],
+        steps: &[VecStep<T, V>],
+        anode: Option<AnodeReplay<'_, T, V>>,
+        positions: &[OutputPos],
+        mut info: Info,
+    ) -> Result<VectorGradient<V>> {
+        let (n, p) = (self.n, self.p);
+        let template = &self.outputs[0];
+        // Output cotangents as stacked vectors [z̄, 0] on the backend.
+        let mut host = vec![T::zero(); n + p];
+        let stacked: Vec<V> = cot_host
+            .iter()
+            .map(|c| {
+                host[..n].copy_from_slice(c);
+                let mut v = template.zeros_with_len(n + p);
+                v.copy_from_host(&host);
+                v
+            })
+            .collect();
+        let mut acc = template.zeros_with_len(n + p);
+        let mut stepper = VecStepper::new(self.config.tableau.tableau(), template, &acc);
+        let reverse = |stepper: &mut VecStepper<T, V>,
+                       f: &mut F,
+                       steps: &[VecStep<T, V>],
+                       first: usize,
+                       acc: &mut V| {
+            for (offset, step) in steps.iter().enumerate().rev() {
+                let index = first + offset;
+                let mut inside: Vec<(f64, &V)> = Vec::new();
+                for (k, pos) in positions.iter().enumerate() {
+                    if pos.step != index {
+                        continue;
+                    }
+                    match pos.theta {
+                        None => acc.axpby(T::one(), &stacked[k], T::one()),
+                        Some(theta) => inside.push((theta, &stacked[k])),
+                    }
+                }
+                stepper.reverse(f, params, step, &inside, acc);
+            }
+        };
+        match anode {
+            None => {
+                reverse(&mut stepper, f, steps, 0, &mut acc);
+                info.accepted_backward = steps.len();
+            }
+            Some(AnodeReplay {
+                steps: all,
+                checkpoints,
+            }) => {
+                let mut peak = 0;
+                for (ci, (start, state)) in checkpoints.iter().enumerate().rev() {
+                    let end = checkpoints.get(ci + 1).map_or(all.len(), |c| c.0);
+                    let mut y = state.zeros_like();
+                    y.copy_from(state);
+                    stepper.restart();
+                    let records: Vec<VecStep<T, V>> = all[*start..end]
+                        .iter()
+                        .map(|&(t, h, t_new)| stepper.replay(f, params, t, h, t_new, &mut y))
+                        .collect();
+                    peak = peak.max(records.iter().map(|r| r.stages.len()).sum::<usize>() * n);
+                    reverse(&mut stepper, f, &records, *start, &mut acc);
+                }
+                info.accepted_backward = all.len();
+                info.nfe_backward = stepper.nfe;
+                info.stored_floats += peak;
+            }
+        }
+        for (k, pos) in positions.iter().enumerate() {
+            if pos.step == usize::MAX {
+                acc.axpby(T::one(), &stacked[k], T::one());
+            }
+        }
+        info.vjp_backward = stepper.vjps;
+        acc.copy_to_host(&mut host);
+        let mut dz0 = template.zeros_like();
+        dz0.copy_from_host(&host[..n]);
+        let mut dtheta = params.zeros_like();
+        dtheta.copy_from_host(&host[n..]);
         Ok(VectorGradient { dz0, dtheta, info })
     }
 }

@@ -1,6 +1,6 @@
-//! The backend-generic RDM/IRDM driver on host vectors against the host driver: the same step
-//! counts and the same gradients (to rounding), several output times, every supported grid;
-//! and the methods it refuses.
+//! The backend-generic driver on host vectors against the host driver: the same step counts and
+//! the same gradients (to rounding) for Direct, ANODE, RDM and IRDM (every fixed grid), several
+//! output times; and what it refuses.
 
 mod common;
 
@@ -25,7 +25,15 @@ fn setup() -> (Mlp, Vec<f64>, Vec<f64>, Vec<Vec<f64>>) {
 #[test]
 fn generic_driver_matches_the_host_driver() {
     let norms = [BackwardNorm::Full, BackwardNorm::Seminorm];
-    let mut methods = Vec::new();
+    let mut methods = vec![
+        Method::Direct,
+        Method::Anode {
+            checkpoints: adjoint::Checkpoints::EveryKSteps(3),
+        },
+        Method::Anode {
+            checkpoints: adjoint::Checkpoints::Count(4),
+        },
+    ];
     for norm in norms {
         methods.push(Method::Rdm { norm });
         for grid in [
@@ -87,24 +95,27 @@ fn generic_driver_matches_the_host_driver() {
 fn unsupported_methods_and_bad_input_are_errors() {
     let (mut mlp, theta, z0, cot) = setup();
     let config = Config::new(1e-6, 1e-6);
-    for m in [
-        Method::Direct,
-        Method::Anode {
-            checkpoints: adjoint::Checkpoints::EveryKSteps(2),
+    let auto = Method::Irdm {
+        grid: IrdmGrid::Auto {
+            n_max: 16,
+            rel_tol: 1e-6,
+            abs_tol: 1e-6,
         },
-        Method::Irdm {
-            grid: IrdmGrid::Auto {
-                n_max: 16,
-                rel_tol: 1e-6,
-                abs_tol: 1e-6,
-            },
-            norm: BackwardNorm::Full,
-        },
+        norm: BackwardNorm::Full,
+    };
+    let e = forward_on(&mut mlp, &theta, &z0, &TS, auto, &config)
+        .err()
+        .expect("refused");
+    assert!(e.to_string().contains("adjoint::forward"), "{e}");
+    for bad in [
+        adjoint::Checkpoints::EveryKSteps(0),
+        adjoint::Checkpoints::Count(1),
     ] {
-        let e = forward_on(&mut mlp, &theta, &z0, &TS, m, &config)
-            .err()
-            .expect("refused");
-        assert!(e.to_string().contains("adjoint::forward"), "{e}");
+        let m = Method::Anode { checkpoints: bad };
+        assert!(matches!(
+            forward_on(&mut mlp, &theta, &z0, &TS, m, &config),
+            Err(AdjointError::BadSetting { .. })
+        ));
     }
     let m = Method::irdm_lobatto(0, BackwardNorm::Full);
     assert!(forward_on(&mut mlp, &theta, &z0, &TS, m, &config).is_err());

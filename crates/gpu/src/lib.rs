@@ -10,13 +10,14 @@
 //!   weighted RMS error norm and the dot product reduced on the device.
 //! * [`GpuCnf`]: FFJORD's toy continuous normalizing flow (concat-squash layers, tanh or
 //!   softplus, exact divergence) with its adjoint right-hand side, implementing
-//!   [`adjoint::VectorVjp`]: `adjoint::forward_on` runs RDM and IRDM with the state, the stored
-//!   Chebyshev nodes and the backward state all on the device.
+//!   [`adjoint::VectorVjp`]: `adjoint::forward_on` runs Direct, ANODE, RDM and IRDM with the
+//!   state, the stored stages, checkpoints or Chebyshev nodes, and the backward state all on
+//!   the device.
 //! * [`GpuContext`]: every dispatch between two readbacks is recorded into one command encoder
 //!   and its parameters into one uniform ring uploaded with the submission, so an adaptive step
 //!   costs one submission and one readback per norm group.
 //!
-//! Direct and ANODE (recorded stages) and IRDM's automatic grid stay on the host drivers.
+//! IRDM's automatic grid and Hutchinson's divergence stay on the host.
 
 mod cnf;
 mod context;

@@ -1,7 +1,7 @@
 //! The GPU CNF against `nn::Cnf` on the host (same layout, same parameters): the right-hand
-//! side, the adjoint right-hand side in both of the drivers' layouts, and whole RDM and IRDM
-//! gradients through `adjoint::forward_on`, at f32 tolerance. Skipped without an adapter unless
-//! `IRDM_REQUIRE_GPU=1` (CI, on Mesa's lavapipe).
+//! side, the adjoint right-hand side in both of the drivers' layouts, and whole Direct, ANODE,
+//! RDM and IRDM gradients through `adjoint::forward_on`, at f32 tolerance. Skipped without an
+//! adapter unless `IRDM_REQUIRE_GPU=1` (CI, on Mesa's lavapipe).
 
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, forward_on};
 use gpu::{GpuActivation, GpuCnf, GpuContext, GpuVec};
@@ -154,7 +154,7 @@ fn adjoint_right_hand_side_matches_the_host_in_both_layouts() {
 }
 
 #[test]
-fn rdm_and_irdm_gradients_on_the_gpu_match_the_host() {
+fn every_gradient_method_on_the_gpu_matches_the_host() {
     let Some(ctx) = context() else { return };
     let mut p = pair(&ctx, &[2, 64, 64, 2], Activation::Tanh, 64, 5);
     let n = p.state.len();
@@ -167,6 +167,10 @@ fn rdm_and_irdm_gradients_on_the_gpu_match_the_host() {
             norm: BackwardNorm::Full,
         },
         Method::irdm_lobatto(15, BackwardNorm::Seminorm),
+        Method::Direct,
+        Method::Anode {
+            checkpoints: adjoint::Checkpoints::EveryKSteps(2),
+        },
     ] {
         let host_fwd = forward_on(&mut p.host, &p.params, &p.state, &ts, m, &config).unwrap();
         let cot = vec![vec![0.0f32; n], cot_end.clone()];

@@ -1,0 +1,250 @@
+//! The discrete adjoint of explicit Runge–Kutta steps (Direct and ANODE) on any [`Vector`]
+//! backend: the reverse accumulation of `crate::discrete` (its module docs state it), with the
+//! stage inputs kept as backend vectors and the cotangents carried in stacked vectors of length
+//! `n + p`:
+//!
+//! * `acc = [ȳ, θ̄]` accumulates the state and parameter cotangents;
+//! * `k̄_i` holds a stage cotangent in its first `n` entries (the rest is scratch, never read);
+//! * one adjoint right-hand side per stage writes `dx = [−Ȳ_i, −θ̄_i]`, so `acc −= dx` adds both
+//!   parts at once and `k̄_j −= h a_ij dx` passes `Ȳ_i` on to earlier stages.
+//!
+//! Which stage cotangents are non-zero is tracked from the tableau's structure (a stage with
+//! `b_i = 0` and no dense output or later stage feeding it is skipped) instead of being read
+//! back, so a reversed step costs no readback.
+
+use crate::vector_vjp::VectorVjp;
+use crate::vjp::Real;
+use rk::{Rhs, Tableau, Vector};
+
+/// The stage inputs `Y_0 … Y_{s−1}` of one accepted step.
+pub(crate) struct VecStep<T, V> {
+    pub t: T,
+    pub h: T,
+    pub t_new: T,
+    pub stages: Vec<V>,
+}
+
+/// Wraps a right-hand side and keeps copies of the inputs of its last `s` evaluations.
+pub(crate) struct VecRecorder<'a, V, F> {
+    pub f: &'a mut F,
+    ring: Vec<V>,
+    next: usize,
+}
+
+fn copy<V: Vector>(v: &V) -> V {
+    let mut c = v.zeros_like();
+    c.copy_from(v);
+    c
+}
+
+impl<'a, V: Vector, F> VecRecorder<'a, V, F> {
+    pub fn new(f: &'a mut F, stages: usize, template: &V) -> Self {
+        Self {
+            f,
+            ring: (0..stages).map(|_| template.zeros_like()).collect(),
+            next: 0,
+        }
+    }
+
+    /// The stage inputs of the step just accepted, which started from `y_prev`.
+    pub fn take_step<T>(
+        &self,
+        tableau: &Tableau,
+        y_prev: &V,
+        t: T,
+        h: T,
+        t_new: T,
+    ) -> VecStep<T, V> {
+        let s = tableau.stages();
+        let mut stages = Vec::with_capacity(s);
+        let recorded = if tableau.fsal {
+            stages.push(copy(y_prev));
+            s - 1
+        } else {
+            s
+        };
+        for back in (1..=recorded).rev() {
+            stages.push(copy(&self.ring[(self.next + s - back) % s]));
+        }
+        VecStep {
+            t,
+            h,
+            t_new,
+            stages,
+        }
+    }
+}
+
+impl<V: Vector, F: Rhs<V>> Rhs<V> for VecRecorder<'_, V, F> {
+    fn eval(&mut self, t: V::Scalar, z: &V, params: &V, dz: &mut V) {
+        self.f.eval(t, z, params, dz);
+        let s = self.ring.len();
+        self.ring[self.next].copy_from(z);
+        self.next = (self.next + 1) % s;
+    }
+}
+
+/// Tableau coefficients in `T` and backend work vectors for replaying and reversing steps.
+pub(crate) struct VecStepper<T, V> {
+    tableau: &'static Tableau,
+    c: Vec<T>,
+    a: Vec<Vec<T>>,
+    b: Vec<T>,
+    /// Stage derivatives (length `n`), for replays.
+    k: Vec<V>,
+    ytmp: V,
+    /// Stage cotangents (length `n + p`).
+    kbar: Vec<V>,
+    live: Vec<bool>,
+    dx: V,
+    coeffs: Vec<T>,
+    dense: Vec<f64>,
+    k0_valid: bool,
+    pub nfe: usize,
+    pub vjps: usize,
+}
+
+impl<T: Real, V: Vector<Scalar = T>> VecStepper<T, V> {
+    /// Work space for states like `state` (length `n`) and stacked cotangents like `stacked`.
+    pub fn new(tableau: &'static Tableau, state: &V, stacked: &V) -> Self {
+        let of = |xs: &[f64]| {
+            xs.iter()
+                .map(|&x| <T as rk::Scalar>::of(x))
+                .collect::<Vec<T>>()
+        };
+        let s = tableau.stages();
+        Self {
+            tableau,
+            c: of(tableau.c),
+            a: tableau.a.iter().map(|r| of(r)).collect(),
+            b: of(tableau.b),
+            k: (0..s).map(|_| state.zeros_like()).collect(),
+            ytmp: state.zeros_like(),
+            kbar: (0..s).map(|_| stacked.zeros_like()).collect(),
+            live: vec![false; s],
+            dx: stacked.zeros_like(),
+            coeffs: vec![T::zero(); s],
+            dense: vec![0.0; s],
+            k0_valid: false,
+            nfe: 0,
+            vjps: 0,
+        }
+    }
+
+    fn stage_time(&self, i: usize, t: T, h: T, t_new: T) -> T {
+        if self.c[i] == T::one() {
+            t_new
+        } else {
+            t + self.c[i] * h
+        }
+    }
+
+    /// Starts a replay from a checkpoint.
+    pub fn restart(&mut self) {
+        self.k0_valid = false;
+    }
+
+    /// Recomputes one forward step from `y` (which becomes `y⁺`), keeping its stage inputs.
+    pub fn replay<F: Rhs<V>>(
+        &mut self,
+        f: &mut F,
+        params: &V,
+        t: T,
+        h: T,
+        t_new: T,
+        y: &mut V,
+    ) -> VecStep<T, V> {
+        let s = self.tableau.stages();
+        let mut stages = Vec::with_capacity(s);
+        stages.push(copy(y));
+        if !self.k0_valid {
+            f.eval(t, y, params, &mut self.k[0]);
+            self.nfe += 1;
+        }
+        for i in 1..s {
+            for (c, &a) in self.coeffs.iter_mut().zip(&self.a[i]) {
+                *c = h * a;
+            }
+            self.ytmp
+                .offset_linear_combination(y, &self.coeffs[..i], &self.k);
+            stages.push(copy(&self.ytmp));
+            let ti = self.stage_time(i, t, h, t_new);
+            f.eval(ti, &self.ytmp, params, &mut self.k[i]);
+            self.nfe += 1;
+        }
+        for (c, &b) in self.coeffs.iter_mut().zip(&self.b) {
+            *c = h * b;
+        }
+        self.ytmp
+            .offset_linear_combination(y, &self.coeffs[..s], &self.k);
+        y.copy_from(&self.ytmp);
+        if self.tableau.fsal {
+            self.k.swap(0, s - 1);
+            self.k0_valid = true;
+        } else {
+            self.k0_valid = false;
+        }
+        VecStep {
+            t,
+            h,
+            t_new,
+            stages,
+        }
+    }
+
+    /// Reverses one step: `acc = [ȳ⁺, θ̄]` on entry, `[ȳ, θ̄ + …]` on exit. `outputs` are the
+    /// dense outputs inside the step as `(θ, [z̄, 0])` (stacked length).
+    pub fn reverse<F: VectorVjp<V>>(
+        &mut self,
+        f: &mut F,
+        params: &V,
+        step: &VecStep<T, V>,
+        outputs: &[(f64, &V)],
+        acc: &mut V,
+    ) {
+        let s = self.tableau.stages();
+        let h = step.h;
+        for i in 0..s {
+            self.kbar[i].copy_from(acc);
+            self.kbar[i].scale(h * self.b[i]);
+            self.live[i] = self.b[i] != T::zero();
+        }
+        for &(theta, zbar) in outputs {
+            (self.tableau.dense)(theta, &mut self.dense);
+            for i in 0..s {
+                if self.dense[i] != 0.0 {
+                    self.kbar[i].axpby(h * <T as rk::Scalar>::of(self.dense[i]), zbar, T::one());
+                    self.live[i] = true;
+                }
+            }
+            acc.axpby(T::one(), zbar, T::one());
+        }
+        for i in (0..s).rev() {
+            if !self.live[i] {
+                continue;
+            }
+            let ti = self.stage_time(i, step.t, h, step.t_new);
+            f.adjoint_rhs(
+                ti,
+                &step.stages[i],
+                0,
+                params,
+                &self.kbar[i],
+                0,
+                &mut self.dx,
+                None,
+                0,
+            );
+            self.vjps += 1;
+            // dx = [−Ȳ_i, −θ̄_i].
+            acc.axpby(-T::one(), &self.dx, T::one());
+            for j in 0..i {
+                let ha = h * self.a[i][j];
+                if ha != T::zero() {
+                    self.kbar[j].axpby(-ha, &self.dx, T::one());
+                    self.live[j] = true;
+                }
+            }
+        }
+    }
+}
