@@ -40,6 +40,9 @@ pub enum GpuActivation {
     Softplus,
 }
 
+/// Rows per point `1 + D` the row-wise kernels hold in registers (`MAX_ROWS` in `cnf.wgsl`).
+const MAX_ROWS: usize = 8;
+
 /// Rows per partial sum of the parameter reductions (`CHUNK` in `cnf.wgsl`).
 const CHUNK: usize = 256;
 
@@ -173,6 +176,12 @@ impl GpuCnf {
         let dim = dims[0];
         if dims[dims.len() - 1] != dim {
             return Err(invalid(format!("input and output widths differ: {dims:?}")));
+        }
+        if dim + 1 > MAX_ROWS {
+            return Err(invalid(format!(
+                "state width {dim} is above {} (the kernels keep 1 + D rows per point in registers)",
+                MAX_ROWS - 1
+            )));
         }
         let rows = (1 + dim) * batch;
         let max_width = *dims.iter().max().unwrap_or(&1);

@@ -36,6 +36,8 @@ struct Dims {
 @group(0) @binding(8) var<storage, read> src4: array<f32>;
 
 const CHUNK: u32 = 256u;
+// Rows per point (1 + D) that the row-wise kernels hold in registers.
+const MAX_ROWS: u32 = 8u;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -88,13 +90,19 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let j = i % d.dout;
     let g = gate(j);
     let k_count = d.rows / d.batch;
+    // All rows at once, so each weight is loaded once per invocation (k_count <= MAX_ROWS).
+    var acc: array<f32, MAX_ROWS>;
+    for (var k = 0u; k < k_count; k = k + 1u) { acc[k] = 0.0; }
+    for (var q = 0u; q < d.din; q = q + 1u) {
+        let wq = theta[d.w + j * d.din + q];
+        for (var k = 0u; k < k_count; k = k + 1u) {
+            acc[k] = acc[k] + src[(k * d.batch + b) * d.din + q] * wq;
+        }
+    }
     var slope = 0.0;
     for (var k = 0u; k < k_count; k = k + 1u) {
         let r = k * d.batch + b;
-        var u = 0.0;
-        for (var q = 0u; q < d.din; q = q + 1u) {
-            u = u + src[r * d.din + q] * theta[d.w + j * d.din + q];
-        }
+        var u = acc[k];
         var y = 0.0;
         if (k == 0u) {
             u = u + theta[d.b1 + j];

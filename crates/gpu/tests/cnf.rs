@@ -211,4 +211,7 @@ fn bad_shapes_are_errors() {
     assert!(GpuCnf::new(&ctx, &[2, 0, 2], GpuActivation::Tanh, 4).is_err());
     assert!(GpuCnf::new(&ctx, &[2, 4, 3], GpuActivation::Tanh, 4).is_err());
     assert!(GpuCnf::new(&ctx, &[2, 4, 2], GpuActivation::Tanh, 0).is_err());
+    // The kernels hold 1 + D rows per point in registers (D <= 7).
+    assert!(GpuCnf::new(&ctx, &[8, 4, 8], GpuActivation::Tanh, 2).is_err());
+    assert!(GpuCnf::new(&ctx, &[7, 4, 7], GpuActivation::Tanh, 2).is_ok());
 }
