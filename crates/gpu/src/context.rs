@@ -19,6 +19,7 @@ pub(crate) struct Pipelines {
     pub lincomb4: wgpu::ComputePipeline,
     pub err_sq: wgpu::ComputePipeline,
     pub dot: wgpu::ComputePipeline,
+    pub nonfinite: wgpu::ComputePipeline,
 }
 
 /// Device, queue and pipelines. Build once with [`GpuContext::new`] and share the `Arc`.
@@ -155,6 +156,7 @@ impl GpuContext {
             lincomb4: make("lincomb4"),
             err_sq: make("err_sq"),
             dot: make("dot"),
+            nonfinite: make("nonfinite"),
         };
         eprintln!(
             "gpu: using adapter {:?} ({:?}, {:?})",
@@ -347,8 +349,18 @@ impl GpuContext {
     /// Submits the pending commands together with a copy of `src` to a staging buffer, waits,
     /// and returns `len` floats.
     pub(crate) fn read(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        Ok(self.read_many(&[(src, len)])?.pop().unwrap_or_default())
+    }
+
+    /// [`GpuContext::read`] of several buffers with one submission and one wait: every source is
+    /// copied into one staging buffer.
+    pub(crate) fn read_many(
+        &self,
+        sources: &[(&wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
+        let len: usize = sources.iter().map(|s| s.1).sum();
         if len == 0 {
-            return Ok(Vec::new());
+            return Ok(sources.iter().map(|_| Vec::new()).collect());
         }
         let size = (4 * len) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -357,7 +369,15 @@ impl GpuContext {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.record(|e| e.copy_buffer_to_buffer(src, 0, &staging, 0, size));
+        self.record(|e| {
+            let mut offset = 0;
+            for (src, n) in sources {
+                if *n > 0 {
+                    e.copy_buffer_to_buffer(src, 0, &staging, offset, (4 * n) as u64);
+                }
+                offset += (4 * n) as u64;
+            }
+        });
         self.flush();
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -385,7 +405,13 @@ impl GpuContext {
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
         staging.unmap();
-        Ok(data)
+        let mut out = Vec::with_capacity(sources.len());
+        let mut start = 0;
+        for (_, n) in sources {
+            out.push(data[start..start + n].to_vec());
+            start += n;
+        }
+        Ok(out)
     }
 
     /// Records an upload of floats into `dst` (through a buffer mapped at creation and a

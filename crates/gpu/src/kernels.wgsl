@@ -92,3 +92,17 @@ fn dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_
     if (i < p.n) { v = x0[i] * x1[i]; }
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
 }
+
+// Count of non-finite entries (exponent bits all ones: ±inf or NaN) over [start, n). Tested on
+// the bits because WGSL implementations may assume floats are finite in comparisons.
+@compute @workgroup_size(256)
+fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+             @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = p.start + index(gid, nwg);
+    var v = 0.0;
+    if (i < p.n) {
+        let bits = bitcast<u32>(x0[i]);
+        if ((bits & 0x7f800000u) == 0x7f800000u) { v = 1.0; }
+    }
+    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+}

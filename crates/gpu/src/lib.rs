@@ -15,7 +15,7 @@
 //!   the device.
 //! * [`GpuContext`]: every dispatch between two readbacks is recorded into one command encoder
 //!   and its parameters into one uniform ring uploaded with the submission, so an adaptive step
-//!   costs one submission and one readback per norm group.
+//!   costs one submission and one readback (all norm groups together).
 //!
 //! IRDM's automatic grid and Hutchinson's divergence stay on the host.
 

@@ -4,9 +4,9 @@
 //! Elementwise operations are one dispatch each; `linear_combination` fuses up to four inputs
 //! per dispatch (`out = Σ c_i x_i`, accumulating over chunks of four); the weighted RMS error
 //! norm is a fused kernel that reduces each workgroup of 256 on the device and reads back one
-//! partial sum per workgroup. Operations are recorded into one pending command encoder and
-//! submitted together when a value is read back, so an adaptive step (stages, error estimate,
-//! norm) is one submission and one readback per norm group.
+//! partial sum per workgroup (all norm groups in one readback). Operations are recorded into one
+//! pending command encoder and submitted together when a value is read back, so an adaptive step
+//! (stages, error estimate, norm) is one submission and one readback.
 //!
 //! The `Vector` methods cannot return errors: a failed readback yields NaN (which the solver
 //! reports as a non-finite error norm) or a NaN-filled host copy.
@@ -102,14 +102,15 @@ impl GpuVec {
         }
     }
 
-    /// Σ over `[start, end)` of a reduction kernel's per-element values.
-    fn reduce(
+    /// Records a reduction kernel over `[start, end)`; returns the buffer of per-workgroup
+    /// partial sums and their count (read them with [`GpuContext::read_many`]).
+    fn record_reduce(
         &self,
         pipeline: &wgpu::ComputePipeline,
         range: Range<usize>,
         params: Params,
         inputs: &[(u32, &wgpu::Buffer)],
-    ) -> f32 {
+    ) -> (wgpu::Buffer, usize) {
         let count = u32::try_from(range.len()).expect("lengths fit in u32");
         let (x, y) = GpuContext::grid(count);
         let groups = (x * y) as usize;
@@ -123,12 +124,28 @@ impl GpuVec {
         };
         self.ctx.dispatch(pipeline, count.max(1), p, &bound);
         debug_assert_eq!(WORKGROUP, 256);
+        (partials, groups)
+    }
+
+    /// Σ over `[start, end)` of a reduction kernel's per-element values (one readback).
+    fn reduce(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        range: Range<usize>,
+        params: Params,
+        inputs: &[(u32, &wgpu::Buffer)],
+    ) -> f32 {
+        let (partials, groups) = self.record_reduce(pipeline, range, params, inputs);
         match self.ctx.read(&partials, groups) {
-            // Sum the partials in f64 on the host.
-            Ok(v) => v.iter().map(|&x| f64::from(x)).sum::<f64>() as f32,
+            Ok(v) => sum_f64(&v),
             Err(_) => f32::NAN,
         }
     }
+}
+
+/// Partial sums added in `f64` on the host.
+fn sum_f64(v: &[f32]) -> f32 {
+    v.iter().map(|&x| f64::from(x)).sum::<f64>() as f32
 }
 
 impl Vector for GpuVec {
@@ -214,21 +231,33 @@ impl Vector for GpuVec {
             Atol::Scalar(a) => (0, *a, &self.buf),
             Atol::PerComponent(v) => (1, 0.0, &v.buf),
         };
+        // Every group's reduction is recorded first and all partial sums come back in one
+        // readback: one submission and one wait per norm, however many groups.
+        let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
+        let params = Params {
+            mode,
+            a: rtol,
+            b: atol_scalar,
+            ..Params::default()
+        };
+        let recorded: Vec<(wgpu::Buffer, usize)> = live
+            .iter()
+            .map(|g| {
+                self.record_reduce(
+                    &self.ctx.pipelines.err_sq,
+                    (*g).clone(),
+                    params,
+                    &[(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)],
+                )
+            })
+            .collect();
+        let sources: Vec<(&wgpu::Buffer, usize)> = recorded.iter().map(|(b, n)| (b, *n)).collect();
+        let Ok(sums) = self.ctx.read_many(&sources) else {
+            return f32::NAN;
+        };
         let mut worst = 0.0f32;
-        for g in groups.iter().filter(|g| !g.is_empty()) {
-            let params = Params {
-                mode,
-                a: rtol,
-                b: atol_scalar,
-                ..Params::default()
-            };
-            let sum = self.reduce(
-                &self.ctx.pipelines.err_sq,
-                g.clone(),
-                params,
-                &[(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)],
-            );
-            let rms = (sum / g.len() as f32).sqrt();
+        for (g, partial) in live.iter().zip(&sums) {
+            let rms = (sum_f64(partial) / g.len() as f32).sqrt();
             if rms.is_nan() {
                 return rms;
             }
@@ -238,7 +267,14 @@ impl Vector for GpuVec {
     }
 
     fn all_finite(&self) -> bool {
-        self.to_host().iter().all(|v| v.is_finite())
+        // Counted on the device (exponent bits), one float per workgroup read back.
+        self.len == 0
+            || self.reduce(
+                &self.ctx.pipelines.nonfinite,
+                0..self.len,
+                Params::default(),
+                &[(1, &self.buf)],
+            ) == 0.0
     }
 
     fn dot(&self, other: &Self) -> f32 {
