@@ -14,12 +14,14 @@
 //! evaluated on a batch of `B` points together with the `D` forward-mode tangents seeded with the
 //! unit vectors, stacked into `R = (1 + D)B` rows (rows `[kB, (k+1)B)` carry tangent `k`). Each
 //! layer is one dispatch forward (one invocation per point and unit computes all `1 + D` rows:
-//! affine map, gate and activation) and four backward: the row cotangents
+//! affine map, gate and activation) and five backward: the row cotangents
 //! `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's second-order terms, as in
 //! `nn::net`; the last layer seeds `a_z` on the primal rows and `−a_l e_k` on tangent rows `k`),
-//! partial sums over chunks of 256 rows of `W̄ = Ūᵀ X`, `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`, their
+//! partial sums over chunks of 256 rows of `W̄ = Ūᵀ X` (for layers up to 64 wide, one workgroup
+//! per chunk, 16 rows at a time through workgroup memory, a 4 × 4 block per invocation) and of
+//! `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`, their
 //! totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`, `b̄2 = ḡ g(1−g)`), and
-//! `X̄ = Ū W`. An evaluation is `L + 2` dispatches, an adjoint right-hand side `5L + 1` (plus one
+//! `X̄ = Ū W`. An evaluation is `L + 2` dispatches, an adjoint right-hand side `6L + 1` (plus one
 //! for RDM's `f`). WGSL has no floating-point atomics, so no kernel accumulates across
 //! invocations.
 
@@ -42,6 +44,9 @@ pub enum GpuActivation {
 
 /// Rows per point `1 + D` the row-wise kernels hold in registers (`MAX_ROWS` in `cnf.wgsl`).
 const MAX_ROWS: usize = 8;
+
+/// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `cnf.wgsl`).
+const TILE: usize = 64;
 
 /// Rows per partial sum of the parameter reductions (`CHUNK` in `cnf.wgsl`).
 const CHUNK: usize = 256;
@@ -101,7 +106,7 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 7] = [
+const ENTRIES: [&str; 9] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -109,6 +114,8 @@ const ENTRIES: [&str; 7] = [
     "reduce_partial",
     "reduce_final",
     "input_backward",
+    "reduce_weights",
+    "reduce_units",
 ];
 
 struct Kernels {
@@ -119,6 +126,8 @@ struct Kernels {
     reduce_partial: wgpu::ComputePipeline,
     reduce_final: wgpu::ComputePipeline,
     input_backward: wgpu::ComputePipeline,
+    reduce_weights: wgpu::ComputePipeline,
+    reduce_units: wgpu::ComputePipeline,
 }
 
 /// The toy CNF on the GPU for batches of a fixed size.
@@ -220,6 +229,8 @@ impl GpuCnf {
             reduce_partial: next(),
             reduce_final: next(),
             input_backward: next(),
+            reduce_weights: next(),
+            reduce_units: next(),
         };
         let xs = layers.iter().map(|l| ctx.storage(rows * l.din)).collect();
         let us = layers.iter().map(|l| ctx.storage(rows * l.dout)).collect();
@@ -426,20 +437,36 @@ impl VectorVjp<GpuVec> for GpuCnf {
                     (4, &self.ubar),
                 ],
             );
-            // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ.
-            self.run(
-                &k.reduce_partial,
-                (l.dout * l.din + l.dout) * chunks,
-                dims,
-                &[
-                    (1, &self.ubar),
-                    (2, &self.xs[i]),
-                    (3, &self.partials),
-                    (4, &self.unit_partials),
-                    (7, &self.ybar),
-                    (8, &self.us[i]),
-                ],
-            );
+            // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
+            // take the tiled weight kernel (one workgroup per chunk of rows).
+            if l.dout <= TILE && l.din <= TILE {
+                self.run(
+                    &k.reduce_weights,
+                    chunks * 256,
+                    dims,
+                    &[(1, &self.ubar), (2, &self.xs[i]), (3, &self.partials)],
+                );
+                self.run(
+                    &k.reduce_units,
+                    l.dout * chunks,
+                    dims,
+                    &[(4, &self.unit_partials), (7, &self.ybar), (8, &self.us[i])],
+                );
+            } else {
+                self.run(
+                    &k.reduce_partial,
+                    (l.dout * l.din + l.dout) * chunks,
+                    dims,
+                    &[
+                        (1, &self.ubar),
+                        (2, &self.xs[i]),
+                        (3, &self.partials),
+                        (4, &self.unit_partials),
+                        (7, &self.ybar),
+                        (8, &self.us[i]),
+                    ],
+                );
+            }
             self.run(
                 &k.reduce_final,
                 l.dout * l.din + l.dout,

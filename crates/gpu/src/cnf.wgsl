@@ -276,3 +276,89 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         dst[d.at_out + i] = 0.0;
     }
 }
+
+// Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of CHUNK rows
+// accumulates the whole dout × din block Σ_r Ū[r, j] X[r, q] (src = Ū, src2 = X), 16 rows at a
+// time through workgroup memory, each invocation a 4 × 4 sub-block in registers; partial of
+// chunk c, entry j·din + q at dst[c · dout · din + j · din + q].
+var<workgroup> tile_u: array<f32, 1024>;
+var<workgroup> tile_x: array<f32, 1024>;
+
+@compute @workgroup_size(256)
+fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let chunk = wid.x + wid.y * nwg.x;
+    let chunks = (d.rows + CHUNK - 1u) / CHUNK;
+    if (chunk >= chunks) { return; }
+    let t = lid.x;
+    let ti = t / 16u;
+    let tj = t % 16u;
+    var acc: array<f32, 16>;
+    for (var k = 0u; k < 16u; k = k + 1u) { acc[k] = 0.0; }
+    let start = chunk * CHUNK;
+    let end = min(start + CHUNK, d.rows);
+    for (var r0 = start; r0 < end; r0 = r0 + 16u) {
+        for (var k = 0u; k < 4u; k = k + 1u) {
+            let idx = t + k * 256u;
+            let r = r0 + idx / 64u;
+            let col = idx % 64u;
+            var u = 0.0;
+            var x = 0.0;
+            if (r < end) {
+                if (col < d.dout) { u = src[r * d.dout + col]; }
+                if (col < d.din) { x = src2[r * d.din + col]; }
+            }
+            tile_u[idx] = u;
+            tile_x[idx] = x;
+        }
+        workgroupBarrier();
+        for (var rr = 0u; rr < 16u; rr = rr + 1u) {
+            let base = rr * 64u;
+            let u0 = tile_u[base + ti * 4u];
+            let u1 = tile_u[base + ti * 4u + 1u];
+            let u2 = tile_u[base + ti * 4u + 2u];
+            let u3 = tile_u[base + ti * 4u + 3u];
+            for (var b = 0u; b < 4u; b = b + 1u) {
+                let xb = tile_x[base + tj * 4u + b];
+                acc[b] = acc[b] + u0 * xb;
+                acc[4u + b] = acc[4u + b] + u1 * xb;
+                acc[8u + b] = acc[8u + b] + u2 * xb;
+                acc[12u + b] = acc[12u + b] + u3 * xb;
+            }
+        }
+        workgroupBarrier();
+    }
+    let entries = d.dout * d.din;
+    for (var a = 0u; a < 4u; a = a + 1u) {
+        for (var b = 0u; b < 4u; b = b + 1u) {
+            let j = ti * 4u + a;
+            let q = tj * 4u + b;
+            if (j < d.dout && q < d.din) {
+                dst[chunk * entries + j * d.din + q] = acc[a * 4u + b];
+            }
+        }
+    }
+}
+
+// Per-unit partial sums (the second half of reduce_partial alone): for chunk c and unit j,
+// Σ_all Ȳ U into dst2[c·2·dout + j] and Σ_primal Ȳ into dst2[c·2·dout + dout + j]
+// (src3 = Ȳ, src4 = U).
+@compute @workgroup_size(256)
+fn reduce_units(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let v = index(gid, nwg);
+    let chunks = (d.rows + CHUNK - 1u) / CHUNK;
+    if (v >= d.dout * chunks) { return; }
+    let j = v % d.dout;
+    let chunk = v / d.dout;
+    let start = chunk * CHUNK;
+    let end = min(start + CHUNK, d.rows);
+    var gsum = 0.0;
+    var psum = 0.0;
+    for (var r = start; r < end; r = r + 1u) {
+        let yb = src3[r * d.dout + j];
+        gsum = gsum + yb * src4[r * d.dout + j];
+        if (r < d.batch) { psum = psum + yb; }
+    }
+    dst2[chunk * 2u * d.dout + j] = gsum;
+    dst2[chunk * 2u * d.dout + d.dout + j] = psum;
+}

@@ -63,10 +63,13 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(1e-30)).sqrt()
 }
 
-const CASES: [(&[usize], Activation, usize); 3] = [
+/// The toy net, a softplus net over several reduction chunks, a batch of one, and a layer wider
+/// than the tiled weight kernel takes (its fallback path).
+const CASES: [(&[usize], Activation, usize); 4] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[3, 5, 4, 3], Activation::Softplus, 300),
     (&[2, 8, 2], Activation::Tanh, 1),
+    (&[2, 80, 2], Activation::Tanh, 5),
 ];
 
 #[test]
