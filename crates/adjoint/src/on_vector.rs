@@ -9,7 +9,8 @@
 //!   ANODE its checkpoints;
 //! * the continuous backward pass integrates one stacked vector — IRDM `[a, g]`, RDM `[z, a, g]`
 //!   — so that the solver's fused kernels cover the whole backward state, and IRDM's
-//!   `z(t) = Σ_j ℓ_j(t) z(τ_j)` is one fused linear combination of the stored node vectors (the
+//!   `z(t) = Σ_j ℓ_j(t) z(τ_j)` is one fused combination of the node values, stored as the rows
+//!   of one stacked vector ([`rk::Vector::combine_rows`]; the
 //!   `N + 1` coefficients `ℓ_j(t)` are computed on the host; piecewise-linear interpolation has
 //!   two non-zero ones);
 //! * Direct and ANODE reverse the steps exactly (`on_vector_discrete`), carrying `[ȳ, θ̄]` as
@@ -36,9 +37,9 @@ enum NodeRule {
 
 /// What the forward pass kept for the backward pass.
 enum Tape<T: Real, V> {
-    /// RDM (`nodes` = `None`) or IRDM (grid, rule, node values).
+    /// RDM (`nodes` = `None`) or IRDM (grid, rule, node values stacked row by row).
     Continuous {
-        nodes: Option<(Grid<T>, NodeRule, Vec<V>)>,
+        nodes: Option<(Grid<T>, NodeRule, V)>,
     },
     Direct {
         steps: Vec<VecStep<T, V>>,
@@ -225,10 +226,13 @@ where
         .as_ref()
         .map(|(g, _)| g.nodes().to_vec())
         .unwrap_or_default();
-    let mut node_values: Vec<V> = Vec::with_capacity(node_times.len());
+    // Node values as the rows of one stacked vector, so that z(t) is one fused combination.
+    let mut node_values = z0.zeros_with_len(node_times.len() * n);
+    let mut stored_nodes = 0;
     let mut next_node = 0;
     if node_times.first() == Some(&t0) {
-        node_values.push(copy(z0));
+        node_values.set_row(0, z0);
+        stored_nodes = 1;
         next_node = 1;
     }
     let forward_dir = t1 > t0;
@@ -289,7 +293,8 @@ where
             solver
                 .interpolate(node_times[next_node], &mut v)
                 .map_err(solve_err(&method, "forward"))?;
-            node_values.push(v);
+            node_values.set_row(next_node, &v);
+            stored_nodes += 1;
             next_node += 1;
         }
     }
@@ -308,7 +313,7 @@ where
             n_stored: g.degree(),
             error_estimate: None,
         });
-        info.stored_floats = node_values.len() * n;
+        info.stored_floats = stored_nodes * n;
         (g, rule, node_values)
     });
     let tape = match method {
@@ -612,7 +617,7 @@ fn add<T: Real>(dst: &mut [T], src: &[T]) {
 struct BackwardRhs<'a, T: Real, V: Vector<Scalar = T>, F> {
     f: &'a mut F,
     params: &'a V,
-    nodes: Option<&'a (Grid<T>, NodeRule, Vec<V>)>,
+    nodes: Option<&'a (Grid<T>, NodeRule, V)>,
     coeffs: Vec<T>,
     z: V,
     a_off: usize,
@@ -639,7 +644,7 @@ where
                     dx.fill(T::nan());
                     return;
                 }
-                self.z.linear_combination(&self.coeffs, values);
+                self.z.combine_rows(&self.coeffs, values);
                 self.f
                     .adjoint_rhs(t, &self.z, 0, self.params, x, 0, dx, None, 0);
             }

@@ -20,6 +20,7 @@ pub(crate) struct Pipelines {
     pub err_sq: wgpu::ComputePipeline,
     pub dot: wgpu::ComputePipeline,
     pub nonfinite: wgpu::ComputePipeline,
+    pub combine_rows: wgpu::ComputePipeline,
 }
 
 /// Device, queue and pipelines. Build once with [`GpuContext::new`] and share the `Arc`.
@@ -157,6 +158,7 @@ impl GpuContext {
             err_sq: make("err_sq"),
             dot: make("dot"),
             nonfinite: make("nonfinite"),
+            combine_rows: make("combine_rows"),
         };
         eprintln!(
             "gpu: using adapter {:?} ({:?}, {:?})",
@@ -337,6 +339,21 @@ impl GpuContext {
     /// Command buffers submitted so far: each readback submits everything recorded before it.
     pub fn submissions(&self) -> usize {
         self.submissions.load(Ordering::Relaxed)
+    }
+
+    /// Records a copy of `len` floats of `src` into `dst` from float `dst_at` on.
+    pub(crate) fn copy_at(
+        &self,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        dst_at: usize,
+        len: usize,
+    ) {
+        if len > 0 {
+            self.record(|e| {
+                e.copy_buffer_to_buffer(src, 0, dst, (4 * dst_at) as u64, (4 * len) as u64)
+            });
+        }
     }
 
     /// Records a copy of `len` floats of `src` into `dst`.

@@ -106,3 +106,16 @@ fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoc
     }
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
 }
+
+// out = Σ_k x1[k] · x0[k·n + i] over mode rows (x0 = stacked rows, x1 = coefficients).
+@compute @workgroup_size(256)
+fn combine_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        var acc = 0.0;
+        for (var k = 0u; k < p.mode; k = k + 1u) {
+            acc = acc + x1[k] * x0[k * p.n + i];
+        }
+        out[i] = acc;
+    }
+}

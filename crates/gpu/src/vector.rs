@@ -2,7 +2,8 @@
 //! `rk` solvers run unchanged with their state on the GPU.
 //!
 //! Elementwise operations are one dispatch each; `linear_combination` fuses up to four inputs
-//! per dispatch (`out = Σ c_i x_i`, accumulating over chunks of four); the weighted RMS error
+//! per dispatch (`out = Σ c_i x_i`, accumulating over chunks of four); `combine_rows` combines
+//! any number of rows of one stacked vector in one dispatch (IRDM's interpolation); the weighted RMS error
 //! norm is a fused kernel that reduces each workgroup of 256 on the device and reads back one
 //! partial sum per workgroup (all norm groups in one readback). Operations are recorded into one
 //! pending command encoder and submitted together when a value is read back, so an adaptive step
@@ -217,6 +218,34 @@ impl Vector for GpuVec {
     fn offset_linear_combination(&mut self, base: &Self, coeffs: &[f32], xs: &[Self]) {
         self.copy_from(base);
         self.lincomb(true, coeffs, xs);
+    }
+
+    fn set_row(&mut self, k: usize, src: &Self) {
+        debug_assert!((k + 1) * src.len <= self.len);
+        self.ctx.copy_at(&src.buf, &self.buf, k * src.len, src.len);
+    }
+
+    fn combine_rows(&mut self, coeffs: &[f32], rows: &Self) {
+        debug_assert!(coeffs.len() * self.len <= rows.len);
+        if coeffs.is_empty() {
+            self.fill(0.0);
+            return;
+        }
+        // The coefficients travel in a small storage buffer of their own (recorded upload, so
+        // it keeps its place among the pending commands).
+        let c = self.ctx.storage(coeffs.len());
+        self.ctx.write(&c, coeffs);
+        let params = Params {
+            n: self.n(),
+            mode: coeffs.len() as u32,
+            ..Params::default()
+        };
+        self.ctx.dispatch(
+            &self.ctx.pipelines.combine_rows,
+            self.n(),
+            params,
+            &[(0, &self.buf), (1, &rows.buf), (2, &c)],
+        );
     }
 
     fn error_norm(

@@ -160,6 +160,48 @@ macro_rules! vector_conformance_tests {
             }
 
             #[test]
+            fn rows_of_a_stacked_vector() {
+                if !($available) {
+                    eprintln!("skipped: backend not available");
+                    return;
+                }
+                for m in [1usize, 7, 300] {
+                    let rows_n = 5;
+                    let parts: Vec<Vec<f64>> =
+                        (0..rows_n).map(|k| data(m, 20 + k as u64)).collect();
+                    let template = ($make)(&parts[0]);
+                    let mut stacked = template.zeros_with_len(rows_n * m + 3);
+                    for (k, part) in parts.iter().enumerate() {
+                        stacked.set_row(k, &($make)(part));
+                    }
+                    let flat = host(&stacked);
+                    for (k, part) in parts.iter().enumerate() {
+                        close(&flat[k * m..(k + 1) * m], part, eps(&template));
+                    }
+                    // The padding beyond the rows is untouched.
+                    assert_eq!(flat[rows_n * m..].iter().filter(|v| **v != 0.0).count(), 0);
+                    let coeffs = [0.5, -1.25, 0.0, 2.0];
+                    let c: Vec<_> = coeffs.iter().map(|&x| <_ as Scalar>::of(x)).collect();
+                    let mut out = template.zeros_like();
+                    out.fill(<_ as Scalar>::of(9.0));
+                    out.combine_rows(&c, &stacked);
+                    let want: Vec<f64> = (0..m)
+                        .map(|i| {
+                            coeffs
+                                .iter()
+                                .enumerate()
+                                .map(|(k, c)| c * parts[k][i])
+                                .sum()
+                        })
+                        .collect();
+                    close(&host(&out), &want, 4.0 * eps(&template));
+                    // No coefficients: zero.
+                    out.combine_rows(&[], &stacked);
+                    assert!(host(&out).iter().all(|v| *v == 0.0));
+                }
+            }
+
+            #[test]
             fn error_norm_full_range_groups_and_per_component_atol() {
                 if !($available) {
                     eprintln!("skipped: backend not available");

@@ -60,6 +60,13 @@ pub trait Vector: Sized {
     fn linear_combination(&mut self, coeffs: &[Self::Scalar], xs: &[Self]);
     /// `self = base + Σ_i coeffs[i] · xs[i]` (fused). `coeffs.len() ≤ xs.len()`.
     fn offset_linear_combination(&mut self, base: &Self, coeffs: &[Self::Scalar], xs: &[Self]);
+    /// `self[k·m .. (k+1)·m] = src` with `m = src.len()`: row `k` of a stacked vector of rows
+    /// (IRDM's node values). Requires `(k+1)·m ≤ self.len()`.
+    fn set_row(&mut self, k: usize, src: &Self);
+    /// `self = Σ_k coeffs[k] · rows[k·m .. (k+1)·m]` with `m = self.len()` (fused: one pass over
+    /// the output; on a GPU one dispatch however many rows). Requires
+    /// `coeffs.len() · m ≤ rows.len()`.
+    fn combine_rows(&mut self, coeffs: &[Self::Scalar], rows: &Self);
     /// Weighted RMS error norm of `self` (the local error), see the module docs. `groups` are
     /// component ranges; the result is the maximum of the per-group norms.
     fn error_norm(
@@ -123,6 +130,25 @@ impl<T: Scalar> Vector for Vec<T> {
 
     fn offset_linear_combination(&mut self, base: &Self, coeffs: &[T], xs: &[Self]) {
         lincomb(self, Some(base), coeffs, xs);
+    }
+
+    fn set_row(&mut self, k: usize, src: &Self) {
+        let m = <[T]>::len(src);
+        self[k * m..(k + 1) * m].copy_from_slice(src);
+    }
+
+    fn combine_rows(&mut self, coeffs: &[T], rows: &Self) {
+        let m = <[T]>::len(self);
+        debug_assert!(coeffs.len() * m <= <[T]>::len(rows));
+        self.fill(T::zero());
+        for (k, &c) in coeffs.iter().enumerate() {
+            if c == T::zero() {
+                continue;
+            }
+            for (o, &v) in self.iter_mut().zip(&rows[k * m..(k + 1) * m]) {
+                *o = *o + c * v;
+            }
+        }
     }
 
     fn error_norm(
