@@ -1,6 +1,7 @@
-//! The ODE-block classifier: its whole gradient against central differences of its loss, every
-//! gradient method against Direct, error handling, and (with Fashion-MNIST installed) a short
-//! training run that must beat chance clearly.
+//! The ODE-block classifier: its loss and whole gradient against PyTorch (torchdiffeq's
+//! `odenet_mnist` on the same weights) and against central differences, every gradient method
+//! against Direct, error handling, and (with Fashion-MNIST installed) a short training run that
+//! must beat chance clearly.
 
 use adjoint::{BackwardNorm, Config, Method};
 use nn::classifier::{CLASSES, IMAGE_SIDE};
@@ -200,4 +201,59 @@ fn short_training_on_fashion_mnist_beats_chance_clearly() {
     eprintln!("test accuracy after 160 steps on 1000 images: {acc:.3}");
     // Chance is 0.1; this run measured 0.52.
     assert!(acc > 0.3, "accuracy {acc}");
+}
+
+#[test]
+fn loss_and_gradient_equal_pytorch_on_the_same_weights() {
+    // Reference from tests/reference/odenet_mnist_reference.py: torchdiffeq's odenet_mnist at
+    // width 4, autograd through odeint with fixed-step Euler (h = 0.25), float64.
+    let w = nn::Weights::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/odenet_mnist_reference.safetensors"
+    ))
+    .unwrap();
+    let mut model = OdeClassifier::<f64>::new(4, 2).unwrap();
+    let layout = model.layout().clone();
+    let params = w.params::<f64>(&layout, "").unwrap();
+    let (_, images) = w.tensor::<f64>("images").unwrap();
+    let (_, labels) = w.tensor::<f64>("labels").unwrap();
+    let labels: Vec<u8> = labels.iter().map(|&l| l as u8).collect();
+    let (_, loss) = w.tensor::<f64>("loss").unwrap();
+    let mut config = Config::new(1e-6, 1e-6);
+    config.tableau = rk::Method::Euler;
+    config.forward = rk::Options::fixed(0.25);
+    let mut grad = vec![0.0; params.len()];
+    let stats = model
+        .loss_and_gradient(
+            &params,
+            &images,
+            &labels,
+            Method::Direct,
+            &config,
+            &mut grad,
+        )
+        .unwrap();
+    assert!(
+        (stats.loss - loss[0]).abs() < 1e-12,
+        "{} vs {}",
+        stats.loss,
+        loss[0]
+    );
+    assert_eq!(stats.info.nfe_forward, 4);
+    // Per tensor relative to its own largest entry, plus rounding of the largest entry overall:
+    // a convolution bias feeding a group norm of one channel per group has a gradient that is
+    // zero up to rounding (1e-16) on both sides.
+    let global = grad.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let mut worst = 0.0f64;
+    for e in layout.entries() {
+        let (_, want) = w.tensor::<f64>(&format!("grad.{}", e.name)).unwrap();
+        let got = &grad[e.range()];
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (g, r) in got.iter().zip(&want) {
+            let tol = 1e-10 * scale + 1e-13 * global;
+            assert!((g - r).abs() <= tol, "{}: {g} vs {r}", e.name);
+            worst = worst.max((g - r).abs() / (scale + global * 1e-3));
+        }
+    }
+    eprintln!("largest scaled gradient difference from PyTorch: {worst:e}");
 }
