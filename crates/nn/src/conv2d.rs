@@ -122,6 +122,7 @@ impl Conv2d {
             for ky in 0..k {
                 for kx in 0..k {
                     let row = ((ci * k + ky) * k + kx) * bp;
+                    let (lo, hi) = self.valid_columns(kx);
                     for b in 0..batch {
                         let dst = &mut cols[row + b * pix..row + (b + 1) * pix];
                         let src = (ci >= time).then(|| {
@@ -131,26 +132,45 @@ impl Conv2d {
                         for oy in 0..oh {
                             let sy = (oy * s + ky) as isize - p as isize;
                             let row_dst = &mut dst[oy * ow..(oy + 1) * ow];
-                            if sy < 0 || sy >= h as isize {
+                            if sy < 0 || sy >= h as isize || lo >= hi {
                                 row_dst.fill(T::zero());
                                 continue;
                             }
-                            for (ox, d) in row_dst.iter_mut().enumerate() {
-                                let sx = (ox * s + kx) as isize - p as isize;
-                                *d = if sx < 0 || sx >= w as isize {
-                                    T::zero()
-                                } else {
-                                    match src {
-                                        Some(img) => img[sy as usize * w + sx as usize],
-                                        None => t,
+                            row_dst[..lo].fill(T::zero());
+                            row_dst[hi..].fill(T::zero());
+                            let inside = &mut row_dst[lo..hi];
+                            match src {
+                                None => inside.fill(t),
+                                Some(img) => {
+                                    let first = sy as usize * w + lo * s + kx - p;
+                                    if s == 1 {
+                                        inside.copy_from_slice(&img[first..first + (hi - lo)]);
+                                    } else {
+                                        for (q, d) in inside.iter_mut().enumerate() {
+                                            *d = img[first + q * s];
+                                        }
                                     }
-                                };
+                                }
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The output columns `ox ∈ [lo, hi)` whose input column `ox·s + kx − p` lies inside the
+    /// image (an empty range when none does).
+    fn valid_columns(&self, kx: usize) -> (usize, usize) {
+        let (s, p, w, ow) = (self.stride, self.padding, self.width, self.out_width());
+        // ox·s + kx ≥ p  and  ox·s + kx − p ≤ w − 1.
+        let lo = p.saturating_sub(kx).div_ceil(s);
+        let hi = if w + p > kx {
+            ((w - 1 + p - kx) / s + 1).min(ow)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
     }
 
     /// Adds the columns' entries back to the input pixels they came from (`xbar` is overwritten).
@@ -167,6 +187,10 @@ impl Conv2d {
             for ky in 0..k {
                 for kx in 0..k {
                     let row = ((ci * k + ky) * k + kx) * bp;
+                    let (lo, hi) = self.valid_columns(kx);
+                    if lo >= hi {
+                        continue;
+                    }
                     for b in 0..batch {
                         let src = &gcols[row + b * pix..row + (b + 1) * pix];
                         let base = b * self.in_len() + c * h * w;
@@ -175,10 +199,15 @@ impl Conv2d {
                             if sy < 0 || sy >= h as isize {
                                 continue;
                             }
-                            for ox in 0..ow {
-                                let sx = (ox * s + kx) as isize - p as isize;
-                                if sx >= 0 && sx < w as isize {
-                                    xbar[base + sy as usize * w + sx as usize] += src[oy * ow + ox];
+                            let first = base + sy as usize * w + lo * s + kx - p;
+                            let from = &src[oy * ow + lo..oy * ow + hi];
+                            if s == 1 {
+                                for (d, &v) in xbar[first..first + (hi - lo)].iter_mut().zip(from) {
+                                    *d += v;
+                                }
+                            } else {
+                                for (q, &v) in from.iter().enumerate() {
+                                    xbar[first + q * s] += v;
                                 }
                             }
                         }
@@ -391,6 +420,9 @@ mod tests {
             g(2, 3, 4, 2, 1, 7, 8, false),
             g(3, 2, 3, 1, 1, 5, 5, true),
             g(2, 2, 1, 1, 0, 3, 4, false),
+            g(1, 2, 3, 2, 0, 9, 8, false),
+            g(2, 1, 3, 1, 2, 4, 5, true),
+            g(1, 1, 5, 3, 2, 7, 6, false),
         ]
     }
 
