@@ -12,16 +12,18 @@
 //! RDM carries `z` in the backward state (`dz/dt = f`, started from the stored `z(s_k)` on each
 //! interval, as torchdiffeq does); IRDM evaluates `z(t)` by barycentric interpolation over the
 //! Chebyshev nodes stored in the forward pass, read from the solver's dense output at no extra
-//! right-hand-side evaluations. Discrete methods (Direct, ANODE) reverse the recorded (or
+//! right-hand-side evaluations (or piecewise-linearly, for the ablation). The continuous
+//! backward pass itself is [`crate::on_vector`]'s, run here on host vectors, so that every
+//! backend runs the same code. Discrete methods (Direct, ANODE) reverse the recorded (or
 //! recomputed) steps exactly (the formulas are in the private module `discrete`).
 
 use crate::discrete::{OutputPos, Recorder, StepRecord, Stepper};
 use crate::error::{AdjointError, Result};
-use crate::method::{BackwardNorm, Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
+use crate::method::{Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
+use crate::on_vector::{Continuous, NodeRule};
 use crate::vjp::{Real, Vjp};
-use cheb::{ChopRule, Grid, Interpolant, Kind};
-use rk::{ErrorNorm, Options, Rhs, Solver, Tolerance, check_times};
-use std::ops::Range;
+use cheb::{ChopRule, Grid, Kind};
+use rk::{Solver, check_times};
 
 /// What the forward pass kept for the backward pass.
 enum Tape<T: Real> {
@@ -38,65 +40,9 @@ enum Tape<T: Real> {
     },
     Rdm,
     Irdm {
-        interp: StateInterp<T>,
+        /// Grid, interpolation rule, node values (row-major, one row per node).
+        nodes: (Grid<T>, NodeRule, Vec<T>),
     },
-}
-
-/// IRDM's source of `z(t)` in the backward pass.
-#[derive(Clone)]
-enum StateInterp<T: Real> {
-    /// Barycentric interpolation over the Chebyshev grid.
-    Barycentric(Interpolant<T>),
-    /// Linear interpolation between neighbouring nodes of the grid.
-    Linear {
-        grid: Grid<T>,
-        values: Vec<T>,
-        coeffs: Vec<T>,
-    },
-}
-
-impl<T: Real> StateInterp<T> {
-    fn eval(&mut self, t: T, out: &mut [T]) -> std::result::Result<(), cheb::ChebError> {
-        match self {
-            StateInterp::Barycentric(i) => i.eval(t, out),
-            StateInterp::Linear {
-                grid,
-                values,
-                coeffs,
-            } => {
-                linear_coefficients(grid, t, coeffs)?;
-                cheb::combine(coeffs, values, out);
-                Ok(())
-            }
-        }
-    }
-}
-
-/// The weights of piecewise-linear interpolation over the grid's nodes at `t`: two neighbouring
-/// nodes `τ_i, τ_{i+1}` around `t` get `1 − w` and `w`, `w = (t − τ_i)/(τ_{i+1} − τ_i)`; all
-/// others zero. Nodes may run in either direction.
-pub(crate) fn linear_coefficients<T: Real>(
-    grid: &Grid<T>,
-    t: T,
-    out: &mut [T],
-) -> std::result::Result<(), cheb::ChebError> {
-    let t = grid.check_point(t)?;
-    let nodes = grid.nodes();
-    let last = nodes.len() - 1;
-    let ascending = nodes[last] >= nodes[0];
-    let i = nodes[1..]
-        .partition_point(|&x| if ascending { x < t } else { x > t })
-        .min(last - 1);
-    let (x0, x1) = (nodes[i], nodes[i + 1]);
-    let w = if x1 == x0 {
-        T::zero()
-    } else {
-        (t - x0) / (x1 - x0)
-    };
-    out.fill(T::zero());
-    out[i] = T::one() - w;
-    out[i + 1] = w;
-    Ok(())
 }
 
 /// The result of [`forward`]: outputs at the requested times, and what the backward pass needs.
@@ -465,18 +411,21 @@ pub fn forward<T: Real, F: Vjp<T>>(
                 }
             };
             info.grid = Some(grid_info);
-            let interp = if matches!(spec, IrdmGrid::PiecewiseLinear { .. }) {
-                StateInterp::Linear {
-                    coeffs: vec![T::zero(); grid.len()],
-                    grid,
-                    values,
-                }
+            let rule = if matches!(spec, IrdmGrid::PiecewiseLinear { .. }) {
+                NodeRule::Linear
             } else {
-                StateInterp::Barycentric(
-                    Interpolant::new(grid, values, n).map_err(grid_err(&method))?,
-                )
+                NodeRule::Barycentric
             };
-            Tape::Irdm { interp }
+            if values.len() != grid.len() * n {
+                return Err(AdjointError::LengthMismatch {
+                    what: "IRDM node values",
+                    expected: grid.len() * n,
+                    got: values.len(),
+                });
+            }
+            Tape::Irdm {
+                nodes: (grid, rule, values),
+            }
         }
     };
     Ok(Forward {
@@ -566,9 +515,22 @@ impl<T: Real> Forward<T> {
                 cotangents,
                 &mut info,
             )?,
-            Tape::Rdm => self.backward_continuous(f, params, None, cotangents, &mut info)?,
-            Tape::Irdm { interp } => {
-                self.backward_continuous(f, params, Some(interp.clone()), cotangents, &mut info)?
+            Tape::Rdm | Tape::Irdm { .. } => {
+                // The same continuous backward pass as every other backend, on host vectors.
+                let nodes = match &self.tape {
+                    Tape::Irdm { nodes } => Some(nodes),
+                    _ => None,
+                };
+                let problem = Continuous {
+                    method: &self.method,
+                    config: &self.config,
+                    ts: &self.ts,
+                    outputs: &self.outputs,
+                    nodes,
+                    n: self.n,
+                    p: self.p,
+                };
+                problem.backward(f, &params.to_vec(), cotangents, &mut info)?
             }
         };
         Ok(Gradient { dz0, dtheta, info })
@@ -621,96 +583,6 @@ impl<T: Real> Forward<T> {
         info.stored_floats += peak_interval;
         Ok((ybar, pbar))
     }
-
-    fn backward_continuous<F: Vjp<T>>(
-        &self,
-        f: &mut F,
-        params: &[T],
-        interp: Option<StateInterp<T>>,
-        cotangents: &[Vec<T>],
-        info: &mut Info,
-    ) -> Result<(Vec<T>, Vec<T>)> {
-        let (n, p) = (self.n, self.p);
-        let is_irdm = interp.is_some();
-        let norm = match self.method {
-            Method::Rdm { norm } | Method::Irdm { norm, .. } => norm,
-            _ => BackwardNorm::Full,
-        };
-        // Backward state: RDM [z, a, g], IRDM [a, g].
-        let a_off = if is_irdm { 0 } else { n };
-        let len = a_off + n + p;
-        let shift = |rs: Vec<Range<usize>>, by: usize| {
-            rs.into_iter().map(move |r| r.start + by..r.end + by)
-        };
-        let mut groups: Vec<Range<usize>> = Vec::new();
-        if !is_irdm {
-            groups.extend(shift(f.state_groups(), 0));
-        }
-        groups.extend(shift(f.state_groups(), a_off));
-        if norm == BackwardNorm::Full {
-            groups.extend(shift(f.param_groups(), a_off + n));
-        }
-        let (rtol, atol) = self.config.backward.unwrap_or_else(|| {
-            let atol = match &self.config.forward.atol {
-                Tolerance::Scalar(a) => *a,
-                Tolerance::PerComponent(v) => {
-                    v.iter().fold(T::zero(), |m, &x| if x > m { x } else { m })
-                }
-            };
-            (self.config.forward.rtol, atol)
-        });
-        let mut options = Options::new(rtol, atol).with_norm(ErrorNorm::Groups(groups));
-        options.max_steps = self.config.forward.max_steps;
-        options.controller = self.config.forward.controller;
-        let tableau = self.config.backward_tableau.unwrap_or(self.config.tableau);
-        let mut x = vec![T::zero(); len];
-        let k_last = self.ts.len() - 1;
-        if !is_irdm {
-            x[..n].copy_from_slice(&self.outputs[k_last]);
-        }
-        add(&mut x[a_off..a_off + n], &cotangents[k_last]);
-        let mut solver =
-            Solver::new(tableau, options, &x).map_err(solve_err(&self.method, "backward"))?;
-        let empty = Vec::new();
-        let mut rhs = AdjointRhs {
-            f,
-            params,
-            interp,
-            z: vec![T::zero(); n],
-            n,
-            vjps: 0,
-            failure: None,
-        };
-        for k in (1..=k_last).rev() {
-            solver
-                .init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x)
-                .map_err(solve_err(&self.method, "backward"))?;
-            while !solver.is_finished() {
-                solver
-                    .step(&mut rhs, &empty)
-                    .map_err(solve_err(&self.method, "backward"))?;
-            }
-            if let Some(e) = rhs.failure.take() {
-                return Err(AdjointError::Grid {
-                    method: self.method.name(),
-                    source: e,
-                });
-            }
-            let st = solver.stats();
-            info.accepted_backward += st.accepted;
-            info.rejected_backward += st.rejected;
-            if !is_irdm {
-                info.nfe_backward += st.nfe;
-            }
-            x.copy_from_slice(solver.state());
-            add(&mut x[a_off..a_off + n], &cotangents[k - 1]);
-            if !is_irdm {
-                x[..n].copy_from_slice(&self.outputs[k - 1]);
-            }
-        }
-        info.vjp_backward = rhs.vjps;
-        Ok((x[a_off..a_off + n].to_vec(), x[a_off + n..].to_vec()))
-    }
 }
 
 fn add<T: Real>(dst: &mut [T], src: &[T]) {
@@ -756,45 +628,5 @@ fn reverse_steps<T: Real, F: Vjp<T>>(
             }
         }
         stepper.reverse(f, params, rec, &inside, ybar, pbar);
-    }
-}
-
-/// The backward right-hand side of RDM (`[z, a, g]`) and IRDM (`[a, g]`, `z` interpolated).
-struct AdjointRhs<'a, T: Real, F> {
-    f: &'a mut F,
-    params: &'a [T],
-    interp: Option<StateInterp<T>>,
-    z: Vec<T>,
-    n: usize,
-    vjps: usize,
-    failure: Option<cheb::ChebError>,
-}
-
-impl<T: Real, F: Vjp<T>> Rhs<Vec<T>> for AdjointRhs<'_, T, F> {
-    fn eval(&mut self, t: T, x: &Vec<T>, _unused: &Vec<T>, dx: &mut Vec<T>) {
-        let n = self.n;
-        self.vjps += 1;
-        match &mut self.interp {
-            Some(interp) => {
-                if let Err(e) = interp.eval(t, &mut self.z) {
-                    // Cannot happen for t inside [t0, t1]; surface it rather than panic.
-                    self.failure = Some(e);
-                    dx.fill(T::nan());
-                    return;
-                }
-                let (da, dg) = dx.split_at_mut(n);
-                self.f.vjp(t, &self.z, self.params, &x[..n], None, da, dg);
-            }
-            None => {
-                let (dz, rest) = dx.split_at_mut(n);
-                let (da, dg) = rest.split_at_mut(n);
-                self.f
-                    .vjp(t, &x[..n], self.params, &x[n..2 * n], Some(dz), da, dg);
-            }
-        }
-        let start = if self.interp.is_some() { 0 } else { n };
-        for v in dx[start..].iter_mut() {
-            *v = -*v;
-        }
     }
 }

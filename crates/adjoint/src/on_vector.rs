@@ -18,7 +18,6 @@
 //! * numbers cross to the host only at output times (to add `∂L/∂z(s_k)`) and at the end.
 
 use crate::discrete::OutputPos;
-use crate::driver::linear_coefficients;
 use crate::error::{AdjointError, Result};
 use crate::method::{BackwardNorm, Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
 use crate::on_vector_discrete::{VecRecorder, VecStep, VecStepper};
@@ -28,10 +27,39 @@ use cheb::{Grid, Kind};
 use rk::{ErrorNorm, Options, Rhs, Solver, Tolerance, Vector, check_times};
 use std::ops::Range;
 
+/// The weights of piecewise-linear interpolation over the grid's nodes at `t`: two neighbouring
+/// nodes `τ_i, τ_{i+1}` around `t` get `1 − w` and `w`, `w = (t − τ_i)/(τ_{i+1} − τ_i)`; all
+/// others zero. Nodes may run in either direction.
+pub(crate) fn linear_coefficients<T: Real>(
+    grid: &Grid<T>,
+    t: T,
+    out: &mut [T],
+) -> std::result::Result<(), cheb::ChebError> {
+    let t = grid.check_point(t)?;
+    let nodes = grid.nodes();
+    let last = nodes.len() - 1;
+    let ascending = nodes[last] >= nodes[0];
+    let i = nodes[1..]
+        .partition_point(|&x| if ascending { x < t } else { x > t })
+        .min(last - 1);
+    let (x0, x1) = (nodes[i], nodes[i + 1]);
+    let w = if x1 == x0 {
+        T::zero()
+    } else {
+        (t - x0) / (x1 - x0)
+    };
+    out.fill(T::zero());
+    out[i] = T::one() - w;
+    out[i + 1] = w;
+    Ok(())
+}
+
 /// How IRDM reads `z(t)` from the stored nodes.
 #[derive(Debug, Clone)]
-enum NodeRule {
+pub(crate) enum NodeRule {
+    /// The barycentric formula of the grid.
     Barycentric,
+    /// Linear between neighbouring nodes.
     Linear,
 }
 
@@ -418,8 +446,50 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
                 );
             }
         };
+        let problem = Continuous {
+            method: &self.method,
+            config: &self.config,
+            ts: &self.ts,
+            outputs: &self.outputs,
+            nodes,
+            n,
+            p,
+        };
+        let (dz0_h, dtheta_h) = problem.backward(f, params, &cot_host, &mut info)?;
+        let mut dz0 = self.outputs[0].zeros_like();
+        dz0.copy_from_host(&dz0_h);
+        let mut dtheta = params.zeros_like();
+        dtheta.copy_from_host(&dtheta_h);
+        Ok(VectorGradient { dz0, dtheta, info })
+    }
+}
+
+/// The continuous backward pass (RDM, IRDM) over any backend: what the forward pass kept. Also
+/// used by the host driver, so that both run the same code.
+pub(crate) struct Continuous<'a, T: Real, V> {
+    pub method: &'a Method,
+    pub config: &'a Config<T>,
+    pub ts: &'a [T],
+    pub outputs: &'a [V],
+    /// IRDM: the grid, the interpolation rule and the node values stacked row by row.
+    pub nodes: Option<&'a (Grid<T>, NodeRule, V)>,
+    pub n: usize,
+    pub p: usize,
+}
+
+impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
+    /// Integrates the adjoint system from `ts[K]` to `ts[0]`, adding the host cotangents at
+    /// every output time; returns `(dL/dz0, dL/dθ)` on the host and fills the backward counts.
+    pub fn backward<F: VectorVjp<V>>(
+        &self,
+        f: &mut F,
+        params: &V,
+        cot_host: &[Vec<T>],
+        info: &mut Info,
+    ) -> Result<(Vec<T>, Vec<T>)> {
+        let (n, p, nodes) = (self.n, self.p, self.nodes);
         let is_irdm = nodes.is_some();
-        let norm = match self.method {
+        let norm = match *self.method {
             Method::Rdm { norm } | Method::Irdm { norm, .. } => norm,
             _ => BackwardNorm::Full,
         };
@@ -460,7 +530,7 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
         let mut x = template.zeros_with_len(len);
         x.copy_from_host(&host);
         let mut solver =
-            Solver::new(tableau, options, &x).map_err(solve_err(&self.method, "backward"))?;
+            Solver::new(tableau, options, &x).map_err(solve_err(self.method, "backward"))?;
         let empty = template.zeros_with_len(0);
         let mut rhs = BackwardRhs {
             f,
@@ -475,11 +545,11 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
         for k in (1..=k_last).rev() {
             solver
                 .init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x)
-                .map_err(solve_err(&self.method, "backward"))?;
+                .map_err(solve_err(self.method, "backward"))?;
             while !solver.is_finished() {
                 solver
                     .step(&mut rhs, &empty)
-                    .map_err(solve_err(&self.method, "backward"))?;
+                    .map_err(solve_err(self.method, "backward"))?;
             }
             if let Some(e) = rhs.failure.take() {
                 return Err(AdjointError::Grid {
@@ -502,11 +572,7 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
             x.copy_from_host(&host);
         }
         info.vjp_backward = rhs.vjps;
-        let mut dz0 = template.zeros_like();
-        dz0.copy_from_host(&host[a_off..a_off + n]);
-        let mut dtheta = params.zeros_like();
-        dtheta.copy_from_host(&host[a_off + n..]);
-        Ok(VectorGradient { dz0, dtheta, info })
+        Ok((host[a_off..a_off + n].to_vec(), host[a_off + n..].to_vec()))
     }
 }
 
