@@ -38,7 +38,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Torch device: `cpu` (ours on the CPU, single thread) or `cuda[:N]` (ours on the GPU backend
-    /// through wgpu; every method but IRDM's automatic grid).
+    /// through wgpu).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Output folder.
@@ -146,7 +146,7 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     }
     let torch_info = line.trim().to_string();
 
-    let mut pairs: Vec<(&str, Method, &str)> = vec![
+    let pairs: Vec<(&str, Method, &str)> = vec![
         ("direct", Method::Direct, "direct"),
         (
             "rdm",
@@ -181,16 +181,6 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
         ),
     ];
     let gpu_ctx = if on_gpu {
-        // IRDM's automatic grid needs host node values.
-        pairs.retain(|(_, m, _)| {
-            !matches!(
-                m,
-                Method::Irdm {
-                    grid: IrdmGrid::Auto { .. },
-                    ..
-                }
-            )
-        });
         Some(gpu::GpuContext::new()?)
     } else {
         None

@@ -16,7 +16,7 @@
 //! [`Forward::backward`] with `∂L/∂z(s_k)` at every output time. The [`Info`] record counts
 //! forward and backward evaluations and VJPs apart, steps each way, and the floats each method
 //! holds for the backward pass. [`forward`] works on host vectors (`Vec<f32>`, `Vec<f64>`) and
-//! runs every method; [`forward_on`] runs every method but IRDM's automatic grid on any
+//! runs every method; it is [`forward_on`], which runs every method on any
 //! [`rk::Vector`] backend (a GPU vector) through [`VectorVjp`], which every host [`Vjp`]
 //! implements.
 //!
@@ -50,7 +50,7 @@
 //! # Ok::<(), adjoint::AdjointError>(())
 //! ```
 
-mod discrete;
+mod auto_grid;
 pub mod driver;
 pub mod error;
 pub mod method;

@@ -1,5 +1,6 @@
-//! Every gradient method on any [`rk::Vector`] backend (host `Vec<T>`, a GPU vector …), except
-//! IRDM's automatic grid, which inspects node values on the host (use [`crate::forward`]).
+//! Every gradient method on any [`rk::Vector`] backend (host `Vec<T>`, a GPU vector …);
+//! [`crate::forward`] is this driver on host vectors. IRDM's automatic grid reads its node values
+//! back once per solve to choose the sub-grid (the private module `auto_grid` states the rule).
 //!
 //! The same continuous adjoint as [`crate::driver`] (its module docs state the equations), with
 //! every state-sized number kept on the backend:
@@ -17,10 +18,9 @@
 //!   one stacked vector;
 //! * numbers cross to the host only at output times (to add `∂L/∂z(s_k)`) and at the end.
 
-use crate::discrete::OutputPos;
 use crate::error::{AdjointError, Result};
 use crate::method::{BackwardNorm, Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
-use crate::on_vector_discrete::{VecRecorder, VecStep, VecStepper};
+use crate::on_vector_discrete::{OutputPos, VecRecorder, VecStep, VecStepper};
 use crate::vector_vjp::VectorVjp;
 use crate::vjp::Real;
 use cheb::{Grid, Kind};
@@ -141,9 +141,9 @@ fn copy<V: Vector>(v: &V) -> V {
 
 /// Solves `dz/dt = f(t, z; θ)` from `z(ts[0]) = z0` on the backend of `z0` and keeps what the
 /// method needs: Direct, RDM, ANODE, or IRDM with a fixed Lobatto or first-kind grid, the
-/// mismatched pairing, or piecewise-linear interpolation.
+/// mismatched pairing, piecewise-linear interpolation, or the automatic grid.
 ///
-/// Errors: wrong lengths, IRDM's automatic grid (host only), bad settings, and solver failures.
+/// Errors: wrong lengths, bad settings, and solver failures.
 pub fn forward_on<T, V, F>(
     f: &mut F,
     params: &V,
@@ -163,11 +163,6 @@ where
     check_len("parameters θ", p, params.len())?;
     check_times(ts).map_err(solve_err(&method, "forward"))?;
     let (t0, t1) = (ts[0], ts[ts.len() - 1]);
-    let unsupported = |reason: &'static str| AdjointError::BadSetting {
-        name: "method on a generic vector backend",
-        value: 0.0,
-        reason,
-    };
     let grid = match method {
         Method::Rdm { .. } => None,
         Method::Irdm { grid, .. } => {
@@ -179,10 +174,28 @@ where
                 IrdmGrid::PiecewiseLinear { n } => {
                     (n, (Kind::Lobatto, Kind::Lobatto), NodeRule::Linear)
                 }
-                IrdmGrid::Auto { .. } => {
-                    return Err(unsupported(
-                        "IRDM's automatic grid needs host node values; use adjoint::forward",
-                    ));
+                IrdmGrid::Auto {
+                    n_max,
+                    rel_tol,
+                    abs_tol,
+                } => {
+                    if !n_max.is_power_of_two() {
+                        return Err(AdjointError::BadSetting {
+                            name: "IRDM n_max",
+                            value: n_max as f64,
+                            reason: "must be a power of two",
+                        });
+                    }
+                    for tol in [rel_tol, abs_tol] {
+                        if !(tol.is_finite() && tol >= 0.0) {
+                            return Err(AdjointError::BadSetting {
+                                name: "IRDM chop tolerance",
+                                value: tol,
+                                reason: "must be finite and >= 0",
+                            });
+                        }
+                    }
+                    (n_max, (Kind::Lobatto, Kind::Lobatto), NodeRule::Barycentric)
                 }
             };
             if deg < 1 {
@@ -330,20 +343,41 @@ where
     info.nfe_forward = st.nfe;
     info.accepted_forward = st.accepted;
     info.rejected_forward = st.rejected;
-    let nodes = grid.map(|(g, rule)| {
-        info.grid = Some(GridInfo {
-            kind: match rule {
-                NodeRule::Linear => "linear",
-                NodeRule::Barycentric if g.is_matched() => g.kind().name(),
-                NodeRule::Barycentric => "mismatched",
-            },
-            n: g.degree(),
-            n_stored: g.degree(),
-            error_estimate: None,
-        });
-        info.stored_floats = stored_nodes * n;
-        (g, rule, node_values)
-    });
+    let nodes = match grid {
+        None => None,
+        Some((g, rule)) => {
+            info.stored_floats = stored_nodes * n;
+            if let Method::Irdm {
+                grid: IrdmGrid::Auto {
+                    rel_tol, abs_tol, ..
+                },
+                ..
+            } = method
+            {
+                // The chop rule reads the node values on the host: one download per solve.
+                let mut host = vec![T::zero(); node_values.len()];
+                node_values.copy_to_host(&mut host);
+                let (sub, values, gi) =
+                    crate::auto_grid::choose(&g, &host, n, rel_tol, abs_tol, &method)?;
+                info.grid = Some(gi);
+                let mut stacked = z0.zeros_with_len(values.len());
+                stacked.copy_from_host(&values);
+                Some((sub, rule, stacked))
+            } else {
+                info.grid = Some(GridInfo {
+                    kind: match rule {
+                        NodeRule::Linear => "linear",
+                        NodeRule::Barycentric if g.is_matched() => g.kind().name(),
+                        NodeRule::Barycentric => "mismatched",
+                    },
+                    n: g.degree(),
+                    n_stored: g.degree(),
+                    error_estimate: None,
+                });
+                Some((g, rule, node_values))
+            }
+        }
+    };
     let tape = match method {
         Method::Direct => {
             // Stage inputs plus (t, h, t_new) per step, as the host driver counts.
@@ -387,6 +421,11 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
     /// The states at the output times, on the backend.
     pub fn outputs(&self) -> &[V] {
         &self.outputs
+    }
+
+    /// The output times.
+    pub fn times(&self) -> &[T] {
+        &self.ts
     }
 
     /// Forward counts and memory.

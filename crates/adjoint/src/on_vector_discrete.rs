@@ -1,7 +1,20 @@
 //! The discrete adjoint of explicit Runge–Kutta steps (Direct and ANODE) on any [`Vector`]
-//! backend: the reverse accumulation of `crate::discrete` (its module docs state it), with the
-//! stage inputs kept as backend vectors and the cotangents carried in stacked vectors of length
-//! `n + p`:
+//! backend.
+//!
+//! A step of size `h` from `(t, y)` has stage inputs `Y_i = y + h Σ_{j<i} a_ij k_j` and stage
+//! derivatives `k_i = f(t + c_i h, Y_i)`; it produces `y⁺ = y + h Σ_i b_i k_i` and, at `θ ∈ (0,1)`,
+//! the dense output `y(θ) = y + h Σ_i b_i(θ) k_i`. (For FSAL tableaux the last stage input is
+//! `y⁺` itself.) Reverse accumulation with step sizes held fixed: given `ȳ⁺` and the cotangents
+//! `z̄` of dense outputs inside the step,
+//!
+//! ```text
+//!     k̄_i = h b_i ȳ⁺ + Σ_outputs h b_i(θ) z̄
+//!     for i = s−1 … 0:   Ȳ_i = (∂f/∂z)ᵀ k̄_i,   θ̄ += (∂f/∂θ)ᵀ k̄_i,   k̄_j += h a_ij Ȳ_i (j < i)
+//!     ȳ = ȳ⁺ + Σ_outputs z̄ + Σ_i Ȳ_i
+//! ```
+//!
+//! which is the exact gradient of the discrete solution map. The stage inputs are kept as
+//! backend vectors and the cotangents carried in stacked vectors of length `n + p`:
 //!
 //! * `acc = [ȳ, θ̄]` accumulates the state and parameter cotangents;
 //! * `k̄_i` holds a stage cotangent in its first `n` entries (the rest is scratch, never read);
@@ -9,12 +22,21 @@
 //!   parts at once and `k̄_j −= h a_ij dx` passes `Ȳ_i` on to earlier stages.
 //!
 //! Which stage cotangents are non-zero is tracked from the tableau's structure (a stage with
-//! `b_i = 0` and no dense output or later stage feeding it is skipped) instead of being read
-//! back, so a reversed step costs no readback.
+//! `b_i = 0` and no dense output or later stage feeding it is skipped: one VJP per live stage;
+//! the FSAL stage needs one only when a dense output falls inside the step) instead of being
+//! read back, so a reversed step costs no readback.
 
 use crate::vector_vjp::VectorVjp;
 use crate::vjp::Real;
 use rk::{Rhs, Tableau, Vector};
+
+/// Where an output time fell in the forward pass: at the end of step `step`, or inside it at
+/// fraction `theta`. Output 0 (the initial time) has `step = usize::MAX`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutputPos {
+    pub step: usize,
+    pub theta: Option<f64>,
+}
 
 /// The stage inputs `Y_0 … Y_{s−1}` of one accepted step.
 pub(crate) struct VecStep<T, V> {

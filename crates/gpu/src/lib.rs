@@ -17,7 +17,7 @@
 //!   and its parameters into one uniform ring uploaded with the submission, so an adaptive step
 //!   costs one submission and one readback (all norm groups together).
 //!
-//! IRDM's automatic grid and Hutchinson's divergence stay on the host.
+//! Hutchinson's divergence stays on the host (`nn::Cnf`).
 
 mod cnf;
 mod context;

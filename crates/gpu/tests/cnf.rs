@@ -174,6 +174,14 @@ fn every_gradient_method_on_the_gpu_matches_the_host() {
         Method::Anode {
             checkpoints: adjoint::Checkpoints::EveryKSteps(2),
         },
+        Method::Irdm {
+            grid: adjoint::IrdmGrid::Auto {
+                n_max: 32,
+                rel_tol: 1e-4,
+                abs_tol: 1e-4,
+            },
+            norm: BackwardNorm::Seminorm,
+        },
     ] {
         let host_fwd = forward_on(&mut p.host, &p.params, &p.state, &ts, m, &config).unwrap();
         let cot = vec![vec![0.0f32; n], cot_end.clone()];
@@ -199,6 +207,12 @@ fn every_gradient_method_on_the_gpu_matches_the_host() {
         );
         // The same adaptive steps both ways (f32 rounding may move one rejection at most).
         let (a, b) = (&gg.info, &gh.info);
+        assert_eq!(
+            a.grid.as_ref().map(|g| g.n),
+            b.grid.as_ref().map(|g| g.n),
+            "{}: the same grid both ways",
+            m.name()
+        );
         assert!(a.nfe_forward.abs_diff(b.nfe_forward) <= 7, "{a:?} vs {b:?}");
         assert!(
             a.vjp_backward.abs_diff(b.vjp_backward) <= 7,
