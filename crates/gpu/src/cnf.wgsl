@@ -204,21 +204,7 @@ fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         dst[i] = acc;
         return;
     }
-    let v = i - entries * chunks;
-    if (v >= d.dout * chunks) { return; }
-    let j = v % d.dout;
-    let chunk = v / d.dout;
-    let start = chunk * CHUNK;
-    let end = min(start + CHUNK, d.rows);
-    var gsum = 0.0;
-    var psum = 0.0;
-    for (var r = start; r < end; r = r + 1u) {
-        let yb = src3[r * d.dout + j];
-        gsum = gsum + yb * src4[r * d.dout + j];
-        if (r < d.batch) { psum = psum + yb; }
-    }
-    dst2[chunk * 2u * d.dout + j] = gsum;
-    dst2[chunk * 2u * d.dout + d.dout + j] = psum;
+    unit_sums(i - entries * chunks, chunks);
 }
 
 // The layer's parameter cotangents, scaled, into dst at at_out + offset: invocations [0, E)
@@ -345,8 +331,12 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
 // (src3 = Ȳ, src4 = U).
 @compute @workgroup_size(256)
 fn reduce_units(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let v = index(gid, nwg);
-    let chunks = (d.rows + CHUNK - 1u) / CHUNK;
+    unit_sums(index(gid, nwg), (d.rows + CHUNK - 1u) / CHUNK);
+}
+
+// Unit j of chunk c (v = c·dout + j): Σ_all Ȳ U into dst2[c·2·dout + j] and Σ_primal Ȳ into
+// dst2[c·2·dout + dout + j] (src3 = Ȳ, src4 = U).
+fn unit_sums(v: u32, chunks: u32) {
     if (v >= d.dout * chunks) { return; }
     let j = v % d.dout;
     let chunk = v / d.dout;

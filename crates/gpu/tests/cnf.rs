@@ -3,27 +3,14 @@
 //! RDM and IRDM gradients through `adjoint::forward_on`, at f32 tolerance. Skipped without an
 //! adapter unless `IRDM_REQUIRE_GPU=1` (CI, on Mesa's lavapipe).
 
+mod common;
+
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, forward_on};
+use common::context;
 use gpu::{GpuActivation, GpuCnf, GpuContext, GpuVec};
 use nn::{Activation, Cnf, Divergence, LayerKind, OdeNet, Rng};
 use rk::Rhs;
-use std::sync::{Arc, OnceLock};
-
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::new() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            assert!(
-                std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
-                "IRDM_REQUIRE_GPU=1 but {e}"
-            );
-            eprintln!("no GPU adapter, GPU tests skipped: {e}");
-            None
-        }
-    })
-    .clone()
-}
+use std::sync::Arc;
 
 struct Pair {
     gpu: GpuCnf,

@@ -2,25 +2,11 @@
 //! is present (Mesa's lavapipe in CI). Without an adapter each test says so and is skipped,
 //! unless `IRDM_REQUIRE_GPU=1` (set by CI), where a missing adapter fails.
 
+mod common;
+
+use common::context;
 use gpu::{GpuContext, GpuVec};
 use rk::{FnRhs, Method, Options, Rhs, Solver, Vector, solve};
-use std::sync::{Arc, OnceLock};
-
-fn context() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::new() {
-        Ok(c) => Some(c),
-        Err(e) => {
-            assert!(
-                std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
-                "IRDM_REQUIRE_GPU=1 but {e}"
-            );
-            eprintln!("no GPU adapter, GPU tests skipped: {e}");
-            None
-        }
-    })
-    .clone()
-}
 
 fn make(x: &[f64]) -> GpuVec {
     let ctx = context().expect("checked by `available`");
