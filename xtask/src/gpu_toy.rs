@@ -129,6 +129,19 @@ pub fn methods() -> Vec<(String, Method)> {
     ]
 }
 
+/// The f32 peak of known cards (vendor data sheets, non-tensor-core FP32), GFLOP/s: H100 SXM
+/// and H200 66 900, H100 PCIe 51 200; `None` for any other adapter.
+pub fn known_f32_peak_gflops(adapter: &str) -> Option<f64> {
+    let a = adapter.to_uppercase();
+    if a.contains("H100") && a.contains("PCIE") {
+        Some(51_200.0)
+    } else if a.contains("H100") || a.contains("H200") {
+        Some(66_900.0)
+    } else {
+        None
+    }
+}
+
 /// Median seconds of one evaluation and of one adjoint right-hand side at `batch`, each timed
 /// over `reps` calls closed by a readback.
 pub fn kernel_rates(
@@ -177,6 +190,7 @@ pub fn kernel_rates(
         vjp_s: v,
         eval_gflops: flops / e / 1e9,
         vjp_gflops: 3.0 * flops / v / 1e9,
+        peak_gflops: None,
     })
 }
 

@@ -106,6 +106,9 @@ struct BenchArgs {
     /// `--batches`; the adapter is recorded). `IRDM_GPU_ADAPTER` picks an adapter by name.
     #[arg(long)]
     gpu: bool,
+    /// The card's f32 peak in GFLOP/s for the kernel table (known H100/H200 by name otherwise).
+    #[arg(long)]
+    peak_gflops: Option<f64>,
     /// Batch sizes of the GPU toy suite.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1000, 10_000, 100_000])]
     batches: Vec<usize>,
@@ -201,7 +204,13 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
                 .init_params(&mut nn::Rng::new(args.seed)),
         };
         let gpu_iters = args.iters.unwrap_or(if full { 200 } else { 20 });
-        let (runs, kernels) = gpu_toy::run(&ctx, &args.batches, gpu_iters, &init, args.seed)?;
+        let (runs, mut kernels) = gpu_toy::run(&ctx, &args.batches, gpu_iters, &init, args.seed)?;
+        let peak = args
+            .peak_gflops
+            .or_else(|| gpu_toy::known_f32_peak_gflops(&ctx.adapter_info.name));
+        for k in &mut kernels {
+            k.peak_gflops = peak;
+        }
         results.gpu_runs = runs;
         results.gpu_kernels = kernels;
         results.settings.suites = vec!["gpu-toy".into()];
@@ -408,6 +417,8 @@ mod tests {
             "8,16",
             "--iters",
             "1",
+            "--peak-gflops",
+            "1000",
             "--out",
             dir.to_str().unwrap(),
         ]))
@@ -415,6 +426,11 @@ mod tests {
         let text = std::fs::read_to_string(out.join("results.json")).unwrap();
         let res: Results = serde_json::from_str(&text).unwrap();
         assert_eq!(res.gpu_runs.len(), 2 * gpu_toy::methods().len());
+        assert!(
+            res.gpu_kernels
+                .iter()
+                .all(|k| k.peak_gflops == Some(1000.0))
+        );
         assert_eq!(res.gpu_kernels.len(), 2);
         assert!(res.machine.backend.starts_with("gpu: "));
         for r in &res.gpu_runs {
@@ -423,7 +439,17 @@ mod tests {
         let md = std::fs::read_to_string(out.join("report.md")).unwrap();
         assert!(md.contains("## Toy CNF on the GPU"), "{md}");
         assert!(md.contains("| 16 | irdm16-semi |"), "{md}");
+        assert!(md.contains("% of 1000 |"), "{md}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn known_card_peaks() {
+        let peak = gpu_toy::known_f32_peak_gflops;
+        assert_eq!(peak("NVIDIA H100 80GB HBM3"), Some(66_900.0));
+        assert_eq!(peak("NVIDIA H100 PCIe"), Some(51_200.0));
+        assert_eq!(peak("NVIDIA H200"), Some(66_900.0));
+        assert_eq!(peak("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
     }
 
     #[test]

@@ -336,13 +336,21 @@ fn gpu_section(md: &mut String, res: &Results) {
     );
     let _ = writeln!(
         md,
-        "| batch | f: ms | f: GFLOP/s | adjoint RHS: ms | adjoint RHS: GFLOP/s |"
+        "| batch | f: ms | f: GFLOP/s | adjoint RHS: ms | adjoint RHS: GFLOP/s | of f32 peak (f / adjoint) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
     for k in &res.gpu_kernels {
+        let share = k.peak_gflops.map_or("–".into(), |p| {
+            format!(
+                "{:.2} % / {:.2} % of {:.0}",
+                100.0 * k.eval_gflops / p,
+                100.0 * k.vjp_gflops / p,
+                p
+            )
+        });
         let _ = writeln!(
             md,
-            "| {} | {:.3} | {:.1} | {:.3} | {:.1} |",
+            "| {} | {:.3} | {:.1} | {:.3} | {:.1} | {share} |",
             k.batch,
             1e3 * k.eval_s,
             k.eval_gflops,

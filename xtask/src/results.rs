@@ -314,4 +314,8 @@ pub struct GpuKernel {
     pub eval_gflops: f64,
     /// Matrix-product GFLOP/s of an adjoint right-hand side (3 × an evaluation's FLOPs).
     pub vjp_gflops: f64,
+    /// The card's f32 (non-tensor-core) peak, GFLOP/s, when known (`--peak-gflops` or the
+    /// adapter's name).
+    #[serde(default)]
+    pub peak_gflops: Option<f64>,
 }
