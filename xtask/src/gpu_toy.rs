@@ -142,15 +142,17 @@ pub fn known_f32_peak_gflops(adapter: &str) -> Option<f64> {
     }
 }
 
-/// Median seconds of one evaluation and of one adjoint right-hand side at `batch`, each timed
-/// over `reps` calls closed by a readback.
+/// Median seconds of one evaluation and of one adjoint right-hand side at `batch` with the
+/// simple or the tiled product kernels, each timed over `reps` calls closed by a readback.
 pub fn kernel_rates(
     ctx: &Arc<GpuContext>,
     batch: usize,
     init: &[f32],
     reps: usize,
+    tiled: bool,
 ) -> AnyResult<GpuKernel> {
     let mut cnf = GpuCnf::toy(ctx, batch, GpuActivation::Tanh)?;
+    cnf.set_tiled(tiled);
     let mut rng = nn::Rng::new(3);
     let host: Vec<f32> = (0..cnf.state_len()).map(|_| rng.normal() as f32).collect();
     let z = GpuVec::from_host(ctx, &host);
@@ -191,6 +193,7 @@ pub fn kernel_rates(
         eval_gflops: flops / e / 1e9,
         vjp_gflops: 3.0 * flops / v / 1e9,
         peak_gflops: None,
+        tiled,
     })
 }
 
@@ -207,7 +210,10 @@ pub fn run(
     let mut kernels = Vec::new();
     for &batch in batches {
         eprintln!("gpu toy suite: batch {batch}");
-        kernels.push(kernel_rates(ctx, batch, init, 5)?);
+        // Both kernel variants side by side: which is faster depends on the adapter.
+        for tiled in [false, true] {
+            kernels.push(kernel_rates(ctx, batch, init, 5, tiled)?);
+        }
         let entries = methods();
         let mut trainers = entries
             .iter()

@@ -431,7 +431,11 @@ mod tests {
                 .iter()
                 .all(|k| k.peak_gflops == Some(1000.0))
         );
-        assert_eq!(res.gpu_kernels.len(), 2);
+        assert_eq!(
+            res.gpu_kernels.len(),
+            4,
+            "two batches × simple and tiled kernels"
+        );
         assert!(res.machine.backend.starts_with("gpu: "));
         for r in &res.gpu_runs {
             assert!(r.loss_first.is_finite() && r.nfe_fwd_mean > 0.0, "{r:?}");

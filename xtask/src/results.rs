@@ -318,4 +318,7 @@ pub struct GpuKernel {
     /// adapter's name).
     #[serde(default)]
     pub peak_gflops: Option<f64>,
+    /// Whether the tiled product kernels were used (else one output per invocation).
+    #[serde(default)]
+    pub tiled: bool,
 }

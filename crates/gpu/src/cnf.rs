@@ -106,7 +106,7 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 9] = [
+const ENTRIES: [&str; 10] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -116,6 +116,7 @@ const ENTRIES: [&str; 9] = [
     "input_backward",
     "reduce_weights",
     "reduce_units",
+    "gemm_weights",
 ];
 
 struct Kernels {
@@ -128,6 +129,7 @@ struct Kernels {
     input_backward: wgpu::ComputePipeline,
     reduce_weights: wgpu::ComputePipeline,
     reduce_units: wgpu::ComputePipeline,
+    gemm_weights: wgpu::ComputePipeline,
 }
 
 /// The toy CNF on the GPU for batches of a fixed size.
@@ -139,6 +141,8 @@ pub struct GpuCnf {
     batch: usize,
     dim: usize,
     param_len: usize,
+    /// Tiled (workgroup-memory) kernels for the products of layers at least 16 wide.
+    tiled: bool,
     /// Per layer: input `X_l` (R × d_l), affine `U_l` and pre-activation `Y_l` (R × d_{l+1}).
     xs: Vec<wgpu::Buffer>,
     us: Vec<wgpu::Buffer>,
@@ -231,6 +235,7 @@ impl GpuCnf {
             input_backward: next(),
             reduce_weights: next(),
             reduce_units: next(),
+            gemm_weights: next(),
         };
         let xs = layers.iter().map(|l| ctx.storage(rows * l.din)).collect();
         let us = layers.iter().map(|l| ctx.storage(rows * l.dout)).collect();
@@ -238,6 +243,9 @@ impl GpuCnf {
         let wide = rows * max_width;
         let chunks = rows.div_ceil(CHUNK);
         Ok(Self {
+            // Software adapters (lavapipe) run workgroup barriers slowly: measured 1.7× slower
+            // tiled there; GPUs get the tiled kernels.
+            tiled: ctx.adapter_info.device_type != wgpu::DeviceType::Cpu,
             kernels,
             layers,
             act,
@@ -306,6 +314,63 @@ impl GpuCnf {
         }
     }
 
+    /// Chooses the tiled kernels (workgroup memory, 4 × 4 register blocks) or the simple ones
+    /// (one output per invocation) for the matrix products; the default is tiled except on
+    /// software adapters. Both give the same numbers up to rounding (tested).
+    pub fn set_tiled(&mut self, tiled: bool) {
+        self.tiled = tiled;
+    }
+
+    /// Whether the tiled kernels are in use.
+    pub fn is_tiled(&self) -> bool {
+        self.tiled
+    }
+
+    /// Whether a layer's forward products and input cotangents go through the tiled product.
+    fn tiled_product(&self, l: &Layer) -> bool {
+        self.tiled && l.din >= 16 && l.dout >= 16
+    }
+
+    /// `C = A Wᵀ` (`transpose_back = false`: `C[r, j] = Σ_q A[r, q] W[j, q]`, `A` is `rows × din`)
+    /// or `C = A W` (`true`: `C[r, q] = Σ_j A[r, j] W[j, q]`, `A` is `rows × dout`), tiled.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        a: &wgpu::Buffer,
+        lda: usize,
+        l: &Layer,
+        transpose_back: bool,
+        c: &wgpu::Buffer,
+        ldc: usize,
+        rows: usize,
+        params: &GpuVec,
+    ) {
+        // C[r, col] = Σ_k A[r·lda + k] θ[w + col·ws_c + k·ws_k].
+        let (n, k, ws_c, ws_k) = if transpose_back {
+            (l.din, l.dout, 1, l.din)
+        } else {
+            (l.dout, l.din, l.din, 1)
+        };
+        let tiles = rows.div_ceil(64) * n.div_ceil(64);
+        let dims = Dims {
+            rows: rows as u32,
+            din: k as u32,
+            dout: n as u32,
+            w: l.w as u32,
+            b1: ws_c as u32,
+            c: ws_k as u32,
+            at_in: lda as u32,
+            at_out: ldc as u32,
+            ..Dims::default()
+        };
+        self.run(
+            &self.kernels.gemm_weights,
+            tiles * 256,
+            dims,
+            &[(0, params.buffer()), (1, a), (3, c)],
+        );
+    }
+
     fn run(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -334,6 +399,20 @@ impl GpuCnf {
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             let mut dims = Dims { t, ..self.base(l) };
+            if self.tiled_product(l) {
+                // U = X Wᵀ as a tiled product; layer_forward adds the rest.
+                self.gemm(
+                    &self.xs[i],
+                    l.din,
+                    l,
+                    false,
+                    &self.us[i],
+                    l.dout,
+                    rows,
+                    params,
+                );
+                dims.mode |= 8;
+            }
             let next = if i < last {
                 dims.mode |= 2;
                 &self.xs[i + 1]
@@ -439,7 +518,7 @@ impl VectorVjp<GpuVec> for GpuCnf {
             );
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
             // take the tiled weight kernel (one workgroup per chunk of rows).
-            if l.dout <= TILE && l.din <= TILE {
+            if self.tiled && l.dout <= TILE && l.din <= TILE {
                 self.run(
                     &k.reduce_weights,
                     chunks * 256,
@@ -486,15 +565,28 @@ impl VectorVjp<GpuVec> for GpuCnf {
             // X̄ = Ū W: all rows into the scratch, or (first layer) −X̄ into the state part.
             if i > 0 {
                 let next = 1 - cur;
-                self.run(
-                    &k.input_backward,
-                    rows * l.din,
-                    Dims {
-                        r1: rows as u32,
-                        ..dims
-                    },
-                    &[(0, params.buffer()), (1, &self.ubar), (3, &self.xbar[next])],
-                );
+                if self.tiled_product(l) {
+                    self.gemm(
+                        &self.ubar,
+                        l.dout,
+                        l,
+                        true,
+                        &self.xbar[next],
+                        l.din,
+                        rows,
+                        params,
+                    );
+                } else {
+                    self.run(
+                        &k.input_backward,
+                        rows * l.din,
+                        Dims {
+                            r1: rows as u32,
+                            ..dims
+                        },
+                        &[(0, params.buffer()), (1, &self.ubar), (3, &self.xbar[next])],
+                    );
+                }
                 cur = next;
             } else {
                 self.run(

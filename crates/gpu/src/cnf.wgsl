@@ -18,7 +18,8 @@ struct Dims {
     at_out: u32,  // offset of the first output value in a state vector
     mode: u32,    // bit 0: softplus (else tanh); bit 1: activation after this layer;
                   // bit 2: last layer (backward: cotangent from the state) / first layer
-                  // (input_backward: write the state cotangent)
+                  // (input_backward: write the state cotangent); bit 3: layer_forward finds
+                  // the products X Wᵀ already in U
     r0: u32,      // reduce_final: number of chunks
     r1: u32,      // input_backward: rows
     t: f32,
@@ -91,12 +92,17 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let g = gate(j);
     let k_count = d.rows / d.batch;
     // All rows at once, so each weight is loaded once per invocation (k_count <= MAX_ROWS).
+    // Bit 3: the products X Wᵀ are already in dst (gemm_weights); only the rest is done here.
     var acc: array<f32, MAX_ROWS>;
-    for (var k = 0u; k < k_count; k = k + 1u) { acc[k] = 0.0; }
-    for (var q = 0u; q < d.din; q = q + 1u) {
-        let wq = theta[d.w + j * d.din + q];
-        for (var k = 0u; k < k_count; k = k + 1u) {
-            acc[k] = acc[k] + src[(k * d.batch + b) * d.din + q] * wq;
+    if ((d.mode & 8u) == 8u) {
+        for (var k = 0u; k < k_count; k = k + 1u) { acc[k] = dst[(k * d.batch + b) * d.dout + j]; }
+    } else {
+        for (var k = 0u; k < k_count; k = k + 1u) { acc[k] = 0.0; }
+        for (var q = 0u; q < d.din; q = q + 1u) {
+            let wq = theta[d.w + j * d.din + q];
+            for (var k = 0u; k < k_count; k = k + 1u) {
+                acc[k] = acc[k] + src[(k * d.batch + b) * d.din + q] * wq;
+            }
         }
     }
     var slope = 0.0;
@@ -351,4 +357,69 @@ fn unit_sums(v: u32, chunks: u32) {
     }
     dst2[chunk * 2u * d.dout + j] = gsum;
     dst2[chunk * 2u * d.dout + d.dout + j] = psum;
+}
+
+// Tiled product with a weight matrix from θ: C[r, c] = Σ_k A[r·lda + k] · θ[w + c·ws_c + k·ws_k]
+// for r < M (= rows), c < N (= dout), k < K (= din); lda = at_in, ldc = at_out, ws_c = b1,
+// ws_k = c (the Dims fields reused). One workgroup per 64 × 64 tile of C, K in steps of 16
+// through workgroup memory, a 4 × 4 block per invocation. src = A, dst = C.
+var<workgroup> tile_a: array<f32, 1024>;
+var<workgroup> tile_w: array<f32, 1024>;
+
+@compute @workgroup_size(256)
+fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m = d.rows;
+    let n = d.dout;
+    let kk_total = d.din;
+    let tiles_n = (n + 63u) / 64u;
+    let tile = wid.x + wid.y * nwg.x;
+    let tile_r = tile / tiles_n;
+    let tile_c = tile % tiles_n;
+    if (tile_r * 64u >= m) { return; }
+    let t = lid.x;
+    let ti = t / 16u;
+    let tj = t % 16u;
+    var acc: array<f32, 16>;
+    for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
+    for (var k0 = 0u; k0 < kk_total; k0 = k0 + 16u) {
+        for (var l = 0u; l < 4u; l = l + 1u) {
+            let idx = t + l * 256u;
+            let row = idx / 16u;
+            let kq = idx % 16u;
+            let k = k0 + kq;
+            let r = tile_r * 64u + row;
+            var a = 0.0;
+            if (r < m && k < kk_total) { a = src[r * d.at_in + k]; }
+            tile_a[idx] = a;
+            let c = tile_c * 64u + row;
+            var wv = 0.0;
+            if (c < n && k < kk_total) { wv = theta[d.w + c * d.b1 + k * d.c]; }
+            tile_w[idx] = wv;
+        }
+        workgroupBarrier();
+        for (var kq = 0u; kq < 16u; kq = kq + 1u) {
+            let a0 = tile_a[(ti * 4u) * 16u + kq];
+            let a1 = tile_a[(ti * 4u + 1u) * 16u + kq];
+            let a2 = tile_a[(ti * 4u + 2u) * 16u + kq];
+            let a3 = tile_a[(ti * 4u + 3u) * 16u + kq];
+            for (var b = 0u; b < 4u; b = b + 1u) {
+                let wb = tile_w[(tj * 4u + b) * 16u + kq];
+                acc[b] = acc[b] + a0 * wb;
+                acc[4u + b] = acc[4u + b] + a1 * wb;
+                acc[8u + b] = acc[8u + b] + a2 * wb;
+                acc[12u + b] = acc[12u + b] + a3 * wb;
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var a = 0u; a < 4u; a = a + 1u) {
+        for (var b = 0u; b < 4u; b = b + 1u) {
+            let r = tile_r * 64u + ti * 4u + a;
+            let c = tile_c * 64u + tj * 4u + b;
+            if (r < m && c < n) {
+                dst[r * d.at_out + c] = acc[a * 4u + b];
+            }
+        }
+    }
 }

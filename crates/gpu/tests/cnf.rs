@@ -50,28 +50,37 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
     (num / den.max(1e-30)).sqrt()
 }
 
-/// The toy net, a softplus net over several reduction chunks, a batch of one, and a layer wider
-/// than the tiled weight kernel takes (its fallback path).
-const CASES: [(&[usize], Activation, usize); 4] = [
+/// The toy net, a softplus net over several reduction chunks, a batch of one, a layer wider
+/// than the tiled weight-cotangent kernel takes (its fallback), and a 20 → 70 layer through the
+/// tiled product with partial tiles in every direction.
+const CASES: [(&[usize], Activation, usize); 5] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[3, 5, 4, 3], Activation::Softplus, 300),
     (&[2, 8, 2], Activation::Tanh, 1),
     (&[2, 80, 2], Activation::Tanh, 5),
+    (&[2, 20, 70, 2], Activation::Softplus, 37),
 ];
 
 #[test]
 fn right_hand_side_matches_the_host() {
     let Some(ctx) = context() else { return };
     for (k, &(dims, act, batch)) in CASES.iter().enumerate() {
-        let mut p = pair(&ctx, dims, act, batch, k as u64);
-        let mut want = vec![0.0f32; p.state.len()];
-        p.host.eval(0.3, &p.state, &p.params, &mut want);
-        let z = GpuVec::from_host(&ctx, &p.state);
-        let th = GpuVec::from_host(&ctx, &p.params);
-        let mut dz = GpuVec::zeros(&ctx, p.state.len());
-        p.gpu.eval(0.3, &z, &th, &mut dz);
-        let got = dz.to_host();
-        assert!(rel(&got, &want) < 1e-5, "{dims:?}: {:e}", rel(&got, &want));
+        for tiled in [false, true] {
+            let mut p = pair(&ctx, dims, act, batch, k as u64);
+            p.gpu.set_tiled(tiled);
+            let mut want = vec![0.0f32; p.state.len()];
+            p.host.eval(0.3, &p.state, &p.params, &mut want);
+            let z = GpuVec::from_host(&ctx, &p.state);
+            let th = GpuVec::from_host(&ctx, &p.params);
+            let mut dz = GpuVec::zeros(&ctx, p.state.len());
+            p.gpu.eval(0.3, &z, &th, &mut dz);
+            let got = dz.to_host();
+            assert!(
+                rel(&got, &want) < 1e-5,
+                "{dims:?} tiled {tiled}: {:e}",
+                rel(&got, &want)
+            );
+        }
     }
 }
 
@@ -79,74 +88,85 @@ fn right_hand_side_matches_the_host() {
 fn adjoint_right_hand_side_matches_the_host_in_both_layouts() {
     let Some(ctx) = context() else { return };
     for (k, &(dims, act, batch)) in CASES.iter().enumerate() {
-        let mut p = pair(&ctx, dims, act, batch, 10 + k as u64);
-        let n = p.state.len();
-        let np = p.params.len();
-        let mut rng = Rng::new(99);
-        let a: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
-        let th = GpuVec::from_host(&ctx, &p.params);
-        // IRDM layout: z separate, x = [a, g], dx = [−aᵀJ, −aᵀ∂θ].
-        let mut x = a.clone();
-        x.extend(std::iter::repeat_n(0.5, np));
-        let mut want = vec![0.0f32; n + np];
-        VectorVjp::adjoint_rhs(
-            &mut p.host,
-            0.7,
-            &p.state,
-            0,
-            &p.params,
-            &x,
-            0,
-            &mut want,
-            None,
-            0,
-        );
-        let zg = GpuVec::from_host(&ctx, &p.state);
-        let xg = GpuVec::from_host(&ctx, &x);
-        let mut dxg = GpuVec::zeros(&ctx, n + np);
-        p.gpu
-            .adjoint_rhs(0.7, &zg, 0, &th, &xg, 0, &mut dxg, None, 0);
-        let got = dxg.to_host();
-        assert!(rel(&got[..n], &want[..n]) < 1e-4, "{dims:?} adj z");
-        assert!(
-            rel(&got[n..], &want[n..]) < 1e-4,
-            "{dims:?} adj θ: {:e}",
-            rel(&got[n..], &want[n..])
-        );
-        // RDM layout: x = [z, a, g], dx = [f, −aᵀJ, −aᵀ∂θ].
-        let mut x = p.state.clone();
-        x.extend_from_slice(&a);
-        x.extend(std::iter::repeat_n(0.0, np));
-        let mut want = vec![0.0f32; 2 * n + np];
-        VectorVjp::adjoint_rhs(
-            &mut p.host,
-            0.7,
-            &x,
-            0,
-            &p.params,
-            &x,
-            n,
-            &mut want,
-            Some(0),
-            n,
-        );
-        let xg = GpuVec::from_host(&ctx, &x);
-        let mut dxg = GpuVec::zeros(&ctx, 2 * n + np);
-        p.gpu
-            .adjoint_rhs(0.7, &xg, 0, &th, &xg, n, &mut dxg, Some(0), n);
-        let got = dxg.to_host();
-        assert!(
-            rel(&got, &want) < 1e-4,
-            "{dims:?} RDM layout: {:e}",
-            rel(&got, &want)
-        );
+        for tiled in [false, true] {
+            let mut p = pair(&ctx, dims, act, batch, 10 + k as u64);
+            p.gpu.set_tiled(tiled);
+            let n = p.state.len();
+            let np = p.params.len();
+            let mut rng = Rng::new(99);
+            let a: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let th = GpuVec::from_host(&ctx, &p.params);
+            // IRDM layout: z separate, x = [a, g], dx = [−aᵀJ, −aᵀ∂θ].
+            let mut x = a.clone();
+            x.extend(std::iter::repeat_n(0.5, np));
+            let mut want = vec![0.0f32; n + np];
+            VectorVjp::adjoint_rhs(
+                &mut p.host,
+                0.7,
+                &p.state,
+                0,
+                &p.params,
+                &x,
+                0,
+                &mut want,
+                None,
+                0,
+            );
+            let zg = GpuVec::from_host(&ctx, &p.state);
+            let xg = GpuVec::from_host(&ctx, &x);
+            let mut dxg = GpuVec::zeros(&ctx, n + np);
+            p.gpu
+                .adjoint_rhs(0.7, &zg, 0, &th, &xg, 0, &mut dxg, None, 0);
+            let got = dxg.to_host();
+            assert!(rel(&got[..n], &want[..n]) < 1e-4, "{dims:?} adj z");
+            assert!(
+                rel(&got[n..], &want[n..]) < 1e-4,
+                "{dims:?} adj θ: {:e}",
+                rel(&got[n..], &want[n..])
+            );
+            // RDM layout: x = [z, a, g], dx = [f, −aᵀJ, −aᵀ∂θ].
+            let mut x = p.state.clone();
+            x.extend_from_slice(&a);
+            x.extend(std::iter::repeat_n(0.0, np));
+            let mut want = vec![0.0f32; 2 * n + np];
+            VectorVjp::adjoint_rhs(
+                &mut p.host,
+                0.7,
+                &x,
+                0,
+                &p.params,
+                &x,
+                n,
+                &mut want,
+                Some(0),
+                n,
+            );
+            let xg = GpuVec::from_host(&ctx, &x);
+            let mut dxg = GpuVec::zeros(&ctx, 2 * n + np);
+            p.gpu
+                .adjoint_rhs(0.7, &xg, 0, &th, &xg, n, &mut dxg, Some(0), n);
+            let got = dxg.to_host();
+            assert!(
+                rel(&got, &want) < 1e-4,
+                "{dims:?} tiled {tiled} RDM layout: {:e}",
+                rel(&got, &want)
+            );
+        }
     }
 }
 
 #[test]
 fn every_gradient_method_on_the_gpu_matches_the_host() {
     let Some(ctx) = context() else { return };
-    let mut p = pair(&ctx, &[2, 64, 64, 2], Activation::Tanh, 64, 5);
+    for tiled in [false, true] {
+        every_method_with(&ctx, tiled);
+    }
+}
+
+fn every_method_with(ctx: &Arc<GpuContext>, tiled: bool) {
+    let mut p = pair(ctx, &[2, 64, 64, 2], Activation::Tanh, 64, 5);
+    p.gpu.set_tiled(tiled);
+    assert_eq!(p.gpu.is_tiled(), tiled);
     let n = p.state.len();
     // Cotangent of a NLL-like loss at t = 0.5 (the toy CNF's end time).
     let cot_end: Vec<f32> = (0..n).map(|i| 0.01 * (i % 7) as f32 - 0.02).collect();
@@ -173,11 +193,11 @@ fn every_gradient_method_on_the_gpu_matches_the_host() {
         let host_fwd = forward_on(&mut p.host, &p.params, &p.state, &ts, m, &config).unwrap();
         let cot = vec![vec![0.0f32; n], cot_end.clone()];
         let gh = host_fwd.backward(&mut p.host, &p.params, &cot).unwrap();
-        let th = GpuVec::from_host(&ctx, &p.params);
-        let z0 = GpuVec::from_host(&ctx, &p.state);
+        let th = GpuVec::from_host(ctx, &p.params);
+        let z0 = GpuVec::from_host(ctx, &p.state);
         let gpu_fwd = forward_on(&mut p.gpu, &th, &z0, &ts, m, &config).unwrap();
         assert!(rel(&gpu_fwd.outputs()[1].to_host(), &host_fwd.outputs()[1]) < 1e-5);
-        let cot_g: Vec<GpuVec> = cot.iter().map(|c| GpuVec::from_host(&ctx, c)).collect();
+        let cot_g: Vec<GpuVec> = cot.iter().map(|c| GpuVec::from_host(ctx, c)).collect();
         let gg = gpu_fwd.backward(&mut p.gpu, &th, &cot_g).unwrap();
         let (dz, dth) = (gg.dz0.to_host(), gg.dtheta.to_host());
         assert!(
