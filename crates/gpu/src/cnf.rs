@@ -12,18 +12,19 @@
 //! ```
 //!
 //! evaluated on a batch of `B` points together with the `D` forward-mode tangents seeded with the
-//! unit vectors, stacked into `R = (1 + D)B` rows (rows `[kB, (k+1)B)` carry tangent `k`). Each
-//! layer is one dispatch forward (one invocation per point and unit computes all `1 + D` rows:
-//! affine map, gate and activation) and five backward: the row cotangents
-//! `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's second-order terms, as in
-//! `nn::net`; the last layer seeds `a_z` on the primal rows and `−a_l e_k` on tangent rows `k`),
-//! partial sums over chunks of 256 rows of `W̄ = Ūᵀ X` (for layers up to 64 wide, one workgroup
-//! per chunk, 16 rows at a time through workgroup memory, a 4 × 4 block per invocation) and of
-//! `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`, their
-//! totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`, `b̄2 = ḡ g(1−g)`), and
-//! `X̄ = Ū W`. An evaluation is `L + 2` dispatches, an adjoint right-hand side `6L + 1` (plus one
-//! for RDM's `f`). WGSL has no floating-point atomics, so no kernel accumulates across
-//! invocations.
+//! unit vectors, stacked into `R = (1 + D)B` rows (rows `[kB, (k+1)B)` carry tangent `k`).
+//!
+//! Forward, per layer: one dispatch in which an invocation per point and unit computes all
+//! `1 + D` rows (affine map, gate, activation); for layers at least 16 wide the products
+//! `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory, a 4 × 4 block
+//! per invocation). Backward, per layer: the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and
+//! `φ″` for the divergence's second-order terms, as in `nn::net`; the last layer seeds `a_z` on
+//! the primal rows and `−a_l e_k` on tangent rows `k`); partial sums over chunks of 256 rows of
+//! `W̄ = Ūᵀ X` (tiled as above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`;
+//! their totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`,
+//! `b̄2 = ḡ g(1−g)`); and `X̄ = Ū W` (tiled for wide layers). An evaluation is `L + 2`
+//! dispatches plus one per tiled layer; an adjoint right-hand side about `6L + 2` (plus one for
+//! RDM's `f`). WGSL has no floating-point atomics, so no kernel accumulates across invocations.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
