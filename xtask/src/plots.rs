@@ -4,7 +4,7 @@
 //! Debian paths (`apt-get install fonts-dejavu-core`). Without one, plots are skipped and the
 //! report says so.
 
-use crate::results::{ClassPoint, ClassRun, GradientError, Results, Run, Stability};
+use crate::results::{ClassPoint, ClassRun, GradientError, NfePoint, Results, Run, Stability};
 use crate::toy::NODE_COUNTS;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -160,18 +160,7 @@ fn toy_plots(dir: &Path, runs: &[Run], written: &mut Vec<String>) -> PlotResult 
             false,
         )?;
         written.push(name);
-        let nfe: Vec<(String, Vec<(f64, f64)>)> = chosen
-            .iter()
-            .map(|r| {
-                (
-                    r.label.clone(),
-                    r.nfe_curve
-                        .iter()
-                        .map(|p| (p.iter as f64, p.nfe_fwd + p.nfe_bwd_total))
-                        .collect(),
-                )
-            })
-            .collect();
+        let nfe = evaluation_series(chosen.iter().map(|r| (&r.label, &r.nfe_curve[..])));
         let name = format!("toy_{ds}_nfe.png");
         curve_plot(
             &dir.join(&name),
@@ -358,18 +347,7 @@ fn classification_plots(dir: &Path, runs: &[ClassRun], written: &mut Vec<String>
         false,
     )?;
     written.push(name.into());
-    let nfe: Vec<(String, Vec<(f64, f64)>)> = runs
-        .iter()
-        .map(|r| {
-            (
-                r.label.clone(),
-                r.nfe_curve
-                    .iter()
-                    .map(|p| (p.iter as f64, p.nfe_fwd + p.nfe_bwd_total))
-                    .collect(),
-            )
-        })
-        .collect();
+    let nfe = evaluation_series(runs.iter().map(|r| (&r.label, &r.nfe_curve[..])));
     let name = "classification_nfe.png";
     curve_plot(
         &dir.join(name),
@@ -381,4 +359,20 @@ fn classification_plots(dir: &Path, runs: &[ClassRun], written: &mut Vec<String>
     )?;
     written.push(name.into());
     Ok(())
+}
+
+/// Forward plus backward evaluations against iteration, one series per labelled run.
+fn evaluation_series<'a>(
+    runs: impl Iterator<Item = (&'a String, &'a [NfePoint])>,
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    runs.map(|(label, curve)| {
+        (
+            label.clone(),
+            curve
+                .iter()
+                .map(|p| (p.iter as f64, p.nfe_fwd + p.nfe_bwd_total))
+                .collect(),
+        )
+    })
+    .collect()
 }
