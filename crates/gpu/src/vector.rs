@@ -22,6 +22,9 @@ pub struct GpuVec {
     ctx: Arc<GpuContext>,
     buf: wgpu::Buffer,
     len: usize,
+    /// Coefficients of `combine_rows` (grow-only, reused: each upload is a recorded copy, so it
+    /// is ordered before the dispatch that reads it and after earlier ones).
+    coeffs: Option<(wgpu::Buffer, usize)>,
 }
 
 impl std::fmt::Debug for GpuVec {
@@ -37,6 +40,7 @@ impl GpuVec {
             ctx: Arc::clone(ctx),
             buf: ctx.storage(len),
             len,
+            coeffs: None,
         }
     }
 
@@ -231,10 +235,18 @@ impl Vector for GpuVec {
             self.fill(0.0);
             return;
         }
-        // The coefficients travel in a small storage buffer of their own (recorded upload, so
-        // it keeps its place among the pending commands).
-        let c = self.ctx.storage(coeffs.len());
-        self.ctx.write(&c, coeffs);
+        // The coefficients travel in a small storage buffer kept with the vector (recorded
+        // upload, so it keeps its place among the pending commands); it grows only when a
+        // call brings more rows than any before.
+        if self
+            .coeffs
+            .as_ref()
+            .is_none_or(|(_, cap)| *cap < coeffs.len())
+        {
+            self.coeffs = Some((self.ctx.storage(coeffs.len()), coeffs.len()));
+        }
+        let (c, _) = self.coeffs.as_ref().expect("set above");
+        self.ctx.write(c, coeffs);
         let params = Params {
             n: self.n(),
             mode: coeffs.len() as u32,
@@ -244,7 +256,7 @@ impl Vector for GpuVec {
             &self.ctx.pipelines.combine_rows,
             self.n(),
             params,
-            &[(0, &self.buf), (1, &rows.buf), (2, &c)],
+            &[(0, &self.buf), (1, &rows.buf), (2, c)],
         );
     }
 

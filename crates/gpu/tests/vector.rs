@@ -114,3 +114,27 @@ fn many_dispatches_between_readbacks_keep_their_parameters() {
         assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
     }
 }
+
+/// `combine_rows` reuses one coefficient buffer per vector: calls recorded back to back, with no
+/// readback between them, each see their own coefficients.
+#[test]
+fn combine_rows_back_to_back_keep_their_coefficients() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    let m = 300;
+    let rows: Vec<f32> = (0..3 * m).map(|i| (i % 11) as f32 - 5.0).collect();
+    let stacked = GpuVec::from_host(&ctx, &rows);
+    let mut out = GpuVec::zeros(&ctx, m);
+    let mut first = GpuVec::zeros(&ctx, m);
+    out.combine_rows(&[1.0, 2.0], &stacked);
+    first.copy_from(&out);
+    out.combine_rows(&[0.5, -1.0, 3.0], &stacked);
+    let (a, b) = (first.to_host(), out.to_host());
+    for i in 0..m {
+        let (r0, r1, r2) = (rows[i], rows[m + i], rows[2 * m + i]);
+        assert_eq!(a[i], r0 + 2.0 * r1);
+        assert!((b[i] - (0.5 * r0 - r1 + 3.0 * r2)).abs() < 1e-5);
+    }
+}
