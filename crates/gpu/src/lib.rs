@@ -8,6 +8,8 @@
 //!
 //! * [`GpuVec`]: fill, scale, axpby, fused linear combinations (four inputs per dispatch), the
 //!   weighted RMS error norm and the dot product reduced on the device.
+//! * [`GpuNetRhs`]: a neural ODE `dz/dt = net(t, z)` with concat-squash layers (tanh or
+//!   softplus) and its adjoint right-hand side, implementing [`adjoint::VectorVjp`].
 //! * [`GpuCnf`]: FFJORD's toy continuous normalizing flow (concat-squash layers, tanh or
 //!   softplus, exact divergence) with its adjoint right-hand side, implementing
 //!   [`adjoint::VectorVjp`]: `adjoint::forward_on` runs Direct, ANODE, RDM and IRDM with the
@@ -20,11 +22,15 @@
 //! Hutchinson's divergence stays on the host (`nn::Cnf`).
 
 mod cnf;
+mod concat_squash;
 mod context;
 mod error;
+mod net_rhs;
 mod vector;
 
-pub use cnf::{GpuActivation, GpuCnf};
+pub use cnf::GpuCnf;
+pub use concat_squash::GpuActivation;
 pub use context::{ADAPTER_ENV, GpuContext};
 pub use error::GpuError;
+pub use net_rhs::GpuNetRhs;
 pub use vector::GpuVec;

@@ -1,6 +1,7 @@
-// Kernels of the GPU continuous normalizing flow (see cnf.rs for the mathematics). Stacked
-// matrices are row-major with R = (1 + K)·B rows, K = D tangents: rows [0, B) are the primal
-// batch, rows [k·B, (k+1)·B) the tangent seeded with e_{k-1}. Row-wise kernels run one
+// Kernels of the GPU concat-squash net (see concat_squash.rs for the mathematics). Stacked
+// matrices are row-major with R = (1 + K)·B rows: K = D tangents for the CNF's exact
+// divergence, K = 0 for a plain ODE net (the state then has no Δlogp part). Rows [0, B) are the
+// primal batch, rows [k·B, (k+1)·B) the tangent seeded with e_{k-1}. Row-wise kernels run one
 // invocation per (batch point b, unit j) and handle all 1 + K rows of that point, so a layer is
 // one dispatch each way.
 
@@ -39,6 +40,11 @@ struct Dims {
 const CHUNK: u32 = 256u;
 // Rows per point (1 + D) that the row-wise kernels hold in registers.
 const MAX_ROWS: u32 = 8u;
+
+// Whether the rows carry the divergence tangents (K = D > 0).
+fn with_divergence() -> bool {
+    return d.rows > d.batch;
+}
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -131,15 +137,18 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
 }
 
-// dz = Y[primal], dΔlogp = −Σ_k Y[tangent k, k] (written at `at_out`).
+// dz = Y[primal] and, with the divergence, dΔlogp = −Σ_k Y[tangent k, k] (written at `at_out`).
 @compute @workgroup_size(256)
 fn write_value(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let b = index(gid, nwg);
     if (b >= d.batch) { return; }
     let D = d.dout;
-    var div = 0.0;
     for (var k = 0u; k < D; k = k + 1u) {
         dst[d.at_out + b * D + k] = src[b * D + k];
+    }
+    if (!with_divergence()) { return; }
+    var div = 0.0;
+    for (var k = 0u; k < D; k = k + 1u) {
         div = div + src[((k + 1u) * d.batch + b) * D + k];
     }
     dst[d.at_out + d.batch * D + b] = -div;
@@ -159,7 +168,8 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let k_count = d.rows / d.batch;
     if ((d.mode & 4u) == 4u) {
         let D = d.dout;
-        let al = src2[d.at_in + d.batch * D + b];
+        var al = 0.0;
+        if (with_divergence()) { al = src2[d.at_in + d.batch * D + b]; }
         for (var k = 0u; k < k_count; k = k + 1u) {
             let o = (k * d.batch + b) * D + j;
             var yb = 0.0;
@@ -245,7 +255,8 @@ fn reduce_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 }
 
 // X̄ = Ū W (src = Ū). Hidden layers: all r1 rows into dst. First layer (bit 2): the primal
-// rows, scaled, into the state cotangent dst[at_out ..], and zeros for its Δlogp part.
+// rows, scaled, into the state cotangent dst[at_out ..], and (with the divergence) zeros for
+// its Δlogp part.
 @compute @workgroup_size(256)
 fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -264,7 +275,7 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         } else {
             dst[i] = acc;
         }
-    } else if (first && i < n + d.batch) {
+    } else if (first && with_divergence() && i < n + d.batch) {
         dst[d.at_out + i] = 0.0;
     }
 }

@@ -1,0 +1,370 @@
+//! The GPU models against their host counterparts on the same parameters (same layout):
+//! `GpuCnf` against `nn::Cnf` with exact divergence and `GpuNetRhs` against `nn::NetRhs`. For
+//! each: the right-hand side, the adjoint right-hand side in both of the drivers' layouts, and
+//! whole Direct, ANODE, RDM and IRDM gradients through `adjoint::forward_on`, at f32 tolerance.
+//! Skipped without an adapter unless `IRDM_REQUIRE_GPU=1` (CI, on Mesa's lavapipe).
+
+mod common;
+
+use adjoint::{BackwardNorm, Config, Method, VectorVjp, Vjp, forward_on};
+use common::context;
+use gpu::{GpuActivation, GpuCnf, GpuContext, GpuNetRhs, GpuVec};
+use nn::{Activation, Cnf, Divergence, LayerKind, NetRhs, OdeNet, Rng};
+use rk::Rhs;
+use std::sync::Arc;
+
+/// A GPU model and its host twin with the same parameters, and a random state.
+struct Pair<G, H> {
+    gpu: G,
+    host: H,
+    params: Vec<f32>,
+    state: Vec<f32>,
+}
+
+fn gpu_activation(act: Activation) -> GpuActivation {
+    match act {
+        Activation::Tanh => GpuActivation::Tanh,
+        Activation::Softplus => GpuActivation::Softplus,
+        _ => unreachable!("the GPU nets have tanh and softplus"),
+    }
+}
+
+fn net_and_params(dims: &[usize], act: Activation, rng: &mut Rng) -> (OdeNet<f32>, Vec<f32>) {
+    let net = OdeNet::<f32>::new(dims, LayerKind::ConcatSquash, act).unwrap();
+    let params = net.init_params(rng);
+    (net, params)
+}
+
+fn random_state(len: usize, rng: &mut Rng) -> Vec<f32> {
+    (0..len).map(|_| rng.normal() as f32).collect()
+}
+
+/// A GPU model, its host twin built from the same net, random parameters and state.
+fn pair<G: VectorVjp<GpuVec>, H>(
+    gpu: G,
+    dims: &[usize],
+    act: Activation,
+    seed: u64,
+    host: impl FnOnce(OdeNet<f32>) -> H,
+) -> Pair<G, H> {
+    let mut rng = Rng::new(seed);
+    let (net, params) = net_and_params(dims, act, &mut rng);
+    assert_eq!(gpu.param_len(), params.len());
+    let state = random_state(gpu.state_len(), &mut rng);
+    Pair {
+        host: host(net),
+        gpu,
+        params,
+        state,
+    }
+}
+
+fn cnf_pair(
+    ctx: &Arc<GpuContext>,
+    dims: &[usize],
+    act: Activation,
+    batch: usize,
+    seed: u64,
+) -> Pair<GpuCnf, Cnf<f32>> {
+    let gpu = GpuCnf::new(ctx, dims, gpu_activation(act), batch).unwrap();
+    assert_eq!(gpu.state_len(), batch * (dims[0] + 1));
+    pair(gpu, dims, act, seed, |net| {
+        Cnf::new(net, batch, Divergence::Exact).unwrap()
+    })
+}
+
+fn net_pair(
+    ctx: &Arc<GpuContext>,
+    dims: &[usize],
+    act: Activation,
+    batch: usize,
+    seed: u64,
+) -> Pair<GpuNetRhs, NetRhs<f32>> {
+    let gpu = GpuNetRhs::new(ctx, dims, gpu_activation(act), batch).unwrap();
+    assert_eq!(gpu.state_len(), batch * dims[0]);
+    pair(gpu, dims, act, seed, |net| NetRhs::new(net, batch).unwrap())
+}
+
+fn rel(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+/// The toy net, a softplus net over several reduction chunks, a batch of one, a layer wider
+/// than the tiled weight-cotangent kernel takes (its fallback), and a 20 → 70 layer through the
+/// tiled product with partial tiles in every direction.
+const CNF_CASES: [(&[usize], Activation, usize); 5] = [
+    (&[2, 64, 64, 2], Activation::Tanh, 37),
+    (&[3, 5, 4, 3], Activation::Softplus, 300),
+    (&[2, 8, 2], Activation::Tanh, 1),
+    (&[2, 80, 2], Activation::Tanh, 5),
+    (&[2, 20, 70, 2], Activation::Softplus, 37),
+];
+
+/// The plain net takes states wider than the CNF's 7 (no tangent rows): a 12-wide state, a
+/// 20-wide one through the tiled products at both ends, a batch of one and a many-chunk batch.
+const NET_CASES: [(&[usize], Activation, usize); 5] = [
+    (&[2, 64, 64, 2], Activation::Tanh, 37),
+    (&[12, 5, 4, 12], Activation::Softplus, 300),
+    (&[3, 8, 3], Activation::Tanh, 1),
+    (&[20, 80, 20], Activation::Tanh, 700),
+    (&[4, 20, 70, 4], Activation::Softplus, 37),
+];
+
+/// `f` on the device against the host.
+fn check_rhs<G: Rhs<GpuVec>, H: Rhs<Vec<f32>>>(ctx: &Arc<GpuContext>, p: &mut Pair<G, H>) -> f64 {
+    let mut want = vec![0.0f32; p.state.len()];
+    p.host.eval(0.3, &p.state, &p.params, &mut want);
+    let z = GpuVec::from_host(ctx, &p.state);
+    let th = GpuVec::from_host(ctx, &p.params);
+    let mut dz = GpuVec::zeros(ctx, p.state.len());
+    p.gpu.eval(0.3, &z, &th, &mut dz);
+    rel(&dz.to_host(), &want)
+}
+
+/// The adjoint right-hand side in IRDM's layout (`z` separate, `x = [a, g]`,
+/// `dx = [−aᵀJ, −aᵀ∂θ]`) and in RDM's (`x = [z, a, g]`, `dx = [f, −aᵀJ, −aᵀ∂θ]`), against the
+/// host's; returns the relative errors (IRDM's state part, IRDM's parameter part, RDM's whole).
+fn check_adjoint_rhs<G: VectorVjp<GpuVec>, H: Vjp<f32>>(
+    ctx: &Arc<GpuContext>,
+    p: &mut Pair<G, H>,
+) -> [f64; 3] {
+    let n = p.state.len();
+    let np = p.params.len();
+    let mut rng = Rng::new(99);
+    let a = random_state(n, &mut rng);
+    let th = GpuVec::from_host(ctx, &p.params);
+    let mut x = a.clone();
+    x.extend(std::iter::repeat_n(0.5, np));
+    let mut want = vec![0.0f32; n + np];
+    VectorVjp::adjoint_rhs(
+        &mut p.host,
+        0.7,
+        &p.state,
+        0,
+        &p.params,
+        &x,
+        0,
+        &mut want,
+        None,
+        0,
+    );
+    let zg = GpuVec::from_host(ctx, &p.state);
+    let xg = GpuVec::from_host(ctx, &x);
+    let mut dxg = GpuVec::zeros(ctx, n + np);
+    p.gpu
+        .adjoint_rhs(0.7, &zg, 0, &th, &xg, 0, &mut dxg, None, 0);
+    let got = dxg.to_host();
+    let irdm = [rel(&got[..n], &want[..n]), rel(&got[n..], &want[n..])];
+    let mut x = p.state.clone();
+    x.extend_from_slice(&a);
+    x.extend(std::iter::repeat_n(0.0, np));
+    let mut want = vec![0.0f32; 2 * n + np];
+    VectorVjp::adjoint_rhs(
+        &mut p.host,
+        0.7,
+        &x,
+        0,
+        &p.params,
+        &x,
+        n,
+        &mut want,
+        Some(0),
+        n,
+    );
+    let xg = GpuVec::from_host(ctx, &x);
+    let mut dxg = GpuVec::zeros(ctx, 2 * n + np);
+    p.gpu
+        .adjoint_rhs(0.7, &xg, 0, &th, &xg, n, &mut dxg, Some(0), n);
+    [irdm[0], irdm[1], rel(&dxg.to_host(), &want)]
+}
+
+#[test]
+fn right_hand_sides_match_the_host() {
+    let Some(ctx) = context() else { return };
+    for tiled in [false, true] {
+        for (k, &(dims, act, batch)) in CNF_CASES.iter().enumerate() {
+            let mut p = cnf_pair(&ctx, dims, act, batch, k as u64);
+            p.gpu.set_tiled(tiled);
+            let e = check_rhs(&ctx, &mut p);
+            assert!(e < 1e-5, "CNF {dims:?} tiled {tiled}: {e:e}");
+        }
+        for (k, &(dims, act, batch)) in NET_CASES.iter().enumerate() {
+            let mut p = net_pair(&ctx, dims, act, batch, k as u64);
+            p.gpu.set_tiled(tiled);
+            let e = check_rhs(&ctx, &mut p);
+            assert!(e < 1e-5, "net {dims:?} tiled {tiled}: {e:e}");
+        }
+    }
+}
+
+#[test]
+fn adjoint_right_hand_sides_match_the_host_in_both_layouts() {
+    let Some(ctx) = context() else { return };
+    for tiled in [false, true] {
+        for (k, &(dims, act, batch)) in CNF_CASES.iter().enumerate() {
+            let mut p = cnf_pair(&ctx, dims, act, batch, 10 + k as u64);
+            p.gpu.set_tiled(tiled);
+            let e = check_adjoint_rhs(&ctx, &mut p);
+            assert!(
+                e.iter().all(|&e| e < 1e-4),
+                "CNF {dims:?} tiled {tiled}: {e:?}"
+            );
+        }
+        for (k, &(dims, act, batch)) in NET_CASES.iter().enumerate() {
+            let mut p = net_pair(&ctx, dims, act, batch, 10 + k as u64);
+            p.gpu.set_tiled(tiled);
+            let e = check_adjoint_rhs(&ctx, &mut p);
+            assert!(
+                e.iter().all(|&e| e < 1e-4),
+                "net {dims:?} tiled {tiled}: {e:?}"
+            );
+        }
+    }
+}
+
+/// Every gradient method on the device against the same method on the host: `dL/dz0` and
+/// `dL/dθ` to 1e-4, the same IRDM grid, NFE and VJP counts within one step attempt.
+fn check_every_method<G: VectorVjp<GpuVec>, H: Vjp<f32>>(
+    ctx: &Arc<GpuContext>,
+    p: &mut Pair<G, H>,
+    t_end: f32,
+    label: &str,
+) {
+    let n = p.state.len();
+    // Cotangent of a loss at the end time.
+    let cot_end: Vec<f32> = (0..n).map(|i| 0.01 * (i % 7) as f32 - 0.02).collect();
+    let ts = [0.0f32, t_end];
+    let config = Config::new(1e-5f32, 1e-5);
+    for m in [
+        Method::Rdm {
+            norm: BackwardNorm::Full,
+        },
+        Method::irdm_lobatto(15, BackwardNorm::Seminorm),
+        Method::Direct,
+        Method::Anode {
+            checkpoints: adjoint::Checkpoints::EveryKSteps(2),
+        },
+        Method::Irdm {
+            grid: adjoint::IrdmGrid::Auto {
+                n_max: 32,
+                rel_tol: 1e-4,
+                abs_tol: 1e-4,
+            },
+            norm: BackwardNorm::Seminorm,
+        },
+    ] {
+        let host_fwd = forward_on(&mut p.host, &p.params, &p.state, &ts, m, &config).unwrap();
+        let cot = vec![vec![0.0f32; n], cot_end.clone()];
+        let gh = host_fwd.backward(&mut p.host, &p.params, &cot).unwrap();
+        let th = GpuVec::from_host(ctx, &p.params);
+        let z0 = GpuVec::from_host(ctx, &p.state);
+        let gpu_fwd = forward_on(&mut p.gpu, &th, &z0, &ts, m, &config).unwrap();
+        assert!(rel(&gpu_fwd.outputs()[1].to_host(), &host_fwd.outputs()[1]) < 1e-5);
+        let cot_g: Vec<GpuVec> = cot.iter().map(|c| GpuVec::from_host(ctx, c)).collect();
+        let gg = gpu_fwd.backward(&mut p.gpu, &th, &cot_g).unwrap();
+        let (dz, dth) = (gg.dz0.to_host(), gg.dtheta.to_host());
+        let name = m.name();
+        let e = rel(&dz, &gh.dz0);
+        assert!(e < 1e-4, "{label} {name}: dz0 {e:e}");
+        let e = rel(&dth, &gh.dtheta);
+        assert!(e < 1e-4, "{label} {name}: dθ {e:e}");
+        // The same adaptive steps both ways (f32 rounding may move one rejection at most).
+        let (a, b) = (&gg.info, &gh.info);
+        assert_eq!(
+            a.grid.as_ref().map(|g| g.n),
+            b.grid.as_ref().map(|g| g.n),
+            "{label} {name}: the same grid both ways"
+        );
+        assert!(a.nfe_forward.abs_diff(b.nfe_forward) <= 7, "{a:?} vs {b:?}");
+        assert!(
+            a.vjp_backward.abs_diff(b.vjp_backward) <= 7,
+            "{a:?} vs {b:?}"
+        );
+    }
+}
+
+#[test]
+fn every_gradient_method_on_the_gpu_matches_the_host() {
+    let Some(ctx) = context() else { return };
+    for tiled in [false, true] {
+        // The toy CNF on its time span.
+        let mut p = cnf_pair(&ctx, &[2, 64, 64, 2], Activation::Tanh, 64, 5);
+        p.gpu.set_tiled(tiled);
+        assert_eq!(p.gpu.is_tiled(), tiled);
+        check_every_method(&ctx, &mut p, 0.5, "CNF");
+        // A plain neural ODE on a wider state, over a longer span.
+        let mut p = net_pair(&ctx, &[10, 32, 10], Activation::Softplus, 50, 6);
+        p.gpu.set_tiled(tiled);
+        check_every_method(&ctx, &mut p, 1.0, "net");
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let Some(ctx) = context() else { return };
+    let tanh = GpuActivation::Tanh;
+    assert!(GpuCnf::new(&ctx, &[2], tanh, 4).is_err());
+    assert!(GpuCnf::new(&ctx, &[2, 0, 2], tanh, 4).is_err());
+    assert!(GpuCnf::new(&ctx, &[2, 4, 3], tanh, 4).is_err());
+    assert!(GpuCnf::new(&ctx, &[2, 4, 2], tanh, 0).is_err());
+    // The CNF's kernels hold 1 + D rows per point in registers (D <= 7); the plain net has one.
+    assert!(GpuCnf::new(&ctx, &[8, 4, 8], tanh, 2).is_err());
+    assert!(GpuCnf::new(&ctx, &[7, 4, 7], tanh, 2).is_ok());
+    assert!(GpuNetRhs::new(&ctx, &[8, 4, 8], tanh, 2).is_ok());
+    assert!(GpuNetRhs::new(&ctx, &[2], tanh, 4).is_err());
+    assert!(GpuNetRhs::new(&ctx, &[2, 0, 2], tanh, 4).is_err());
+    assert!(GpuNetRhs::new(&ctx, &[2, 4, 3], tanh, 4).is_err());
+    assert!(GpuNetRhs::new(&ctx, &[2, 4, 2], tanh, 0).is_err());
+    let e = GpuNetRhs::new(&ctx, &[2, 4, 3], tanh, 4).unwrap_err();
+    assert!(e.to_string().contains("GPU ODE net"), "{e}");
+}
+
+/// The divergence term is what separates the two: on the same parameters and `z`, the CNF's
+/// `dz` equals the plain net's, and its `dΔlogp` is the negated trace of the Jacobian, checked
+/// against central differences of the plain net on the device.
+#[test]
+fn the_cnf_divergence_is_the_trace_of_the_net_jacobian() {
+    let Some(ctx) = context() else { return };
+    let dims = [3, 16, 3];
+    let batch = 5;
+    let mut cnf = GpuCnf::new(&ctx, &dims, GpuActivation::Softplus, batch).unwrap();
+    let mut net = GpuNetRhs::new(&ctx, &dims, GpuActivation::Softplus, batch).unwrap();
+    let mut rng = Rng::new(3);
+    let (_, params) = net_and_params(&dims, Activation::Softplus, &mut rng);
+    let z = random_state(batch * 3, &mut rng);
+    let th = GpuVec::from_host(&ctx, &params);
+    let mut zc = z.clone();
+    zc.extend(std::iter::repeat_n(0.0, batch));
+    let mut out = GpuVec::zeros(&ctx, zc.len());
+    cnf.eval(0.4, &GpuVec::from_host(&ctx, &zc), &th, &mut out);
+    let cnf_out = out.to_host();
+    let mut f = GpuVec::zeros(&ctx, z.len());
+    net.eval(0.4, &GpuVec::from_host(&ctx, &z), &th, &mut f);
+    assert!(rel(&cnf_out[..z.len()], &f.to_host()) < 1e-6);
+    let h = 1e-2f32;
+    for b in 0..batch {
+        let mut trace = 0.0f64;
+        for k in 0..3 {
+            let mut eval_at = |shift: f32| {
+                let mut zs = z.clone();
+                zs[b * 3 + k] += shift;
+                net.eval(0.4, &GpuVec::from_host(&ctx, &zs), &th, &mut f);
+                f64::from(f.to_host()[b * 3 + k])
+            };
+            trace += (eval_at(h) - eval_at(-h)) / (2.0 * f64::from(h));
+        }
+        let got = f64::from(cnf_out[batch * 3 + b]);
+        assert!(
+            (got + trace).abs() < 2e-3 * (1.0 + trace.abs()),
+            "point {b}: dΔlogp {got} vs −tr J {}",
+            -trace
+        );
+    }
+}
