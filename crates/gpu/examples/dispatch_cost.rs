@@ -1,12 +1,28 @@
-//! Cost of one recorded dispatch on this adapter: many small vector operations, one readback.
+//! Per-operation costs on this adapter: a recorded dispatch (many small vector operations, one
+//! readback), an error norm over four groups (its own submission and readback, as once per
+//! adaptive step), and recording IRDM's interpolation `combine_rows` (coefficients uploaded
+//! with each call). Medians of repeated runs.
 //!
 //! ```text
 //! cargo run --release -p gpu --example dispatch_cost
 //! ```
 
 use gpu::{GpuContext, GpuVec};
-use rk::Vector;
+use rk::{Atol, Vector};
 use std::time::Instant;
+
+/// Median of `reps` timings of `f`, in µs per `per` operations.
+fn median_us(reps: usize, per: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            1e6 * start.elapsed().as_secs_f64() / per as f64
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = GpuContext::new()?;
@@ -26,5 +42,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             1e6 * total / n as f64
         );
     }
+    let y = GpuVec::from_host(&ctx, &vec![1.0; 1024]);
+    let groups = [0..256, 256..512, 512..768, 768..1024];
+    let atol = Atol::Scalar(1e-6);
+    let norm = median_us(51, 1, || {
+        let _ = x.error_norm(&y, &y, 1e-5, &atol, &groups);
+    });
+    println!("error norm, 4 groups of 256: {norm:.1} µs (one submission and readback)");
+    let rows = GpuVec::zeros(&ctx, 17 * 1024);
+    let coeffs = [0.1f32; 17];
+    let mut recorded = Vec::new();
+    let total = median_us(21, 100, || {
+        let start = Instant::now();
+        for _ in 0..100 {
+            v.combine_rows(&coeffs, &rows);
+        }
+        recorded.push(1e6 * start.elapsed().as_secs_f64() / 100.0);
+        let _ = v.all_finite();
+    });
+    recorded.sort_by(f64::total_cmp);
+    println!(
+        "combine_rows of 17 rows: record {:.1} µs each, record + run {total:.1} µs each",
+        recorded[recorded.len() / 2]
+    );
     Ok(())
 }

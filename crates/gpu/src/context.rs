@@ -1,6 +1,7 @@
 //! The GPU context: adapter, device, queue and every compute pipeline, built once and shared.
 
 use crate::error::GpuError;
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
@@ -38,12 +39,80 @@ pub struct GpuContext {
     uniforms: wgpu::Buffer,
     /// Bytes per slot of `uniforms` (the device's uniform offset alignment, at least 64).
     slot: usize,
+    /// Small per-dispatch arrays (IRDM's interpolation coefficients), staged like the kernel
+    /// parameters and uploaded with the submission (see [`Pending`]).
+    data_ring: wgpu::Buffer,
+    /// Floats between two staged arrays (the device's storage offset alignment).
+    data_align: usize,
+    /// Per-workgroup partial sums of the reductions, reused from one readback to the next.
+    partials: BufferCache,
+    /// Mappable staging buffer of the readbacks, reused likewise.
+    readback: BufferCache,
     submissions: AtomicUsize,
+    /// Buffers created through this context (see [`GpuContext::buffers_created`]).
+    created: AtomicUsize,
+}
+
+/// One buffer kept between uses: taken out for the duration of a reduction or readback (a
+/// concurrent user finding it taken makes its own), put back if at least as large as the one
+/// there. No buffer is created per step once the largest size has been seen.
+struct BufferCache {
+    usage: wgpu::BufferUsages,
+    label: &'static str,
+    kept: Mutex<Option<(wgpu::Buffer, usize)>>,
+}
+
+impl BufferCache {
+    fn new(label: &'static str, usage: wgpu::BufferUsages) -> Self {
+        Self {
+            usage,
+            label,
+            kept: Mutex::new(None),
+        }
+    }
+
+    /// A buffer of at least `floats` floats and its capacity (`created` counts a new one).
+    fn take(
+        &self,
+        device: &wgpu::Device,
+        floats: usize,
+        created: &AtomicUsize,
+    ) -> (wgpu::Buffer, usize) {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match kept {
+            Some((b, cap)) if cap >= floats => (b, cap),
+            _ => {
+                let cap = floats.max(1).next_power_of_two();
+                created.fetch_add(1, Ordering::Relaxed);
+                let b = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(self.label),
+                    size: (4 * cap) as u64,
+                    usage: self.usage,
+                    mapped_at_creation: false,
+                });
+                (b, cap)
+            }
+        }
+    }
+
+    fn put(&self, buffer: wgpu::Buffer, cap: usize) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.as_ref().is_none_or(|(_, c)| *c <= cap) {
+            *kept = Some((buffer, cap));
+        }
+    }
 }
 
 /// Slots of the uniform ring: dispatches recorded between two submissions before the ring
 /// forces a submission of its own.
 const UNIFORM_SLOTS: usize = 2048;
+
+/// Floats of the data ring: staged arrays recorded between two submissions before the ring
+/// forces a submission of its own.
+const DATA_RING_FLOATS: usize = 1 << 16;
+
+/// Longest array [`GpuContext::dispatch_with_data`] takes (callers split longer ones).
+pub(crate) const MAX_DISPATCH_DATA: usize = 4096;
 
 /// The pending command encoder and the parameter blocks of its dispatches.
 ///
@@ -51,11 +120,14 @@ const UNIFORM_SLOTS: usize = 2048;
 /// uniform buffer of their own; the slots are uploaded with one `write_buffer` right before the
 /// encoder is submitted (a queue write lands before the command buffers of that submission), and
 /// each dispatch binds its slot by offset. A full ring submits what is recorded and starts over
-/// (the queue orders that upload after the earlier submission's reads).
+/// (the queue orders that upload after the earlier submission's reads). Small arrays a dispatch
+/// reads (`data`) travel the same way through a storage ring.
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
     staging: Vec<u8>,
     used: usize,
+    data: Vec<f32>,
+    data_used: usize,
 }
 
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (48 bytes).
@@ -64,8 +136,12 @@ pub(crate) struct Params {
     pub n: u32,
     pub mode: u32,
     pub start: u32,
+    /// Reductions: index of the first partial sum in the output.
+    pub out_at: u32,
     pub a: f32,
     pub b: f32,
+    /// `combine_rows`: 1 = accumulate.
+    pub flags: u32,
     pub c: [f32; 4],
 }
 
@@ -75,10 +151,10 @@ impl Params {
             self.n,
             self.mode,
             self.start,
-            0,
+            self.out_at,
             self.a.to_bits(),
             self.b.to_bits(),
-            0,
+            self.flags,
             0,
             self.c[0].to_bits(),
             self.c[1].to_bits(),
@@ -165,6 +241,13 @@ impl GpuContext {
             info.name, info.device_type, info.backend
         );
         let slot = (device.limits().min_uniform_buffer_offset_alignment as usize).max(64);
+        let data_align = (device.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let data_ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("data ring"),
+            size: (4 * DATA_RING_FLOATS) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("uniform ring"),
             size: (slot * UNIFORM_SLOTS) as u64,
@@ -180,15 +263,29 @@ impl GpuContext {
                 encoder: None,
                 staging: vec![0; slot * UNIFORM_SLOTS],
                 used: 0,
+                data: vec![0.0; DATA_RING_FLOATS],
+                data_used: 0,
             }),
             uniforms,
             slot,
+            data_ring,
+            data_align,
+            partials: BufferCache::new(
+                "partial sums",
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            readback: BufferCache::new(
+                "readback",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
             submissions: AtomicUsize::new(0),
+            created: AtomicUsize::new(0),
         }))
     }
 
     /// A storage buffer of `len` floats (zero-initialized by wgpu).
     pub(crate) fn storage(&self, len: usize) -> wgpu::Buffer {
+        self.created.fetch_add(1, Ordering::Relaxed);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: (4 * len.max(1)) as u64,
@@ -227,10 +324,43 @@ impl GpuContext {
         words: &[u32],
         buffers: &[(u32, &wgpu::Buffer)],
     ) {
+        self.dispatch_staged(pipeline, n, words, buffers, None);
+    }
+
+    /// [`GpuContext::dispatch`] with a small array `data.1` (1 to [`MAX_DISPATCH_DATA`]
+    /// floats) bound at binding `data.0`: staged with the kernel parameters and uploaded with
+    /// the submission, so no buffer is created per call.
+    pub(crate) fn dispatch_with_data(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        n: u32,
+        params: Params,
+        buffers: &[(u32, &wgpu::Buffer)],
+        data: (u32, &[f32]),
+    ) {
+        assert!(
+            (1..=MAX_DISPATCH_DATA).contains(&data.1.len()),
+            "dispatch data of {} floats (callers split it)",
+            data.1.len()
+        );
+        self.dispatch_staged(pipeline, n, &params.bytes(), buffers, Some(data));
+    }
+
+    fn dispatch_staged(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        n: u32,
+        words: &[u32],
+        buffers: &[(u32, &wgpu::Buffer)],
+        data: Option<(u32, &[f32])>,
+    ) {
         let bytes: &[u8] = bytemuck::cast_slice(words);
         debug_assert!(bytes.len() <= self.slot);
+        let data_len = data.map_or(0, |(_, d)| {
+            d.len().div_ceil(self.data_align) * self.data_align
+        });
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.used == UNIFORM_SLOTS {
+        if pending.used == UNIFORM_SLOTS || pending.data_used + data_len > DATA_RING_FLOATS {
             self.submit_locked(&mut pending);
         }
         let slot = pending.used;
@@ -243,6 +373,19 @@ impl GpuContext {
                 resource: b.as_entire_binding(),
             })
             .collect();
+        if let Some((binding, d)) = data {
+            let at = pending.data_used;
+            pending.data[at..at + d.len()].copy_from_slice(d);
+            pending.data_used += data_len;
+            entries.push(wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.data_ring,
+                    offset: (4 * at) as u64,
+                    size: std::num::NonZeroU64::new((4 * d.len()) as u64),
+                }),
+            });
+        }
         entries.push(wgpu::BindGroupEntry {
             binding: 5,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -322,6 +465,14 @@ impl GpuContext {
             );
             pending.used = 0;
         }
+        if pending.data_used > 0 {
+            self.queue.write_buffer(
+                &self.data_ring,
+                0,
+                bytemuck::cast_slice(&pending.data[..pending.data_used]),
+            );
+            pending.data_used = 0;
+        }
         if let Some(encoder) = pending.encoder.take() {
             self.queue.submit([encoder.finish()]);
             self.submissions.fetch_add(1, Ordering::Relaxed);
@@ -339,6 +490,13 @@ impl GpuContext {
     /// Command buffers submitted so far: each readback submits everything recorded before it.
     pub fn submissions(&self) -> usize {
         self.submissions.load(Ordering::Relaxed)
+    }
+
+    /// Buffers created so far: vectors, uploads from the host, and the first (or a larger)
+    /// reduction or readback buffer. A solver step creates none once its vectors exist: kernel
+    /// parameters and small arrays ride in rings, and reduction and readback buffers are kept.
+    pub fn buffers_created(&self) -> usize {
+        self.created.load(Ordering::Relaxed)
     }
 
     /// Records a copy of `len` floats of `src` into `dst` from float `dst_at` on.
@@ -366,37 +524,92 @@ impl GpuContext {
     /// Submits the pending commands together with a copy of `src` to a staging buffer, waits,
     /// and returns `len` floats.
     pub(crate) fn read(&self, src: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
-        Ok(self.read_many(&[(src, len)])?.pop().unwrap_or_default())
+        Ok(self.read_many(&[(src, 0, len)])?.pop().unwrap_or_default())
     }
 
-    /// [`GpuContext::read`] of several buffers with one submission and one wait: every source is
-    /// copied into one staging buffer.
+    /// Reductions over each of `ranges` in one submission and one readback: `pipeline` writes
+    /// one partial sum per workgroup (at `out_at` of binding 0, from a buffer kept between
+    /// calls); returns each range's partial sums.
+    pub(crate) fn reduce_ranges(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        ranges: &[Range<usize>],
+        params: Params,
+        inputs: &[(u32, &wgpu::Buffer)],
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
+        let counts: Vec<u32> = ranges
+            .iter()
+            .map(|r| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
+            .collect();
+        let groups: Vec<usize> = counts
+            .iter()
+            .map(|&c| {
+                let (x, y) = Self::grid(c);
+                (x * y) as usize
+            })
+            .collect();
+        let (buffer, cap) = self
+            .partials
+            .take(&self.device, groups.iter().sum(), &self.created);
+        let mut bound: Vec<(u32, &wgpu::Buffer)> = vec![(0, &buffer)];
+        bound.extend_from_slice(inputs);
+        let mut at = 0;
+        let mut sources = Vec::with_capacity(ranges.len());
+        for ((range, &count), &g) in ranges.iter().zip(&counts).zip(&groups) {
+            let p = Params {
+                n: range.end as u32,
+                start: range.start as u32,
+                out_at: at as u32,
+                ..params
+            };
+            self.dispatch(pipeline, count, p, &bound);
+            sources.push((&buffer, at, g));
+            at += g;
+        }
+        let out = self.read_many(&sources);
+        self.partials.put(buffer, cap);
+        out
+    }
+
+    /// [`GpuContext::read`] of several buffer spans `(buffer, first float, floats)` with one
+    /// submission and one wait: every span is copied into one staging buffer (kept between
+    /// readbacks).
     pub(crate) fn read_many(
         &self,
-        sources: &[(&wgpu::Buffer, usize)],
+        sources: &[(&wgpu::Buffer, usize, usize)],
     ) -> Result<Vec<Vec<f32>>, GpuError> {
-        let len: usize = sources.iter().map(|s| s.1).sum();
+        let len: usize = sources.iter().map(|s| s.2).sum();
         if len == 0 {
             return Ok(sources.iter().map(|_| Vec::new()).collect());
         }
-        let size = (4 * len) as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let (staging, cap) = self.readback.take(&self.device, len, &self.created);
         self.record(|e| {
             let mut offset = 0;
-            for (src, n) in sources {
+            for (src, at, n) in sources {
                 if *n > 0 {
-                    e.copy_buffer_to_buffer(src, 0, &staging, offset, (4 * n) as u64);
+                    e.copy_buffer_to_buffer(src, (4 * at) as u64, &staging, offset, (4 * n) as u64);
                 }
                 offset += (4 * n) as u64;
             }
         });
         self.flush();
-        let slice = staging.slice(..);
+        let data = self.map_and_read(&staging, len)?;
+        // Kept only after a good readback (a failed map leaves it in no state to reuse).
+        staging.unmap();
+        self.readback.put(staging, cap);
+        let mut out = Vec::with_capacity(sources.len());
+        let mut start = 0;
+        for (_, _, n) in sources {
+            out.push(data[start..start + n].to_vec());
+            start += n;
+        }
+        Ok(out)
+    }
+
+    /// Maps the first `len` floats of a submitted staging buffer, waits, and copies them out
+    /// (the caller unmaps).
+    fn map_and_read(&self, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        let slice = staging.slice(..(4 * len) as u64);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -415,20 +628,10 @@ impl GpuContext {
                 )));
             }
         }
-        let data = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
-        staging.unmap();
-        let mut out = Vec::with_capacity(sources.len());
-        let mut start = 0;
-        for (_, n) in sources {
-            out.push(data[start..start + n].to_vec());
-            start += n;
-        }
-        Ok(out)
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
+        Ok(bytemuck::cast_slice::<u8, f32>(&view).to_vec())
     }
 
     /// Records an upload of floats into `dst` (through a buffer mapped at creation and a
@@ -438,6 +641,7 @@ impl GpuContext {
         if data.is_empty() {
             return;
         }
+        self.created.fetch_add(1, Ordering::Relaxed);
         let upload = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {

@@ -1,15 +1,15 @@
 // Elementwise and reduction kernels of GpuVec (f32). One invocation per element; reductions
-// write one partial sum per workgroup of 256, summed on the host.
+// write one partial sum per workgroup of 256 (from out[out_at] on), summed on the host.
 
 struct Params {
     n: u32,       // end index (exclusive)
     mode: u32,    // lincomb: 1 = accumulate into out; err_sq: 1 = per-component atol in x3
     start: u32,   // first index (reductions)
-    pad0: u32,
+    out_at: u32,  // reductions: index of this dispatch's first partial sum in out
     a: f32,       // fill value, scale, axpby a, err_sq rtol
     b: f32,       // axpby b, err_sq scalar atol
-    pad1: f32,
-    pad2: f32,
+    flags: u32,   // combine_rows: 1 = accumulate into out
+    pad2: u32,
     c: vec4<f32>, // lincomb coefficients
 }
 
@@ -64,7 +64,7 @@ fn reduce_and_store(lid: u32, wid: u32, v: f32) {
         workgroupBarrier();
         stride = stride / 2u;
     }
-    if (lid == 0u) { out[wid] = partial[0]; }
+    if (lid == 0u) { out[p.out_at + wid] = partial[0]; }
 }
 
 // Σ (e / (atol + rtol·max(|y0|, |y1|)))² over [start, n): x0 = e, x1 = y0, x2 = y1, x3 = atol.
@@ -107,15 +107,17 @@ fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoc
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
 }
 
-// out = Σ_k x1[k] · x0[k·n + i] over mode rows (x0 = stacked rows, x1 = coefficients).
+// out (+)= Σ_k x1[k] · x0[(start + k)·n + i] over mode rows from row start (x0 = stacked rows,
+// x1 = their coefficients); flags 1 adds to out.
 @compute @workgroup_size(256)
 fn combine_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i < p.n) {
         var acc = 0.0;
         for (var k = 0u; k < p.mode; k = k + 1u) {
-            acc = acc + x1[k] * x0[k * p.n + i];
+            acc = acc + x1[k] * x0[(p.start + k) * p.n + i];
         }
+        if (p.flags == 1u) { acc = acc + out[i]; }
         out[i] = acc;
     }
 }

@@ -16,8 +16,10 @@
 //!   state, the stored stages, checkpoints or Chebyshev nodes, and the backward state all on
 //!   the device.
 //! * [`GpuContext`]: every dispatch between two readbacks is recorded into one command encoder
-//!   and its parameters into one uniform ring uploaded with the submission, so an adaptive step
-//!   costs one submission and one readback (all norm groups together).
+//!   and its parameters (and small arrays such as IRDM's interpolation coefficients) into rings
+//!   uploaded with the submission, so an adaptive step costs one submission and one readback
+//!   (all norm groups together) and creates no buffer (the reduction and readback buffers are
+//!   kept; [`GpuContext::buffers_created`] counts).
 //!
 //! Hutchinson's divergence stays on the host (`nn::Cnf`).
 

@@ -3,16 +3,18 @@
 //!
 //! Elementwise operations are one dispatch each; `linear_combination` fuses up to four inputs
 //! per dispatch (`out = Σ c_i x_i`, accumulating over chunks of four); `combine_rows` combines
-//! any number of rows of one stacked vector in one dispatch (IRDM's interpolation); the weighted RMS error
-//! norm is a fused kernel that reduces each workgroup of 256 on the device and reads back one
-//! partial sum per workgroup (all norm groups in one readback). Operations are recorded into one
-//! pending command encoder and submitted together when a value is read back, so an adaptive step
-//! (stages, error estimate, norm) is one submission and one readback.
+//! up to 4096 rows of one stacked vector in one dispatch (IRDM's interpolation; its
+//! coefficients ride in the context's data ring); the weighted RMS error norm is a fused kernel
+//! that reduces each workgroup of 256 on the device and reads back one partial sum per
+//! workgroup (all norm groups in one readback, through buffers the context keeps). Operations
+//! are recorded into one pending command encoder and submitted together when a value is read
+//! back, so an adaptive step (stages, error estimate, norm) is one submission and one readback,
+//! and creates no buffer.
 //!
 //! The `Vector` methods cannot return errors: a failed readback yields NaN (which the solver
 //! reports as a non-finite error norm) or a NaN-filled host copy.
 
-use crate::context::{GpuContext, Params, WORKGROUP};
+use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params};
 use rk::{Atol, Vector};
 use std::ops::Range;
 use std::sync::Arc;
@@ -22,9 +24,6 @@ pub struct GpuVec {
     ctx: Arc<GpuContext>,
     buf: wgpu::Buffer,
     len: usize,
-    /// Coefficients of `combine_rows` (grow-only, reused: each upload is a recorded copy, so it
-    /// is ordered before the dispatch that reads it and after earlier ones).
-    coeffs: Option<(wgpu::Buffer, usize)>,
 }
 
 impl std::fmt::Debug for GpuVec {
@@ -40,7 +39,6 @@ impl GpuVec {
             ctx: Arc::clone(ctx),
             buf: ctx.storage(len),
             len,
-            coeffs: None,
         }
     }
 
@@ -107,42 +105,18 @@ impl GpuVec {
         }
     }
 
-    /// Records a reduction kernel over `[start, end)`; returns the buffer of per-workgroup
-    /// partial sums and their count (read them with [`GpuContext::read_many`]).
-    fn record_reduce(
-        &self,
-        pipeline: &wgpu::ComputePipeline,
-        range: Range<usize>,
-        params: Params,
-        inputs: &[(u32, &wgpu::Buffer)],
-    ) -> (wgpu::Buffer, usize) {
-        let count = u32::try_from(range.len()).expect("lengths fit in u32");
-        let (x, y) = GpuContext::grid(count);
-        let groups = (x * y) as usize;
-        let partials = self.ctx.storage(groups);
-        let mut bound: Vec<(u32, &wgpu::Buffer)> = vec![(0, &partials)];
-        bound.extend_from_slice(inputs);
-        let p = Params {
-            n: range.end as u32,
-            start: range.start as u32,
-            ..params
-        };
-        self.ctx.dispatch(pipeline, count.max(1), p, &bound);
-        debug_assert_eq!(WORKGROUP, 256);
-        (partials, groups)
-    }
-
     /// Σ over `[start, end)` of a reduction kernel's per-element values (one readback).
     fn reduce(
         &self,
         pipeline: &wgpu::ComputePipeline,
         range: Range<usize>,
-        params: Params,
         inputs: &[(u32, &wgpu::Buffer)],
     ) -> f32 {
-        let (partials, groups) = self.record_reduce(pipeline, range, params, inputs);
-        match self.ctx.read(&partials, groups) {
-            Ok(v) => sum_f64(&v),
+        match self
+            .ctx
+            .reduce_ranges(pipeline, &[range], Params::default(), inputs)
+        {
+            Ok(v) => sum_f64(&v[0]),
             Err(_) => f32::NAN,
         }
     }
@@ -235,29 +209,25 @@ impl Vector for GpuVec {
             self.fill(0.0);
             return;
         }
-        // The coefficients travel in a small storage buffer kept with the vector (recorded
-        // upload, so it keeps its place among the pending commands); it grows only when a
-        // call brings more rows than any before.
-        if self
-            .coeffs
-            .as_ref()
-            .is_none_or(|(_, cap)| *cap < coeffs.len())
-        {
-            self.coeffs = Some((self.ctx.storage(coeffs.len()), coeffs.len()));
+        // The coefficients travel with the kernel parameters (staged, uploaded with the
+        // submission): no buffer per call. Beyond MAX_DISPATCH_DATA rows (never for IRDM's
+        // grids) further dispatches add their chunk's rows.
+        for (chunk, c) in coeffs.chunks(MAX_DISPATCH_DATA).enumerate() {
+            let params = Params {
+                n: self.n(),
+                mode: c.len() as u32,
+                start: (chunk * MAX_DISPATCH_DATA) as u32,
+                flags: u32::from(chunk > 0),
+                ..Params::default()
+            };
+            self.ctx.dispatch_with_data(
+                &self.ctx.pipelines.combine_rows,
+                self.n(),
+                params,
+                &[(0, &self.buf), (1, &rows.buf)],
+                (2, c),
+            );
         }
-        let (c, _) = self.coeffs.as_ref().expect("set above");
-        self.ctx.write(c, coeffs);
-        let params = Params {
-            n: self.n(),
-            mode: coeffs.len() as u32,
-            ..Params::default()
-        };
-        self.ctx.dispatch(
-            &self.ctx.pipelines.combine_rows,
-            self.n(),
-            params,
-            &[(0, &self.buf), (1, &rows.buf), (2, c)],
-        );
     }
 
     fn error_norm(
@@ -281,19 +251,13 @@ impl Vector for GpuVec {
             b: atol_scalar,
             ..Params::default()
         };
-        let recorded: Vec<(wgpu::Buffer, usize)> = live
-            .iter()
-            .map(|g| {
-                self.record_reduce(
-                    &self.ctx.pipelines.err_sq,
-                    (*g).clone(),
-                    params,
-                    &[(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)],
-                )
-            })
-            .collect();
-        let sources: Vec<(&wgpu::Buffer, usize)> = recorded.iter().map(|(b, n)| (b, *n)).collect();
-        let Ok(sums) = self.ctx.read_many(&sources) else {
+        let ranges: Vec<Range<usize>> = live.iter().map(|g| (*g).clone()).collect();
+        let Ok(sums) = self.ctx.reduce_ranges(
+            &self.ctx.pipelines.err_sq,
+            &ranges,
+            params,
+            &[(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)],
+        ) else {
             return f32::NAN;
         };
         let mut worst = 0.0f32;
@@ -313,7 +277,6 @@ impl Vector for GpuVec {
             || self.reduce(
                 &self.ctx.pipelines.nonfinite,
                 0..self.len,
-                Params::default(),
                 &[(1, &self.buf)],
             ) == 0.0
     }
@@ -322,7 +285,6 @@ impl Vector for GpuVec {
         self.reduce(
             &self.ctx.pipelines.dot,
             0..self.len,
-            Params::default(),
             &[(1, &self.buf), (2, &other.buf)],
         )
     }

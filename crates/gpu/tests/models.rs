@@ -368,3 +368,47 @@ fn the_cnf_divergence_is_the_trace_of_the_net_jacobian() {
         );
     }
 }
+
+/// No buffer is created per step anywhere in a gradient: a whole forward and backward pass
+/// creates as many buffers at a tight tolerance (several times the steps) as at a loose one.
+#[test]
+fn buffers_created_per_gradient_do_not_grow_with_the_steps() {
+    if context().is_none() {
+        return;
+    }
+    // A context of its own, so that the count is this test's alone.
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    let mut p = cnf_pair(&ctx, &[2, 16, 2], Activation::Tanh, 32, 8);
+    let n = p.state.len();
+    let th = GpuVec::from_host(&ctx, &p.params);
+    let z0 = GpuVec::from_host(&ctx, &p.state);
+    let cot = [
+        GpuVec::zeros(&ctx, n),
+        GpuVec::from_host(&ctx, &vec![0.1; n]),
+    ];
+    for m in [
+        Method::irdm_lobatto(16, BackwardNorm::Seminorm),
+        Method::Rdm {
+            norm: BackwardNorm::Full,
+        },
+    ] {
+        let mut created_and_steps = Vec::new();
+        // The first pass at each tolerance brings the kept reduction and readback buffers.
+        for tol in [1e-2f32, 1e-2, 1e-7] {
+            let before = ctx.buffers_created();
+            let config = Config::new(tol, tol);
+            let fwd = forward_on(&mut p.gpu, &th, &z0, &[0.0, 4.0], m, &config).unwrap();
+            let g = fwd.backward(&mut p.gpu, &th, &cot).unwrap();
+            created_and_steps.push((ctx.buffers_created() - before, g.info.nfe_forward));
+        }
+        let [_, loose, tight] = created_and_steps[..] else {
+            unreachable!()
+        };
+        assert!(
+            tight.1 >= 2 * loose.1,
+            "{}: {created_and_steps:?}",
+            m.name()
+        );
+        assert_eq!(tight.0, loose.0, "{}: {created_and_steps:?}", m.name());
+    }
+}

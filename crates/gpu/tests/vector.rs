@@ -45,6 +45,7 @@ fn dopri5_on_the_gpu_matches_the_host() {
     let empty = GpuVec::zeros(&ctx, 0);
     let mut solver = Solver::new(Method::Dopri5, options.clone(), &gpu_y0).unwrap();
     solver.init(&mut Decay, &empty, 0.0, 2.0, &gpu_y0).unwrap();
+    let mut buffers_after_first_step = None;
     while !solver.is_finished() {
         let before = ctx.submissions();
         let attempts = solver.stats().accepted + solver.stats().rejected;
@@ -52,7 +53,11 @@ fn dopri5_on_the_gpu_matches_the_host() {
         let tried = solver.stats().accepted + solver.stats().rejected - attempts;
         // One submission (with one readback, the error norm over all groups) per step attempt.
         assert_eq!(ctx.submissions() - before, tried);
+        buffers_after_first_step.get_or_insert(ctx.buffers_created());
     }
+    // No buffer is created per step: the first step brought the reduction and readback buffers.
+    assert!(solver.stats().accepted > 5);
+    assert_eq!(Some(ctx.buffers_created()), buffers_after_first_step);
     let mut host_rhs = FnRhs(|_t: f32, z: &[f32], _p: &[f32], dz: &mut [f32]| {
         for (d, &v) in dz.iter_mut().zip(z) {
             *d = -v;
@@ -136,5 +141,100 @@ fn combine_rows_back_to_back_keep_their_coefficients() {
         let (r0, r1, r2) = (rows[i], rows[m + i], rows[2 * m + i]);
         assert_eq!(a[i], r0 + 2.0 * r1);
         assert!((b[i] - (0.5 * r0 - r1 + 3.0 * r2)).abs() < 1e-5);
+    }
+}
+
+/// IRDM's interpolation coefficients ride in the data ring: more of them between two readbacks
+/// than the ring holds forces submissions, and more rows than one dispatch takes are added
+/// chunk by chunk; every call keeps its own coefficients either way.
+#[test]
+fn combine_rows_beyond_the_data_ring_keep_their_coefficients() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    let (k, m) = (400, 7);
+    let rows: Vec<f32> = (0..k * m)
+        .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+        .collect();
+    let stacked = GpuVec::from_host(&ctx, &rows);
+    let mut out = GpuVec::zeros(&ctx, m);
+    let mut sum = GpuVec::zeros(&ctx, m);
+    let mut want = vec![0.0f64; m];
+    let before = ctx.submissions();
+    // 300 × 400 coefficients: about twice what the ring holds.
+    for call in 0..300 {
+        let coeffs: Vec<f32> = (0..k)
+            .map(|j| ((call * 7 + j * 3) % 17) as f32 / 17.0 - 0.5)
+            .collect();
+        out.combine_rows(&coeffs, &stacked);
+        sum.axpby(1.0, &out, 1.0);
+        for (i, w) in want.iter_mut().enumerate() {
+            *w += (0..k)
+                .map(|j| f64::from(coeffs[j]) * f64::from(rows[j * m + i]))
+                .sum::<f64>();
+        }
+    }
+    let got = sum.to_host();
+    assert!(
+        ctx.submissions() - before >= 2,
+        "the ring forced a submission"
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (f64::from(*g) - w).abs() <= 1e-3 * (1.0 + w.abs()),
+            "{g} vs {w}"
+        );
+    }
+    // One row per coefficient, in three chunks (4096 per dispatch).
+    let k = 10_000;
+    let rows: Vec<f32> = (0..k).map(|i| (i % 5) as f32).collect();
+    let coeffs: Vec<f32> = (0..k)
+        .map(|i| if i % 2 == 0 { 1e-3 } else { -1e-3 })
+        .collect();
+    let want: f64 = rows
+        .iter()
+        .zip(&coeffs)
+        .map(|(r, c)| f64::from(*r) * f64::from(*c))
+        .sum();
+    let mut one = GpuVec::zeros(&ctx, 1);
+    one.combine_rows(&coeffs, &GpuVec::from_host(&ctx, &rows));
+    let got = f64::from(one.to_host()[0]);
+    assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+}
+
+/// Reductions of different sizes and group counts back to back share one kept buffer of
+/// partial sums (grown when a larger one comes): each still reads its own sums.
+#[test]
+fn reductions_of_changing_sizes_share_the_kept_buffers() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    for &n in &[10usize, 100_000, 3, 70_001, 257] {
+        let host: Vec<f32> = (0..n).map(|i| ((i % 9) as f32 - 4.0) * 0.25).collect();
+        let v = GpuVec::from_host(&ctx, &host);
+        let want: f64 = host.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let got = f64::from(v.dot(&v));
+        assert!(
+            (got - want).abs() <= 1e-5 * want.max(1.0),
+            "n = {n}: {got} vs {want}"
+        );
+        // Three groups with error e = v, y0 = y1 = 0, atol 1: RMS of each group.
+        let groups = [0..n / 3, n / 3..n / 2, n / 2..n];
+        let zero = GpuVec::zeros(&ctx, n);
+        let norm = v.error_norm(&zero, &zero, 0.0, &rk::Atol::Scalar(1.0), &groups);
+        let worst = groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .map(|g| {
+                let s: f64 = host[g.clone()].iter().map(|&x| f64::from(x).powi(2)).sum();
+                (s / g.len() as f64).sqrt()
+            })
+            .fold(0.0, f64::max);
+        assert!(
+            (f64::from(norm) - worst).abs() < 1e-5,
+            "n = {n}: {norm} vs {worst}"
+        );
     }
 }
