@@ -124,6 +124,9 @@ pub(crate) const MAX_DISPATCH_DATA: usize = 4096;
 /// reads (`data`) travel the same way through a storage ring.
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The open compute pass of `encoder`: consecutive dispatches share it (wgpu orders their
+    /// storage accesses); a copy or the submission ends it.
+    pass: Option<wgpu::ComputePass<'static>>,
     staging: Vec<u8>,
     used: usize,
     data: Vec<f32>,
@@ -261,6 +264,7 @@ impl GpuContext {
             pipelines,
             pending: Mutex::new(Pending {
                 encoder: None,
+                pass: None,
                 staging: vec![0; slot * UNIFORM_SLOTS],
                 used: 0,
                 data: vec![0.0; DATA_RING_FLOATS],
@@ -399,11 +403,7 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let encoder = self.encoder(&mut pending);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
+        let pass = self.pass(&mut pending);
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind, &[]);
         let (x, y) = Self::grid(n);
@@ -449,9 +449,25 @@ impl GpuContext {
         })
     }
 
-    /// Appends commands to the pending encoder.
+    /// The open compute pass of the pending encoder (begun on first use).
+    fn pass<'a>(&self, pending: &'a mut Pending) -> &'a mut wgpu::ComputePass<'static> {
+        if pending.pass.is_none() {
+            let pass = self
+                .encoder(pending)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            pending.pass = Some(pass);
+        }
+        pending.pass.as_mut().expect("set above")
+    }
+
+    /// Appends commands to the pending encoder (ending the open compute pass first).
     fn record(&self, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.pass = None;
         f(self.encoder(&mut pending));
     }
 
@@ -473,6 +489,7 @@ impl GpuContext {
             );
             pending.data_used = 0;
         }
+        pending.pass = None;
         if let Some(encoder) = pending.encoder.take() {
             self.queue.submit([encoder.finish()]);
             self.submissions.fetch_add(1, Ordering::Relaxed);
