@@ -213,6 +213,10 @@ impl ConcatSquashNet {
                 "batch {batch} with widths {dims:?} exceeds 32-bit indexing"
             )));
         }
+        // The largest buffers: the stacked activations (R × widest layer) and the partial sums
+        // of the weight cotangents (chunks × widest²).
+        ctx.check_buffer(what, rows * max_width)?;
+        ctx.check_buffer(what, rows.div_ceil(CHUNK) * max_width * max_width)?;
         let mut layers = Vec::new();
         let mut off = 0;
         for w in dims.windows(2) {

@@ -207,8 +207,11 @@ impl GpuContext {
             });
         };
         let info = adapter.get_info();
+        // The adapter's own limits rather than wgpu's portable defaults: a GPU binds buffers of
+        // gigabytes where the defaults stop at 128 MiB (batch sizes beyond 10⁵ need them).
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("irdm"),
+            required_limits: adapter.limits(),
             ..Default::default()
         }))
         .map_err(|source| GpuError::Device {
@@ -285,6 +288,30 @@ impl GpuContext {
             submissions: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
         }))
+    }
+
+    /// Most floats one storage buffer may hold and bind on this device.
+    pub fn max_buffer_floats(&self) -> usize {
+        let limits = self.device.limits();
+        let bytes = limits
+            .max_buffer_size
+            .min(limits.max_storage_buffer_binding_size);
+        usize::try_from(bytes / 4).unwrap_or(usize::MAX)
+    }
+
+    /// An error unless a storage buffer of `floats` floats fits this device.
+    pub(crate) fn check_buffer(&self, what: &str, floats: usize) -> Result<(), GpuError> {
+        let max = self.max_buffer_floats();
+        if floats > max {
+            return Err(GpuError::Invalid {
+                what: what.into(),
+                reason: format!(
+                    "needs a buffer of {floats} floats; {} binds at most {max}",
+                    self.adapter_info.name
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// A storage buffer of `len` floats (zero-initialized by wgpu).

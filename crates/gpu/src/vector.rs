@@ -15,6 +15,7 @@
 //! reports as a non-finite error norm) or a NaN-filled host copy.
 
 use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params};
+use crate::error::GpuError;
 use rk::{Atol, Vector};
 use std::ops::Range;
 use std::sync::Arc;
@@ -34,19 +35,43 @@ impl std::fmt::Debug for GpuVec {
 
 impl GpuVec {
     /// A zero vector of `len` floats.
+    ///
+    /// # Panics
+    /// If `len` is beyond the device's buffer limit ([`GpuContext::max_buffer_floats`]) or 32-bit
+    /// indexing; [`GpuVec::try_zeros`] returns an error instead.
     pub fn zeros(ctx: &Arc<GpuContext>, len: usize) -> Self {
-        Self {
+        Self::try_zeros(ctx, len).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A zero vector of `len` floats, or an error if the device cannot hold it.
+    pub fn try_zeros(ctx: &Arc<GpuContext>, len: usize) -> Result<Self, GpuError> {
+        ctx.check_buffer("GPU vector", len)?;
+        if u32::try_from(len).is_err() {
+            return Err(GpuError::Invalid {
+                what: "GPU vector".into(),
+                reason: format!("{len} floats exceed 32-bit indexing"),
+            });
+        }
+        Ok(Self {
             ctx: Arc::clone(ctx),
             buf: ctx.storage(len),
             len,
-        }
+        })
     }
 
     /// Uploads host data.
+    ///
+    /// # Panics
+    /// As [`GpuVec::zeros`]; [`GpuVec::try_from_host`] returns an error instead.
     pub fn from_host(ctx: &Arc<GpuContext>, data: &[f32]) -> Self {
-        let v = Self::zeros(ctx, data.len());
+        Self::try_from_host(ctx, data).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Uploads host data, or an error if the device cannot hold it.
+    pub fn try_from_host(ctx: &Arc<GpuContext>, data: &[f32]) -> Result<Self, GpuError> {
+        let v = Self::try_zeros(ctx, data.len())?;
         ctx.write(&v.buf, data);
-        v
+        Ok(v)
     }
 
     /// Downloads the values (NaN-filled if the readback fails).

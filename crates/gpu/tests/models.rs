@@ -324,6 +324,11 @@ fn bad_shapes_are_errors() {
     assert!(GpuNetRhs::new(&ctx, &[2, 4, 2], tanh, 0).is_err());
     let e = GpuNetRhs::new(&ctx, &[2, 4, 3], tanh, 4).unwrap_err();
     assert!(e.to_string().contains("GPU ODE net"), "{e}");
+    // Beyond what the device binds: an error naming the limit, not a wgpu panic.
+    let too_many = ctx.max_buffer_floats() / 2 + 1;
+    let e = GpuNetRhs::new(&ctx, &[2, 2], tanh, too_many).unwrap_err();
+    assert!(e.to_string().contains("binds at most"), "{e}");
+    assert!(GpuVec::try_zeros(&ctx, 2 * too_many).is_err());
 }
 
 /// The divergence term is what separates the two: on the same parameters and `z`, the CNF's
