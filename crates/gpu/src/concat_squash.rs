@@ -19,7 +19,8 @@
 //! Forward, per layer: one dispatch in which an invocation per point and unit computes all
 //! `1 + K` rows (affine map, gate, activation); for layers at least 16 wide the products
 //! `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory, a 4 × 4 block
-//! per invocation). Backward, per layer: the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and
+//! per invocation). An evaluation alone (no backward pass after it) stores only each hidden
+//! layer's output `X'`; the adjoint right-hand side also keeps `U` and `Y`. Backward, per layer: the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and
 //! `φ″` for the divergence's second-order terms, as in `nn::net`; the last layer seeds `a_z` on
 //! the primal rows and `−a_l e_k` on tangent rows `k`); partial sums over chunks of 256 rows of
 //! `W̄ = Ūᵀ X` (tiled as above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`;
@@ -389,8 +390,10 @@ impl ConcatSquashNet {
             .dispatch_words(pipeline, threads as u32, &dims.words(), buffers);
     }
 
-    /// The stacked forward pass from `z = z_vec[z_at ..]`; leaves `Y_L` (the output rows).
-    fn forward(&self, t: f32, z_vec: &GpuVec, z_at: usize, params: &GpuVec) {
+    /// The stacked forward pass from `z = z_vec[z_at ..]`; leaves `Y_L` (the output rows) and,
+    /// with `keep`, every layer's `U_l` and `Y_l` for the backward pass (without, the hidden
+    /// layers write only `X_{l+1}`: a third of their stores).
+    fn forward(&self, t: f32, z_vec: &GpuVec, z_at: usize, params: &GpuVec, keep: bool) {
         let k = &self.kernels;
         let rows = self.rows();
         let first = self.layers[0];
@@ -422,6 +425,9 @@ impl ConcatSquashNet {
             }
             let next = if i < last {
                 dims.mode |= 2;
+                if !keep {
+                    dims.mode |= 16;
+                }
                 &self.xs[i + 1]
             } else {
                 // No activation: X' is not written, but the binding must exist.
@@ -446,7 +452,7 @@ impl ConcatSquashNet {
 impl ConcatSquashNet {
     /// `dz = f(t, z)` (and `dΔlogp` with the divergence).
     pub(crate) fn eval(&mut self, t: f32, z: &GpuVec, params: &GpuVec, dz: &mut GpuVec) {
-        self.forward(t, z, 0, params);
+        self.forward(t, z, 0, params, false);
         let last = self.layers[self.layers.len() - 1];
         self.run(
             &self.kernels.write_value,
@@ -476,7 +482,7 @@ impl ConcatSquashNet {
         let k = &self.kernels;
         let rows = self.rows();
         let n_layers = self.layers.len();
-        self.forward(t, z_vec, z_at, params);
+        self.forward(t, z_vec, z_at, params, true);
         let last = self.layers[n_layers - 1];
         if let Some(v) = value_at {
             self.run(

@@ -20,7 +20,8 @@ struct Dims {
     mode: u32,    // bit 0: softplus (else tanh); bit 1: activation after this layer;
                   // bit 2: last layer (backward: cotangent from the state) / first layer
                   // (input_backward: write the state cotangent); bit 3: layer_forward finds
-                  // the products X Wᵀ already in U
+                  // the products X Wᵀ already in U; bit 4: layer_forward of a hidden layer
+                  // stores only X' (an evaluation without a backward pass)
     r0: u32,      // reduce_final: number of chunks
     r1: u32,      // input_backward: rows
     t: f32,
@@ -123,8 +124,10 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             y = u * g;
         }
         let o = r * d.dout + j;
-        dst[o] = u;
-        dst2[o] = y;
+        if ((d.mode & 16u) == 0u) {
+            dst[o] = u;
+            dst2[o] = y;
+        }
         if ((d.mode & 2u) == 2u) {
             if (k == 0u) {
                 let a = act3(y);
