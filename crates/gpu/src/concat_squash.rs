@@ -26,8 +26,10 @@
 //! `W̄ = Ūᵀ X` (tiled as above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`;
 //! their totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`,
 //! `b̄2 = ḡ g(1−g)`); and `X̄ = Ū W` (tiled for wide layers). An evaluation is `L + 2`
-//! dispatches plus one per tiled layer; an adjoint right-hand side about `6L + 2` (plus one for
-//! RDM's `f`). WGSL has no floating-point atomics, so no kernel accumulates across invocations.
+//! dispatches plus one per tiled layer; an adjoint right-hand side `5L + 1` plus one per tiled
+//! layer (plus one for RDM's `f`): the forward pass less `write_value`, then per layer the row
+//! cotangents, the parameter partials (one dispatch, weights and units together), their totals
+//! and `X̄`. WGSL has no floating-point atomics, so no kernel accumulates across invocations.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -108,7 +110,7 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 10] = [
+const ENTRIES: [&str; 9] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -117,7 +119,6 @@ const ENTRIES: [&str; 10] = [
     "reduce_final",
     "input_backward",
     "reduce_weights",
-    "reduce_units",
     "gemm_weights",
 ];
 
@@ -130,7 +131,6 @@ struct Kernels {
     reduce_final: wgpu::ComputePipeline,
     input_backward: wgpu::ComputePipeline,
     reduce_weights: wgpu::ComputePipeline,
-    reduce_units: wgpu::ComputePipeline,
     gemm_weights: wgpu::ComputePipeline,
 }
 
@@ -250,7 +250,6 @@ impl ConcatSquashNet {
             reduce_final: next(),
             input_backward: next(),
             reduce_weights: next(),
-            reduce_units: next(),
             gemm_weights: next(),
         };
         let xs = layers.iter().map(|l| ctx.storage(rows * l.din)).collect();
@@ -529,13 +528,14 @@ impl ConcatSquashNet {
                     &k.reduce_weights,
                     chunks * 256,
                     dims,
-                    &[(1, &self.ubar), (2, &self.xs[i]), (3, &self.partials)],
-                );
-                self.run(
-                    &k.reduce_units,
-                    l.dout * chunks,
-                    dims,
-                    &[(4, &self.unit_partials), (7, &self.ybar), (8, &self.us[i])],
+                    &[
+                        (1, &self.ubar),
+                        (2, &self.xs[i]),
+                        (3, &self.partials),
+                        (4, &self.unit_partials),
+                        (7, &self.ybar),
+                        (8, &self.us[i]),
+                    ],
                 );
             } else {
                 self.run(

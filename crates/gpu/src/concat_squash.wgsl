@@ -286,7 +286,8 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 // Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of CHUNK rows
 // accumulates the whole dout × din block Σ_r Ū[r, j] X[r, q] (src = Ū, src2 = X), 16 rows at a
 // time through workgroup memory, each invocation a 4 × 4 sub-block in registers; partial of
-// chunk c, entry j·din + q at dst[c · dout · din + j · din + q].
+// chunk c, entry j·din + q at dst[c · dout · din + j · din + q]. Then the chunk's per-unit sums
+// of `unit_sums` (so a layer's parameter partials are one dispatch).
 var<workgroup> tile_u: array<f32, 1024>;
 var<workgroup> tile_x: array<f32, 1024>;
 
@@ -344,14 +345,10 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
             }
         }
     }
-}
-
-// Per-unit partial sums (the second half of reduce_partial alone): for chunk c and unit j,
-// Σ_all Ȳ U into dst2[c·2·dout + j] and Σ_primal Ȳ into dst2[c·2·dout + dout + j]
-// (src3 = Ȳ, src4 = U).
-@compute @workgroup_size(256)
-fn reduce_units(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    unit_sums(index(gid, nwg), (d.rows + CHUNK - 1u) / CHUNK);
+    // The same chunk's per-unit sums (src3 = Ȳ, src4 = U into dst2), one invocation per unit.
+    if (t < d.dout) {
+        unit_sums(chunk * d.dout + t, chunks);
+    }
 }
 
 // Unit j of chunk c (v = c·dout + j): Σ_all Ȳ U into dst2[c·2·dout + j] and Σ_primal Ȳ into
