@@ -554,7 +554,8 @@ impl ConcatSquashNet {
             }
             self.run(
                 &k.reduce_final,
-                l.dout * l.din + l.dout,
+                // 16 items per workgroup of 256.
+                (l.dout * l.din + l.dout).div_ceil(16) * 256,
                 Dims {
                     r0: chunks as u32,
                     at_out: p_at as u32,

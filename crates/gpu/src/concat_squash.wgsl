@@ -226,35 +226,58 @@ fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     unit_sums(i - entries * chunks, chunks);
 }
 
-// The layer's parameter cotangents, scaled, into dst at at_out + offset: invocations [0, E)
-// sum W̄ over the r0 chunks (src); [E, E + dout) finish unit j from ḡ and s = Σ_primal Ȳ
-// (src2): b̄1 = g s, b̄3 = t s, c̄ = t ḡ g(1 − g), b̄2 = ḡ g(1 − g).
+// The layer's parameter cotangents, scaled, into dst at at_out + offset. Items [0, E) sum W̄
+// over the r0 chunks (src); items [E, E + dout) finish unit j from ḡ and s = Σ_primal Ȳ (src2):
+// b̄1 = g s, b̄3 = t s, c̄ = t ḡ g(1 − g), b̄2 = ḡ g(1 − g). A workgroup takes 16 items, 16
+// invocations each summing every 16th chunk, then a tree through workgroup memory: a large batch
+// has over a thousand chunks, which one invocation per item would walk alone.
+var<workgroup> slices: array<f32, 512>;
+
 @compute @workgroup_size(256)
-fn reduce_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
+fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = lid.x;
+    let lane = t % 16u;
+    let slice = t / 16u;
+    let item = (wid.x + wid.y * nwg.x) * 16u + lane;
     let entries = d.dout * d.din;
-    if (i < entries) {
-        var acc = 0.0;
-        for (var c = 0u; c < d.r0; c = c + 1u) {
-            acc = acc + src[c * entries + i];
+    var a = 0.0;
+    var b = 0.0;
+    if (item < entries) {
+        for (var c = slice; c < d.r0; c = c + 16u) {
+            a = a + src[c * entries + item];
         }
-        dst[d.at_out + d.w + i] = d.scale * acc;
-        return;
+    } else if (item < entries + d.dout) {
+        let j = item - entries;
+        for (var c = slice; c < d.r0; c = c + 16u) {
+            a = a + src2[c * 2u * d.dout + j];
+            b = b + src2[c * 2u * d.dout + d.dout + j];
+        }
     }
-    let j = i - entries;
-    if (j >= d.dout) { return; }
-    var gsum = 0.0;
-    var psum = 0.0;
-    for (var c = 0u; c < d.r0; c = c + 1u) {
-        gsum = gsum + src2[c * 2u * d.dout + j];
-        psum = psum + src2[c * 2u * d.dout + d.dout + j];
+    slices[t] = a;
+    slices[256u + t] = b;
+    workgroupBarrier();
+    for (var s = 8u; s > 0u; s = s / 2u) {
+        if (slice < s) {
+            slices[t] = slices[t] + slices[t + 16u * s];
+            slices[256u + t] = slices[256u + t] + slices[256u + t + 16u * s];
+        }
+        workgroupBarrier();
     }
-    let g = gate(j);
-    let dg = gsum * g * (1.0 - g);
-    dst[d.at_out + d.b1 + j] = d.scale * g * psum;
-    dst[d.at_out + d.b3 + j] = d.scale * d.t * psum;
-    dst[d.at_out + d.c + j] = d.scale * d.t * dg;
-    dst[d.at_out + d.b2 + j] = d.scale * dg;
+    if (slice != 0u) { return; }
+    if (item < entries) {
+        dst[d.at_out + d.w + item] = d.scale * slices[t];
+    } else if (item < entries + d.dout) {
+        let j = item - entries;
+        let gsum = slices[t];
+        let psum = slices[256u + t];
+        let g = gate(j);
+        let dg = gsum * g * (1.0 - g);
+        dst[d.at_out + d.b1 + j] = d.scale * g * psum;
+        dst[d.at_out + d.b3 + j] = d.scale * d.t * psum;
+        dst[d.at_out + d.c + j] = d.scale * d.t * dg;
+        dst[d.at_out + d.b2 + j] = d.scale * dg;
+    }
 }
 
 // X̄ = Ū W (src = Ū). Hidden layers: all r1 rows into dst. First layer (bit 2): the primal

@@ -97,14 +97,16 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// The toy net, a softplus net over several reduction chunks, a batch of one, a layer wider
-/// than the tiled weight-cotangent kernel takes (its fallback), and a 20 → 70 layer through the
-/// tiled product with partial tiles in every direction.
-const CNF_CASES: [(&[usize], Activation, usize); 5] = [
+/// than the tiled weight-cotangent kernel takes (its fallback), a 20 → 70 layer through the
+/// tiled product with partial tiles in every direction, and 30 reduction chunks (more than the
+/// 16 slices of the final reduction, so each slice sums several).
+const CNF_CASES: [(&[usize], Activation, usize); 6] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[3, 5, 4, 3], Activation::Softplus, 300),
     (&[2, 8, 2], Activation::Tanh, 1),
     (&[2, 80, 2], Activation::Tanh, 5),
     (&[2, 20, 70, 2], Activation::Softplus, 37),
+    (&[2, 24, 2], Activation::Softplus, 2500),
 ];
 
 /// The plain net takes states wider than the CNF's 7 (no tangent rows): a 12-wide state, a
