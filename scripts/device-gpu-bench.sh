@@ -8,32 +8,40 @@
 #   device run:  carry [".gl", "target/device/release/xtask"], command
 #                "bash scripts/device-gpu-bench.sh", timeout about 540 s
 #
-# Writes to $OUT: nvidia-smi.txt, gpu-report.md, gpu-results.json, and compare-<batch>.md for
-# each batch (torchdiffeq odeint_adjoint on CUDA against our GPU RDM/IRDM, same weights and
-# batches, interleaved).
+# Writes to $OUT (8 files, the device's limit): nvidia-smi.txt, log.txt (everything the
+# commands printed), gpu-report.md, gpu-results.json, and compare-<batch>.md for each batch
+# (torchdiffeq odeint_adjoint on CUDA against our GPU RDM/IRDM, same weights and batches,
+# interleaved). Time limits: 240 s for the GPU suite and 75 s per comparison, 540 s in all.
 set -uo pipefail
 OUT=${OUT:-target/device-out}
 mkdir -p "$OUT"
-if [ -d .gl ]; then
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
+if command -v nvidia-smi >/dev/null; then
+  # The device machine: bring the Vulkan loader, point it at NVIDIA's driver.
+  if [ -d .gl ]; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  fi
+  if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+  fi
+  export IRDM_GPU_ADAPTER=${IRDM_GPU_ADAPTER:-nvidia}
 fi
-if ! ls /usr/share/vulkan/icd.d/*nvidia* /etc/vulkan/icd.d/*nvidia* >/dev/null 2>&1; then
-  export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-fi
-export IRDM_GPU_ADAPTER=${IRDM_GPU_ADAPTER:-nvidia}
 XT=${XT:-target/device/release/xtask}
+# Smoke test elsewhere: BATCHES=8 IRDM_GPU_ADAPTER=llvmpipe OUT=/tmp/out bash scripts/...
+BATCHES=${BATCHES:-100,1000,10000,100000}
 WEIGHTS=crates/nn/tests/data/toy_cnf_pinwheel_trained.safetensors
 nvidia-smi -L > "$OUT/nvidia-smi.txt" 2>&1
 python3 -c "import torch, torchdiffeq; print(torch.__version__, torch.cuda.get_device_name())" >> "$OUT/nvidia-smi.txt" 2>&1
 
-timeout 300 "$XT" bench --gpu --batches 100,1000,10000,100000 --iters 10 \
-  --from-weights "$WEIGHTS" --out /tmp/gpu-bench
+LOG="$OUT/log.txt"
+timeout 240 "$XT" bench --gpu --batches "$BATCHES" --iters 10 \
+  --from-weights "$WEIGHTS" --out /tmp/gpu-bench 2>&1 | tee -a "$LOG"
 cp /tmp/gpu-bench/report.md "$OUT/gpu-report.md"
 cp /tmp/gpu-bench/results.json "$OUT/gpu-results.json"
 
-for b in 100 1000 10000 100000; do
-  timeout 60 "$XT" compare-torch --device cuda --batch "$b" --iters 5 \
-    --weights "$WEIGHTS" --out "/tmp/cmp-$b" && cp "/tmp/cmp-$b/compare.md" "$OUT/compare-$b.md"
+for b in ${BATCHES//,/ }; do
+  timeout 75 "$XT" compare-torch --device cuda --batch "$b" --iters 5 \
+    --weights "$WEIGHTS" --out "/tmp/cmp-$b" 2>&1 | tee -a "$LOG"
+  cp "/tmp/cmp-$b/compare.md" "$OUT/compare-$b.md"
 done
 ls -la "$OUT"
