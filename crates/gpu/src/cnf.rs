@@ -1,16 +1,19 @@
-//! [`GpuCnf`]: the continuous normalizing flow of FFJORD's toy experiments with every number on
+//! [`GpuCnf`]: the continuous normalizing flow of FFJORD's experiments with every number on
 //! the GPU: `dz/dt = f(t, z)`, `dΔlogp/dt = −tr ∂f/∂z` with the trace computed exactly from `D`
-//! forward-mode tangents (see `concat_squash` for the kernels), as a right-hand side on
+//! forward-mode tangents, or estimated as `εᵀ (∂f/∂z) ε` from one tangent seeded with fixed
+//! noise `ε` (Hutchinson; unbiased for noise of zero mean and unit covariance), see
+//! `concat_squash` for the kernels, as a right-hand side on
 //! [`GpuVec`](crate::GpuVec) with its adjoint system ([`adjoint::VectorVjp`]), so that
 //! `adjoint::forward_on` runs every gradient method on it unchanged.
 
-use crate::concat_squash::{ConcatSquashNet, GpuActivation, concat_squash_model};
+use crate::concat_squash::{ConcatSquashNet, DivergenceKind, GpuActivation, concat_squash_model};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use std::sync::Arc;
 
-/// FFJORD's toy CNF on the GPU for batches of a fixed size: the state is `[z (B × D), Δlogp
-/// (B)]`, the parameters those of `nn::Cnf` with exact divergence (same layout).
+/// FFJORD's CNF on the GPU for batches of a fixed size: the state is `[z (B × D), Δlogp (B)]`,
+/// the parameters those of `nn::Cnf` (same layout), the divergence exact ([`GpuCnf::new`]) or
+/// Hutchinson's estimate ([`GpuCnf::hutchinson`]).
 #[derive(Debug)]
 pub struct GpuCnf(ConcatSquashNet);
 
@@ -27,7 +30,38 @@ impl GpuCnf {
         act: GpuActivation,
         batch: usize,
     ) -> Result<Self, GpuError> {
-        ConcatSquashNet::new(ctx, dims, act, batch, true, "GPU CNF").map(Self)
+        ConcatSquashNet::new(ctx, dims, act, batch, DivergenceKind::Exact, "GPU CNF").map(Self)
+    }
+
+    /// A CNF with Hutchinson's divergence estimate `εᵀ (∂f/∂z) ε`, one tangent per point, so
+    /// any state width `D` (the exact divergence stops at 7). The noise starts as a fixed
+    /// Rademacher draw; draw a fresh one with [`GpuCnf::set_noise`] before each solve, and keep
+    /// it through the solve and its backward pass (FFJORD's practice).
+    ///
+    /// Errors: as [`GpuCnf::new`] but for the width limit.
+    pub fn hutchinson(
+        ctx: &Arc<GpuContext>,
+        dims: &[usize],
+        act: GpuActivation,
+        batch: usize,
+    ) -> Result<Self, GpuError> {
+        ConcatSquashNet::new(
+            ctx,
+            dims,
+            act,
+            batch,
+            DivergenceKind::Hutchinson,
+            "GPU CNF (Hutchinson)",
+        )
+        .map(Self)
+    }
+
+    /// Sets Hutchinson's noise `ε` (`B × D`, row-major; Rademacher or standard normal entries
+    /// make the estimate unbiased).
+    ///
+    /// Errors: a CNF with the exact divergence, a wrong length, or a non-finite entry.
+    pub fn set_noise(&mut self, noise: &[f32]) -> Result<(), GpuError> {
+        self.0.set_noise(noise)
     }
 
     /// FFJORD's toy model: `2 → 64 → 64 → 2`.

@@ -1,6 +1,7 @@
 //! The concat-squash network on the GPU shared by [`GpuNetRhs`](crate::GpuNetRhs) (a neural
-//! ODE `dz/dt = net(t, z)`) and [`GpuCnf`](crate::GpuCnf) (FFJORD's continuous normalizing flow
-//! with exact divergence): its forward pass and its adjoint right-hand side on [`GpuVec`].
+//! ODE `dz/dt = net(t, z)`) and [`GpuCnf`](crate::GpuCnf) (FFJORD's continuous normalizing flow,
+//! exact or Hutchinson divergence): its forward pass and its adjoint right-hand side on
+//! [`GpuVec`].
 //!
 //! The same network as `nn::OdeNet` with concat-squash layers (and the same parameter layout,
 //! so weights move between host and device): layers `d_0 = D → … → D`,
@@ -9,20 +10,23 @@
 //!     u = x Wᵀ + b1,   y = u ⊙ σ(t c + b2) + t b3,   x' = φ(y)   (φ = tanh or softplus;
 //!                                                                 none after the last layer)
 //!     dz/dt = f(t, z)                                 (both)
-//!     dΔlogp/dt = −tr ∂f/∂z = −Σ_k (J e_k)_k          (CNF only)
+//!     dΔlogp/dt = −tr ∂f/∂z = −Σ_k (J e_k)_k          (CNF, exact)
+//!              ≈ −εᵀ J ε                              (CNF, Hutchinson, fixed noise ε)
 //! ```
 //!
-//! evaluated on a batch of `B` points, for the CNF together with the `D` forward-mode tangents
-//! seeded with the unit vectors, stacked into `R = (1 + K)B` rows (`K = D` tangents for the CNF,
-//! `K = 0` for the plain net; rows `[kB, (k+1)B)` carry tangent `k`).
+//! evaluated on a batch of `B` points together with `K` forward-mode tangents stacked into
+//! `R = (1 + K)B` rows (rows `[kB, (k+1)B)` carry tangent `k`): `K = D` seeded with the unit
+//! vectors for the exact divergence, `K = 1` seeded with each point's `ε` for Hutchinson's,
+//! `K = 0` for the plain net.
 //!
 //! Forward, per layer: one dispatch in which an invocation per point and unit computes all
 //! `1 + K` rows (affine map, gate, activation); for layers at least 16 wide the products
 //! `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory, a 4 × 4 block
 //! per invocation). An evaluation alone (no backward pass after it) stores only each hidden
-//! layer's output `X'`; the adjoint right-hand side also keeps `U` and `Y`. Backward, per layer: the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and
-//! `φ″` for the divergence's second-order terms, as in `nn::net`; the last layer seeds `a_z` on
-//! the primal rows and `−a_l e_k` on tangent rows `k`); partial sums over chunks of 256 rows of
+//! layer's output `X'`; the adjoint right-hand side also keeps `U` and `Y`. Backward, per layer:
+//! the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's second-order
+//! terms, as in `nn::net`; the last layer seeds `a_z` on the primal rows and `−a_l e_k` on
+//! tangent rows `k`, or `−a_l ε` on Hutchinson's one tangent row); partial sums over chunks of 256 rows of
 //! `W̄ = Ūᵀ X` (tiled as above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`;
 //! their totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`,
 //! `b̄2 = ḡ g(1−g)`); and `X̄ = Ū W` (tiled for wide layers). An evaluation is `L + 2`
@@ -34,8 +38,20 @@
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::vector::GpuVec;
+
 use std::ops::Range;
 use std::sync::Arc;
+
+/// How the model's divergence `tr ∂f/∂z` is computed, if at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DivergenceKind {
+    /// No `Δlogp` (a plain neural ODE).
+    None,
+    /// `D` tangents seeded with the unit vectors: `Σ_k (J e_k)_k`.
+    Exact,
+    /// One tangent seeded with the noise `ε` of each point: `εᵀ J ε`.
+    Hutchinson,
+}
 
 /// Activation between layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +159,12 @@ pub(crate) struct ConcatSquashNet {
     act: GpuActivation,
     batch: usize,
     dim: usize,
-    /// Forward-mode tangents stacked under the primal rows: `D` (exact divergence) or 0.
+    divergence: DivergenceKind,
+    /// Forward-mode tangents stacked under the primal rows: `D` (exact), 1 (Hutchinson) or 0.
     tangents: usize,
+    /// Hutchinson's noise `ε` (`B × D`); a one-float placeholder otherwise (the kernels that
+    /// read it bind it in every mode).
+    noise: wgpu::Buffer,
     param_len: usize,
     /// Tiled (workgroup-memory) kernels for the products of layers at least 16 wide.
     tiled: bool,
@@ -167,21 +187,21 @@ impl std::fmt::Debug for ConcatSquashNet {
             .field("batch", &self.batch)
             .field("layers", &self.layers)
             .field("act", &self.act)
-            .field("divergence", &self.has_divergence())
+            .field("divergence", &self.divergence)
             .finish()
     }
 }
 
 impl ConcatSquashNet {
     /// A net with layer widths `dims` (`D → … → D`, at least two) for batches of `batch`
-    /// points; with `divergence`, the state carries `Δlogp` and the `D` tangents are stacked.
-    /// `what` names the model in errors.
+    /// points; with a divergence, the state carries `Δlogp` and the tangents are stacked
+    /// (Hutchinson's noise starts as a fixed Rademacher draw). `what` names the model in errors.
     pub(crate) fn new(
         ctx: &Arc<GpuContext>,
         dims: &[usize],
         act: GpuActivation,
         batch: usize,
-        divergence: bool,
+        divergence: DivergenceKind,
         what: &str,
     ) -> Result<Self, GpuError> {
         let invalid = |reason: String| GpuError::Invalid {
@@ -197,10 +217,14 @@ impl ConcatSquashNet {
         if dims[dims.len() - 1] != dim {
             return Err(invalid(format!("input and output widths differ: {dims:?}")));
         }
-        let tangents = if divergence { dim } else { 0 };
+        let tangents = match divergence {
+            DivergenceKind::None => 0,
+            DivergenceKind::Exact => dim,
+            DivergenceKind::Hutchinson => 1,
+        };
         if tangents + 1 > MAX_ROWS {
             return Err(invalid(format!(
-                "state width {dim} is above {} (the exact divergence keeps 1 + D rows per point in registers)",
+                "state width {dim} is above {} (the exact divergence keeps 1 + D rows per point in registers; Hutchinson's estimator takes any width)",
                 MAX_ROWS - 1
             )));
         }
@@ -266,7 +290,15 @@ impl ConcatSquashNet {
             act,
             batch,
             dim,
+            divergence,
             tangents,
+            noise: if divergence == DivergenceKind::Hutchinson {
+                let v = ctx.storage(batch * dim);
+                ctx.write(&v, &rademacher(batch * dim));
+                v
+            } else {
+                ctx.storage(1)
+            },
             param_len: off,
             xs,
             us,
@@ -281,7 +313,32 @@ impl ConcatSquashNet {
     }
 
     fn has_divergence(&self) -> bool {
-        self.tangents > 0
+        self.divergence != DivergenceKind::None
+    }
+
+    /// Replaces Hutchinson's noise (`B × D`, row-major).
+    ///
+    /// Errors: not a Hutchinson model, a wrong length, or a non-finite entry.
+    pub(crate) fn set_noise(&mut self, noise: &[f32]) -> Result<(), GpuError> {
+        let invalid = |reason: String| GpuError::Invalid {
+            what: "Hutchinson noise".into(),
+            reason,
+        };
+        if self.divergence != DivergenceKind::Hutchinson {
+            return Err(invalid("the model has no Hutchinson estimator".into()));
+        }
+        if noise.len() != self.batch * self.dim {
+            return Err(invalid(format!(
+                "{} floats, expected batch × D = {}",
+                noise.len(),
+                self.batch * self.dim
+            )));
+        }
+        if let Some(i) = noise.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(format!("entry {i} is {}", noise[i])));
+        }
+        self.ctx.write(&self.noise, noise);
+        Ok(())
     }
 
     pub(crate) fn param_len(&self) -> usize {
@@ -320,6 +377,10 @@ impl ConcatSquashNet {
             mode: match self.act {
                 GpuActivation::Tanh => 0,
                 GpuActivation::Softplus => 1,
+            } | if self.divergence == DivergenceKind::Hutchinson {
+                32
+            } else {
+                0
             },
             ..Dims::default()
         }
@@ -403,7 +464,7 @@ impl ConcatSquashNet {
                 at_in: z_at as u32,
                 ..self.base(&first)
             },
-            &[(1, z_vec.buffer()), (3, &self.xs[0])],
+            &[(1, z_vec.buffer()), (3, &self.xs[0]), (7, &self.noise)],
         );
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
@@ -460,7 +521,11 @@ impl ConcatSquashNet {
                 at_out: 0,
                 ..self.base(&last)
             },
-            &[(1, &self.ys[self.layers.len() - 1]), (3, dz.buffer())],
+            &[
+                (1, &self.ys[self.layers.len() - 1]),
+                (3, dz.buffer()),
+                (7, &self.noise),
+            ],
         );
     }
 
@@ -491,7 +556,11 @@ impl ConcatSquashNet {
                     at_out: v as u32,
                     ..self.base(&last)
                 },
-                &[(1, &self.ys[n_layers - 1]), (3, dx.buffer())],
+                &[
+                    (1, &self.ys[n_layers - 1]),
+                    (3, dx.buffer()),
+                    (7, &self.noise),
+                ],
             );
         }
         let p_at = adj_at + self.state_len();
@@ -519,6 +588,7 @@ impl ConcatSquashNet {
                     (2, cotangent),
                     (3, &self.ybar),
                     (4, &self.ubar),
+                    (7, &self.noise),
                 ],
             );
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
@@ -633,6 +703,21 @@ impl ConcatSquashNet {
         }
         g
     }
+}
+
+/// A fixed Rademacher draw of `n` signs (SplitMix64 bits), the initial Hutchinson noise.
+fn rademacher(n: usize) -> Vec<f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            if z >> 63 == 0 { 1.0 } else { -1.0 }
+        })
+        .collect()
 }
 
 /// The public face of a [`ConcatSquashNet`] wrapper `$name(ConcatSquashNet)`: its accessors,

@@ -21,7 +21,8 @@ struct Dims {
                   // bit 2: last layer (backward: cotangent from the state) / first layer
                   // (input_backward: write the state cotangent); bit 3: layer_forward finds
                   // the products X Wᵀ already in U; bit 4: layer_forward of a hidden layer
-                  // stores only X' (an evaluation without a backward pass)
+                  // stores only X' (an evaluation without a backward pass); bit 5: one
+                  // tangent seeded with Hutchinson's noise (src3 = ε, B × D)
     r0: u32,      // reduce_final: number of chunks
     r1: u32,      // input_backward: rows
     t: f32,
@@ -42,9 +43,14 @@ const CHUNK: u32 = 256u;
 // Rows per point (1 + D) that the row-wise kernels hold in registers.
 const MAX_ROWS: u32 = 8u;
 
-// Whether the rows carry the divergence tangents (K = D > 0).
+// Whether the rows carry divergence tangents (K > 0).
 fn with_divergence() -> bool {
     return d.rows > d.batch;
+}
+
+// Whether the one tangent row of each point is seeded with Hutchinson's noise.
+fn hutchinson() -> bool {
+    return (d.mode & 32u) == 32u;
 }
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -82,6 +88,8 @@ fn seed_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let col = i % d.din;
     if (r < d.batch) {
         dst[i] = src[d.at_in + r * d.din + col];
+    } else if (hutchinson()) {
+        dst[i] = src3[(r - d.batch) * d.din + col];
     } else {
         dst[i] = select(0.0, 1.0, col + 1u == r / d.batch);
     }
@@ -140,7 +148,8 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
 }
 
-// dz = Y[primal] and, with the divergence, dΔlogp = −Σ_k Y[tangent k, k] (written at `at_out`).
+// dz = Y[primal] and, with the divergence, dΔlogp = −Σ_k Y[tangent k, k], or with Hutchinson's
+// noise −Σ_k ε_k Y[tangent, k] (written at `at_out`).
 @compute @workgroup_size(256)
 fn write_value(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let b = index(gid, nwg);
@@ -151,8 +160,14 @@ fn write_value(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     if (!with_divergence()) { return; }
     var div = 0.0;
-    for (var k = 0u; k < D; k = k + 1u) {
-        div = div + src[((k + 1u) * d.batch + b) * D + k];
+    if (hutchinson()) {
+        for (var k = 0u; k < D; k = k + 1u) {
+            div = div + src3[b * D + k] * src[(d.batch + b) * D + k];
+        }
+    } else {
+        for (var k = 0u; k < D; k = k + 1u) {
+            div = div + src[((k + 1u) * d.batch + b) * D + k];
+        }
     }
     dst[d.at_out + d.batch * D + b] = -div;
 }
@@ -178,6 +193,8 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
             var yb = 0.0;
             if (k == 0u) {
                 yb = src2[d.at_in + b * D + j];
+            } else if (hutchinson()) {
+                yb = -al * src3[b * D + j];
             } else if (j + 1u == k) {
                 yb = -al;
             }

@@ -10,8 +10,9 @@
 //!   weighted RMS error norm and the dot product reduced on the device.
 //! * [`GpuNetRhs`]: a neural ODE `dz/dt = net(t, z)` with concat-squash layers (tanh or
 //!   softplus) and its adjoint right-hand side, implementing [`adjoint::VectorVjp`].
-//! * [`GpuCnf`]: FFJORD's toy continuous normalizing flow (concat-squash layers, tanh or
-//!   softplus, exact divergence) with its adjoint right-hand side, implementing
+//! * [`GpuCnf`]: FFJORD's continuous normalizing flow (concat-squash layers, tanh or
+//!   softplus, exact divergence up to `D = 7` or Hutchinson's estimate at any `D`) with its
+//!   adjoint right-hand side, implementing
 //!   [`adjoint::VectorVjp`]: `adjoint::forward_on` runs Direct, ANODE, RDM and IRDM with the
 //!   state, the stored stages, checkpoints or Chebyshev nodes, and the backward state all on
 //!   the device.
@@ -20,8 +21,6 @@
 //!   uploaded with the submission, so an adaptive step costs one submission and one readback
 //!   (all norm groups together) and creates no buffer (the reduction and readback buffers are
 //!   kept; [`GpuContext::buffers_created`] counts).
-//!
-//! Hutchinson's divergence stays on the host (`nn::Cnf`).
 
 mod cnf;
 mod concat_squash;

@@ -4,7 +4,7 @@
 //! `−aᵀ∂f/∂θ` from one reverse sweep, so that `adjoint::forward_on` runs every gradient method
 //! with the state on the device.
 
-use crate::concat_squash::{ConcatSquashNet, GpuActivation, concat_squash_model};
+use crate::concat_squash::{ConcatSquashNet, DivergenceKind, GpuActivation, concat_squash_model};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ impl GpuNetRhs {
         act: GpuActivation,
         batch: usize,
     ) -> Result<Self, GpuError> {
-        ConcatSquashNet::new(ctx, dims, act, batch, false, "GPU ODE net").map(Self)
+        ConcatSquashNet::new(ctx, dims, act, batch, DivergenceKind::None, "GPU ODE net").map(Self)
     }
 }
 

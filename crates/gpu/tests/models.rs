@@ -9,7 +9,7 @@ mod common;
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, Vjp, forward_on};
 use common::context;
 use gpu::{GpuActivation, GpuCnf, GpuContext, GpuNetRhs, GpuVec};
-use nn::{Activation, Cnf, Divergence, LayerKind, NetRhs, OdeNet, Rng};
+use nn::{Activation, Cnf, Divergence, LayerKind, NetRhs, Noise, OdeNet, Rng};
 use rk::Rhs;
 use std::sync::Arc;
 
@@ -73,6 +73,28 @@ fn cnf_pair(
     })
 }
 
+/// Hutchinson's CNF on both sides with the same Gaussian noise (`nn::Cnf::sample_noise` draws
+/// it row-major from the generator, as here).
+fn hutchinson_pair(
+    ctx: &Arc<GpuContext>,
+    dims: &[usize],
+    act: Activation,
+    batch: usize,
+    seed: u64,
+) -> Pair<GpuCnf, Cnf<f32>> {
+    let mut gpu = GpuCnf::hutchinson(ctx, dims, gpu_activation(act), batch).unwrap();
+    let noise_seed = 1000 + seed;
+    let mut rng = Rng::new(noise_seed);
+    let noise: Vec<f32> = (0..batch * dims[0]).map(|_| rng.normal() as f32).collect();
+    gpu.set_noise(&noise).unwrap();
+    assert_eq!(gpu.state_len(), batch * (dims[0] + 1));
+    pair(gpu, dims, act, seed, |net| {
+        let mut host = Cnf::new(net, batch, Divergence::Hutchinson).unwrap();
+        host.sample_noise(&mut Rng::new(noise_seed), Noise::Gaussian);
+        host
+    })
+}
+
 fn net_pair(
     ctx: &Arc<GpuContext>,
     dims: &[usize],
@@ -109,6 +131,14 @@ const CNF_CASES: [(&[usize], Activation, usize); 6] = [
     (&[2, 24, 2], Activation::Softplus, 2500),
 ];
 
+/// Hutchinson's estimator takes any width: the toy net, a 10-wide state over several reduction
+/// chunks, a batch of one.
+const HUTCHINSON_CASES: [(&[usize], Activation, usize); 3] = [
+    (&[2, 64, 64, 2], Activation::Tanh, 37),
+    (&[10, 32, 10], Activation::Softplus, 300),
+    (&[3, 8, 3], Activation::Tanh, 1),
+];
+
 /// The plain net takes states wider than the CNF's 7 (no tangent rows): a 12-wide state, a
 /// 20-wide one through the tiled products at both ends, a batch of one and a many-chunk batch.
 const NET_CASES: [(&[usize], Activation, usize); 5] = [
@@ -119,15 +149,18 @@ const NET_CASES: [(&[usize], Activation, usize); 5] = [
     (&[4, 20, 70, 4], Activation::Softplus, 37),
 ];
 
-/// `f` on the device against the host.
-fn check_rhs<G: Rhs<GpuVec>, H: Rhs<Vec<f32>>>(ctx: &Arc<GpuContext>, p: &mut Pair<G, H>) -> f64 {
+/// `f` on the device against the host: the relative error.
+fn check_rhs<G: Rhs<GpuVec>, H: Rhs<Vec<f32>>>(
+    ctx: &Arc<GpuContext>,
+    p: &mut Pair<G, H>,
+) -> Vec<f64> {
     let mut want = vec![0.0f32; p.state.len()];
     p.host.eval(0.3, &p.state, &p.params, &mut want);
     let z = GpuVec::from_host(ctx, &p.state);
     let th = GpuVec::from_host(ctx, &p.params);
     let mut dz = GpuVec::zeros(ctx, p.state.len());
     p.gpu.eval(0.3, &z, &th, &mut dz);
-    rel(&dz.to_host(), &want)
+    vec![rel(&dz.to_host(), &want)]
 }
 
 /// The adjoint right-hand side in IRDM's layout (`z` separate, `x = [a, g]`,
@@ -136,7 +169,7 @@ fn check_rhs<G: Rhs<GpuVec>, H: Rhs<Vec<f32>>>(ctx: &Arc<GpuContext>, p: &mut Pa
 fn check_adjoint_rhs<G: VectorVjp<GpuVec>, H: Vjp<f32>>(
     ctx: &Arc<GpuContext>,
     p: &mut Pair<G, H>,
-) -> [f64; 3] {
+) -> Vec<f64> {
     let n = p.state.len();
     let np = p.params.len();
     let mut rng = Rng::new(99);
@@ -184,51 +217,101 @@ fn check_adjoint_rhs<G: VectorVjp<GpuVec>, H: Vjp<f32>>(
     let mut dxg = GpuVec::zeros(ctx, 2 * n + np);
     p.gpu
         .adjoint_rhs(0.7, &xg, 0, &th, &xg, n, &mut dxg, Some(0), n);
-    [irdm[0], irdm[1], rel(&dxg.to_host(), &want)]
+    vec![irdm[0], irdm[1], rel(&dxg.to_host(), &want)]
+}
+
+/// The GPU models' kernel switch, for the generic checks below.
+trait Tiled {
+    fn tiled(&mut self, tiled: bool);
+}
+
+impl Tiled for GpuCnf {
+    fn tiled(&mut self, tiled: bool) {
+        self.set_tiled(tiled);
+    }
+}
+
+impl Tiled for GpuNetRhs {
+    fn tiled(&mut self, tiled: bool) {
+        self.set_tiled(tiled);
+    }
+}
+
+type Case = (&'static [usize], Activation, usize);
+type MakePair<G, H> = fn(&Arc<GpuContext>, &[usize], Activation, usize, u64) -> Pair<G, H>;
+
+/// `check` on every case with the simple and the tiled kernels: each error it returns is below
+/// `tol`.
+fn check_cases<G: Tiled, H>(
+    ctx: &Arc<GpuContext>,
+    label: &str,
+    cases: &[Case],
+    make: MakePair<G, H>,
+    seed: u64,
+    tol: f64,
+    check: fn(&Arc<GpuContext>, &mut Pair<G, H>) -> Vec<f64>,
+) {
+    for tiled in [false, true] {
+        for (k, &(dims, act, batch)) in cases.iter().enumerate() {
+            let mut p = make(ctx, dims, act, batch, seed + k as u64);
+            p.gpu.tiled(tiled);
+            let e = check(ctx, &mut p);
+            assert!(
+                e.iter().all(|&e| e < tol),
+                "{label} {dims:?} tiled {tiled}: {e:?}"
+            );
+        }
+    }
 }
 
 #[test]
 fn right_hand_sides_match_the_host() {
     let Some(ctx) = context() else { return };
-    for tiled in [false, true] {
-        for (k, &(dims, act, batch)) in CNF_CASES.iter().enumerate() {
-            let mut p = cnf_pair(&ctx, dims, act, batch, k as u64);
-            p.gpu.set_tiled(tiled);
-            let e = check_rhs(&ctx, &mut p);
-            assert!(e < 1e-5, "CNF {dims:?} tiled {tiled}: {e:e}");
-        }
-        for (k, &(dims, act, batch)) in NET_CASES.iter().enumerate() {
-            let mut p = net_pair(&ctx, dims, act, batch, k as u64);
-            p.gpu.set_tiled(tiled);
-            let e = check_rhs(&ctx, &mut p);
-            assert!(e < 1e-5, "net {dims:?} tiled {tiled}: {e:e}");
-        }
-    }
+    check_cases(&ctx, "CNF", &CNF_CASES, cnf_pair, 0, 1e-5, check_rhs);
+    check_cases(&ctx, "net", &NET_CASES, net_pair, 0, 1e-5, check_rhs);
+    let cases = &HUTCHINSON_CASES;
+    check_cases(
+        &ctx,
+        "Hutchinson",
+        cases,
+        hutchinson_pair,
+        0,
+        1e-5,
+        check_rhs,
+    );
 }
 
 #[test]
 fn adjoint_right_hand_sides_match_the_host_in_both_layouts() {
     let Some(ctx) = context() else { return };
-    for tiled in [false, true] {
-        for (k, &(dims, act, batch)) in CNF_CASES.iter().enumerate() {
-            let mut p = cnf_pair(&ctx, dims, act, batch, 10 + k as u64);
-            p.gpu.set_tiled(tiled);
-            let e = check_adjoint_rhs(&ctx, &mut p);
-            assert!(
-                e.iter().all(|&e| e < 1e-4),
-                "CNF {dims:?} tiled {tiled}: {e:?}"
-            );
-        }
-        for (k, &(dims, act, batch)) in NET_CASES.iter().enumerate() {
-            let mut p = net_pair(&ctx, dims, act, batch, 10 + k as u64);
-            p.gpu.set_tiled(tiled);
-            let e = check_adjoint_rhs(&ctx, &mut p);
-            assert!(
-                e.iter().all(|&e| e < 1e-4),
-                "net {dims:?} tiled {tiled}: {e:?}"
-            );
-        }
-    }
+    check_cases(
+        &ctx,
+        "CNF",
+        &CNF_CASES,
+        cnf_pair,
+        10,
+        1e-4,
+        check_adjoint_rhs,
+    );
+    check_cases(
+        &ctx,
+        "net",
+        &NET_CASES,
+        net_pair,
+        10,
+        1e-4,
+        check_adjoint_rhs,
+    );
+    let cases = &HUTCHINSON_CASES;
+    check_cases(
+        &ctx,
+        "Hutchinson",
+        cases,
+        hutchinson_pair,
+        10,
+        1e-4,
+        check_adjoint_rhs,
+    );
 }
 
 /// Every gradient method on the device against the same method on the host: `dL/dz0` and
@@ -301,6 +384,10 @@ fn every_gradient_method_on_the_gpu_matches_the_host() {
         p.gpu.set_tiled(tiled);
         assert_eq!(p.gpu.is_tiled(), tiled);
         check_every_method(&ctx, &mut p, 0.5, "CNF");
+        // Hutchinson's estimate on the toy CNF.
+        let mut p = hutchinson_pair(&ctx, &[2, 64, 64, 2], Activation::Tanh, 64, 7);
+        p.gpu.set_tiled(tiled);
+        check_every_method(&ctx, &mut p, 0.5, "Hutchinson");
         // A plain neural ODE on a wider state, over a longer span.
         let mut p = net_pair(&ctx, &[10, 32, 10], Activation::Softplus, 50, 6);
         p.gpu.set_tiled(tiled);
@@ -418,4 +505,61 @@ fn buffers_created_per_gradient_do_not_grow_with_the_steps() {
         );
         assert_eq!(tight.0, loose.0, "{}: {created_and_steps:?}", m.name());
     }
+}
+
+/// Hutchinson's estimate is unbiased: over many Rademacher draws for copies of one point, the
+/// mean of `−dΔlogp` approaches the exact divergence (within four standard errors).
+#[test]
+fn hutchinson_estimates_average_to_the_exact_divergence() {
+    let Some(ctx) = context() else { return };
+    let dims = [3, 16, 3];
+    let copies = 4000;
+    let mut rng = Rng::new(21);
+    let (_, params) = net_and_params(&dims, Activation::Softplus, &mut rng);
+    let th = GpuVec::from_host(&ctx, &params);
+    let point = [0.3f32, -0.7, 1.1];
+    let mut exact = GpuCnf::new(&ctx, &dims, GpuActivation::Softplus, 1).unwrap();
+    let mut out = GpuVec::zeros(&ctx, 4);
+    let mut state = point.to_vec();
+    state.push(0.0);
+    exact.eval(0.2, &GpuVec::from_host(&ctx, &state), &th, &mut out);
+    let exact_div = -f64::from(out.to_host()[3]);
+
+    let mut est = GpuCnf::hutchinson(&ctx, &dims, GpuActivation::Softplus, copies).unwrap();
+    let noise: Vec<f32> = (0..copies * 3).map(|_| rng.rademacher() as f32).collect();
+    est.set_noise(&noise).unwrap();
+    let mut state: Vec<f32> = (0..copies).flat_map(|_| point).collect();
+    state.extend(std::iter::repeat_n(0.0, copies));
+    let mut out = GpuVec::zeros(&ctx, state.len());
+    est.eval(0.2, &GpuVec::from_host(&ctx, &state), &th, &mut out);
+    let divs: Vec<f64> = out.to_host()[3 * copies..]
+        .iter()
+        .map(|&v| -f64::from(v))
+        .collect();
+    let mean = divs.iter().sum::<f64>() / copies as f64;
+    let var = divs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (copies - 1) as f64;
+    let se = (var / copies as f64).sqrt();
+    assert!(var > 0.0, "the estimates vary with the noise");
+    assert!(
+        (mean - exact_div).abs() < 4.0 * se,
+        "mean {mean} vs exact {exact_div} (standard error {se})"
+    );
+}
+
+#[test]
+fn hutchinson_noise_is_checked() {
+    let Some(ctx) = context() else { return };
+    let tanh = GpuActivation::Tanh;
+    let mut exact = GpuCnf::new(&ctx, &[2, 4, 2], tanh, 3).unwrap();
+    assert!(exact.set_noise(&[1.0; 6]).is_err());
+    let mut h = GpuCnf::hutchinson(&ctx, &[2, 4, 2], tanh, 3).unwrap();
+    assert!(h.set_noise(&[1.0; 6]).is_ok());
+    assert!(h.set_noise(&[1.0; 5]).is_err());
+    let e = h
+        .set_noise(&[1.0, 1.0, f32::NAN, 1.0, 1.0, 1.0])
+        .unwrap_err();
+    assert!(e.to_string().contains("entry 2"), "{e}");
+    // Any width: 12 would be beyond the exact divergence.
+    assert!(GpuCnf::hutchinson(&ctx, &[12, 4, 12], tanh, 2).is_ok());
+    assert!(GpuCnf::new(&ctx, &[12, 4, 12], tanh, 2).is_err());
 }
