@@ -162,12 +162,20 @@ pub(crate) struct ConcatSquashNet {
     divergence: DivergenceKind,
     /// Forward-mode tangents stacked under the primal rows: `D` (exact), 1 (Hutchinson) or 0.
     tangents: usize,
-    /// Hutchinson's noise `ε` (`B × D`); a one-float placeholder otherwise (the kernels that
-    /// read it bind it in every mode).
-    noise: wgpu::Buffer,
     param_len: usize,
     /// Tiled (workgroup-memory) kernels for the products of layers at least 16 wide.
     tiled: bool,
+    /// Everything sized by the batch.
+    buf: Buffers,
+    /// Model name in errors.
+    what: String,
+}
+
+/// The buffers of one batch size.
+struct Buffers {
+    /// Hutchinson's noise `ε` (`B × D`); a one-float placeholder otherwise (the kernels that
+    /// read it bind it in every mode).
+    noise: wgpu::Buffer,
     /// Per layer: input `X_l` (R × d_l), affine `U_l` and pre-activation `Y_l` (R × d_{l+1}).
     xs: Vec<wgpu::Buffer>,
     us: Vec<wgpu::Buffer>,
@@ -179,6 +187,64 @@ pub(crate) struct ConcatSquashNet {
     ubar: wgpu::Buffer,
     partials: wgpu::Buffer,
     unit_partials: wgpu::Buffer,
+}
+
+impl Buffers {
+    /// Checks that a batch of `batch` points with `tangents` tangent rows fits 32-bit indexing
+    /// and the device's buffer limit, and allocates its buffers (Hutchinson's noise as a fixed
+    /// Rademacher draw).
+    fn new(
+        ctx: &GpuContext,
+        what: &str,
+        layers: &[Layer],
+        batch: usize,
+        tangents: usize,
+        hutchinson: bool,
+    ) -> Result<Self, GpuError> {
+        if batch == 0 {
+            return Err(GpuError::Invalid {
+                what: what.into(),
+                reason: "batch must be >= 1".into(),
+            });
+        }
+        let rows = (1 + tangents) * batch;
+        let dim = layers[0].din;
+        let max_width = layers.iter().map(|l| l.din.max(l.dout)).max().unwrap_or(1);
+        if rows
+            .checked_mul(max_width * max_width)
+            .is_none_or(|v| v > u32::MAX as usize)
+        {
+            return Err(GpuError::Invalid {
+                what: what.into(),
+                reason: format!(
+                    "batch {batch} with layers up to {max_width} wide exceeds 32-bit indexing"
+                ),
+            });
+        }
+        // The largest buffers: the stacked activations (R × widest layer) and the partial sums
+        // of the weight cotangents (chunks × widest²).
+        let wide = rows * max_width;
+        let chunks = rows.div_ceil(CHUNK);
+        ctx.check_buffer(what, wide)?;
+        ctx.check_buffer(what, chunks * max_width * max_width)?;
+        Ok(Self {
+            noise: if hutchinson {
+                let v = ctx.storage(batch * dim);
+                ctx.write(&v, &rademacher(batch * dim));
+                v
+            } else {
+                ctx.storage(1)
+            },
+            xs: layers.iter().map(|l| ctx.storage(rows * l.din)).collect(),
+            us: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
+            ys: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
+            xbar: [ctx.storage(wide), ctx.storage(wide)],
+            ybar: ctx.storage(wide),
+            ubar: ctx.storage(wide),
+            partials: ctx.storage(chunks * max_width * max_width),
+            unit_partials: ctx.storage(chunks * 2 * max_width),
+        })
+    }
 }
 
 impl std::fmt::Debug for ConcatSquashNet {
@@ -228,20 +294,6 @@ impl ConcatSquashNet {
                 MAX_ROWS - 1
             )));
         }
-        let rows = (1 + tangents) * batch;
-        let max_width = *dims.iter().max().unwrap_or(&1);
-        if rows
-            .checked_mul(max_width * max_width)
-            .is_none_or(|v| v > u32::MAX as usize)
-        {
-            return Err(invalid(format!(
-                "batch {batch} with widths {dims:?} exceeds 32-bit indexing"
-            )));
-        }
-        // The largest buffers: the stacked activations (R × widest layer) and the partial sums
-        // of the weight cotangents (chunks × widest²).
-        ctx.check_buffer(what, rows * max_width)?;
-        ctx.check_buffer(what, rows.div_ceil(CHUNK) * max_width * max_width)?;
         let mut layers = Vec::new();
         let mut off = 0;
         for w in dims.windows(2) {
@@ -276,11 +328,14 @@ impl ConcatSquashNet {
             reduce_weights: next(),
             gemm_weights: next(),
         };
-        let xs = layers.iter().map(|l| ctx.storage(rows * l.din)).collect();
-        let us = layers.iter().map(|l| ctx.storage(rows * l.dout)).collect();
-        let ys = layers.iter().map(|l| ctx.storage(rows * l.dout)).collect();
-        let wide = rows * max_width;
-        let chunks = rows.div_ceil(CHUNK);
+        let buf = Buffers::new(
+            ctx,
+            what,
+            &layers,
+            batch,
+            tangents,
+            divergence == DivergenceKind::Hutchinson,
+        )?;
         Ok(Self {
             // Measured on lavapipe at batch 1000: f 9.7 ms tiled against 16.0 ms simple,
             // adjoint RHS 37.9 against 47.4 ms.
@@ -292,24 +347,29 @@ impl ConcatSquashNet {
             dim,
             divergence,
             tangents,
-            noise: if divergence == DivergenceKind::Hutchinson {
-                let v = ctx.storage(batch * dim);
-                ctx.write(&v, &rademacher(batch * dim));
-                v
-            } else {
-                ctx.storage(1)
-            },
             param_len: off,
-            xs,
-            us,
-            ys,
-            xbar: [ctx.storage(wide), ctx.storage(wide)],
-            ybar: ctx.storage(wide),
-            ubar: ctx.storage(wide),
-            partials: ctx.storage(chunks * max_width * max_width),
-            unit_partials: ctx.storage(chunks * 2 * max_width),
+            buf,
+            what: what.into(),
             ctx: Arc::clone(ctx),
         })
+    }
+
+    /// Changes the batch size: new buffers for `batch` points (the compiled kernels stay;
+    /// Hutchinson's noise restarts as the fixed draw).
+    ///
+    /// Errors: a zero batch, or one beyond 32-bit indexing or the device's buffer limit (the
+    /// model keeps its old batch then).
+    pub(crate) fn set_batch(&mut self, batch: usize) -> Result<(), GpuError> {
+        self.buf = Buffers::new(
+            &self.ctx,
+            &self.what,
+            &self.layers,
+            batch,
+            self.tangents,
+            self.divergence == DivergenceKind::Hutchinson,
+        )?;
+        self.batch = batch;
+        Ok(())
     }
 
     fn has_divergence(&self) -> bool {
@@ -337,7 +397,7 @@ impl ConcatSquashNet {
         if let Some(i) = noise.iter().position(|v| !v.is_finite()) {
             return Err(invalid(format!("entry {i} is {}", noise[i])));
         }
-        self.ctx.write(&self.noise, noise);
+        self.ctx.write(&self.buf.noise, noise);
         Ok(())
     }
 
@@ -464,7 +524,11 @@ impl ConcatSquashNet {
                 at_in: z_at as u32,
                 ..self.base(&first)
             },
-            &[(1, z_vec.buffer()), (3, &self.xs[0]), (7, &self.noise)],
+            &[
+                (1, z_vec.buffer()),
+                (3, &self.buf.xs[0]),
+                (7, &self.buf.noise),
+            ],
         );
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
@@ -472,11 +536,11 @@ impl ConcatSquashNet {
             if self.tiled_product(l) {
                 // U = X Wᵀ as a tiled product; layer_forward adds the rest.
                 self.gemm(
-                    &self.xs[i],
+                    &self.buf.xs[i],
                     l.din,
                     l,
                     false,
-                    &self.us[i],
+                    &self.buf.us[i],
                     l.dout,
                     rows,
                     params,
@@ -488,10 +552,10 @@ impl ConcatSquashNet {
                 if !keep {
                     dims.mode |= 16;
                 }
-                &self.xs[i + 1]
+                &self.buf.xs[i + 1]
             } else {
                 // No activation: X' is not written, but the binding must exist.
-                &self.xbar[0]
+                &self.buf.xbar[0]
             };
             self.run(
                 &k.layer_forward,
@@ -499,9 +563,9 @@ impl ConcatSquashNet {
                 dims,
                 &[
                     (0, params.buffer()),
-                    (1, &self.xs[i]),
-                    (3, &self.us[i]),
-                    (4, &self.ys[i]),
+                    (1, &self.buf.xs[i]),
+                    (3, &self.buf.us[i]),
+                    (4, &self.buf.ys[i]),
                     (6, next),
                 ],
             );
@@ -522,9 +586,9 @@ impl ConcatSquashNet {
                 ..self.base(&last)
             },
             &[
-                (1, &self.ys[self.layers.len() - 1]),
+                (1, &self.buf.ys[self.layers.len() - 1]),
                 (3, dz.buffer()),
-                (7, &self.noise),
+                (7, &self.buf.noise),
             ],
         );
     }
@@ -557,9 +621,9 @@ impl ConcatSquashNet {
                     ..self.base(&last)
                 },
                 &[
-                    (1, &self.ys[n_layers - 1]),
+                    (1, &self.buf.ys[n_layers - 1]),
                     (3, dx.buffer()),
-                    (7, &self.noise),
+                    (7, &self.buf.noise),
                 ],
             );
         }
@@ -572,7 +636,7 @@ impl ConcatSquashNet {
             let (mode, cotangent) = if i == n_layers - 1 {
                 (dims.mode | 4, x.buffer())
             } else {
-                (dims.mode, &self.xbar[cur])
+                (dims.mode, &self.buf.xbar[cur])
             };
             self.run(
                 &k.layer_backward_rows,
@@ -584,11 +648,11 @@ impl ConcatSquashNet {
                 },
                 &[
                     (0, params.buffer()),
-                    (1, &self.ys[i]),
+                    (1, &self.buf.ys[i]),
                     (2, cotangent),
-                    (3, &self.ybar),
-                    (4, &self.ubar),
-                    (7, &self.noise),
+                    (3, &self.buf.ybar),
+                    (4, &self.buf.ubar),
+                    (7, &self.buf.noise),
                 ],
             );
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
@@ -599,12 +663,12 @@ impl ConcatSquashNet {
                     chunks * 256,
                     dims,
                     &[
-                        (1, &self.ubar),
-                        (2, &self.xs[i]),
-                        (3, &self.partials),
-                        (4, &self.unit_partials),
-                        (7, &self.ybar),
-                        (8, &self.us[i]),
+                        (1, &self.buf.ubar),
+                        (2, &self.buf.xs[i]),
+                        (3, &self.buf.partials),
+                        (4, &self.buf.unit_partials),
+                        (7, &self.buf.ybar),
+                        (8, &self.buf.us[i]),
                     ],
                 );
             } else {
@@ -613,12 +677,12 @@ impl ConcatSquashNet {
                     (l.dout * l.din + l.dout) * chunks,
                     dims,
                     &[
-                        (1, &self.ubar),
-                        (2, &self.xs[i]),
-                        (3, &self.partials),
-                        (4, &self.unit_partials),
-                        (7, &self.ybar),
-                        (8, &self.us[i]),
+                        (1, &self.buf.ubar),
+                        (2, &self.buf.xs[i]),
+                        (3, &self.buf.partials),
+                        (4, &self.buf.unit_partials),
+                        (7, &self.buf.ybar),
+                        (8, &self.buf.us[i]),
                     ],
                 );
             }
@@ -634,8 +698,8 @@ impl ConcatSquashNet {
                 },
                 &[
                     (0, params.buffer()),
-                    (1, &self.partials),
-                    (2, &self.unit_partials),
+                    (1, &self.buf.partials),
+                    (2, &self.buf.unit_partials),
                     (3, dx.buffer()),
                 ],
             );
@@ -644,11 +708,11 @@ impl ConcatSquashNet {
                 let next = 1 - cur;
                 if self.tiled_product(l) {
                     self.gemm(
-                        &self.ubar,
+                        &self.buf.ubar,
                         l.dout,
                         l,
                         true,
-                        &self.xbar[next],
+                        &self.buf.xbar[next],
                         l.din,
                         rows,
                         params,
@@ -661,7 +725,11 @@ impl ConcatSquashNet {
                             r1: rows as u32,
                             ..dims
                         },
-                        &[(0, params.buffer()), (1, &self.ubar), (3, &self.xbar[next])],
+                        &[
+                            (0, params.buffer()),
+                            (1, &self.buf.ubar),
+                            (3, &self.buf.xbar[next]),
+                        ],
                     );
                 }
                 cur = next;
@@ -675,7 +743,7 @@ impl ConcatSquashNet {
                         scale: -1.0,
                         ..dims
                     },
-                    &[(0, params.buffer()), (1, &self.ubar), (3, dx.buffer())],
+                    &[(0, params.buffer()), (1, &self.buf.ubar), (3, dx.buffer())],
                 );
             }
         }
@@ -738,6 +806,15 @@ macro_rules! concat_squash_model {
             /// Batch size.
             pub fn batch(&self) -> usize {
                 self.0.batch()
+            }
+
+            /// Changes the batch size (say, for a held-out set): new buffers, the compiled
+            /// kernels kept. Hutchinson's noise restarts as the fixed draw.
+            ///
+            /// Errors: a zero batch, or one beyond 32-bit indexing or the device's buffer
+            /// limit; the model keeps its old batch then.
+            pub fn set_batch(&mut self, batch: usize) -> Result<(), $crate::GpuError> {
+                self.0.set_batch(batch)
             }
 
             /// FLOPs of the matrix products of one evaluation (over the stacked rows):

@@ -563,3 +563,31 @@ fn hutchinson_noise_is_checked() {
     assert!(GpuCnf::hutchinson(&ctx, &[12, 4, 12], tanh, 2).is_ok());
     assert!(GpuCnf::new(&ctx, &[12, 4, 12], tanh, 2).is_err());
 }
+
+/// A model moved to another batch size computes what a model built for it does: `f` and the
+/// adjoint right-hand side against the host at the new size; a bad size is an error that
+/// leaves the old one working.
+#[test]
+fn set_batch_matches_a_model_built_for_that_batch() {
+    let Some(ctx) = context() else { return };
+    let dims: &[usize] = &[3, 20, 3];
+    let mut moved = cnf_pair(&ctx, dims, Activation::Tanh, 9, 3);
+    assert!(moved.gpu.set_batch(0).is_err());
+    assert_eq!(moved.gpu.batch(), 9);
+    assert!(check_rhs(&ctx, &mut moved)[0] < 1e-5);
+    let fresh = cnf_pair(&ctx, dims, Activation::Tanh, 301, 3);
+    moved.gpu.set_batch(301).unwrap();
+    assert_eq!(moved.gpu.state_len(), 301 * 4);
+    let mut p = Pair {
+        gpu: moved.gpu,
+        host: fresh.host,
+        params: fresh.params,
+        state: fresh.state,
+    };
+    assert!(check_rhs(&ctx, &mut p)[0] < 1e-5);
+    let e = check_adjoint_rhs(&ctx, &mut p);
+    assert!(e.iter().all(|&e| e < 1e-4), "{e:?}");
+    let mut net = GpuNetRhs::new(&ctx, dims, GpuActivation::Tanh, 4).unwrap();
+    net.set_batch(7).unwrap();
+    assert_eq!(net.state_len(), 21);
+}
