@@ -1,6 +1,7 @@
 //! Every gradient method on any [`rk::Vector`] backend (host `Vec<T>`, a GPU vector …);
-//! [`crate::forward`] is this driver on host vectors. IRDM's automatic grid reads its node values
-//! back once per solve to choose the sub-grid (the private module `auto_grid` states the rule).
+//! [`crate::forward`] is this driver on host vectors. IRDM's automatic grid chooses its sub-grid
+//! where the node values live, reading back only coefficient magnitudes (the private module
+//! `auto_grid` states the rule).
 //!
 //! The same continuous adjoint as [`crate::driver`] (its module docs state the equations), with
 //! every state-sized number kept on the backend:
@@ -354,15 +355,12 @@ where
                 ..
             } = method
             {
-                // The chop rule reads the node values on the host: one download per solve.
-                let mut host = vec![T::zero(); node_values.len()];
-                node_values.copy_to_host(&mut host);
+                // The chop runs where the node values live (coefficient magnitudes come back,
+                // one readback per level tried).
                 let (sub, values, gi) =
-                    crate::auto_grid::choose(&g, &host, n, rel_tol, abs_tol, &method)?;
+                    crate::auto_grid::choose(&g, &node_values, n, rel_tol, abs_tol, &method)?;
                 info.grid = Some(gi);
-                let mut stacked = z0.zeros_with_len(values.len());
-                stacked.copy_from_host(&values);
-                Some((sub, rule, stacked))
+                Some((sub, rule, values))
             } else {
                 info.grid = Some(GridInfo {
                     kind: match rule {

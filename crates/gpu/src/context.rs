@@ -21,6 +21,7 @@ pub(crate) struct Pipelines {
     pub err_sq: wgpu::ComputePipeline,
     pub dot: wgpu::ComputePipeline,
     pub nonfinite: wgpu::ComputePipeline,
+    pub max_abs: wgpu::ComputePipeline,
     pub combine_rows: wgpu::ComputePipeline,
 }
 
@@ -145,6 +146,8 @@ pub(crate) struct Params {
     pub b: f32,
     /// `combine_rows`: 1 = accumulate.
     pub flags: u32,
+    /// `combine_rows`: rows between two combined rows.
+    pub stride: u32,
     pub c: [f32; 4],
 }
 
@@ -158,7 +161,7 @@ impl Params {
             self.a.to_bits(),
             self.b.to_bits(),
             self.flags,
-            0,
+            self.stride,
             self.c[0].to_bits(),
             self.c[1].to_bits(),
             self.c[2].to_bits(),
@@ -240,6 +243,7 @@ impl GpuContext {
             err_sq: make("err_sq"),
             dot: make("dot"),
             nonfinite: make("nonfinite"),
+            max_abs: make("max_abs"),
             combine_rows: make("combine_rows"),
         };
         eprintln!(

@@ -9,7 +9,7 @@ struct Params {
     a: f32,       // fill value, scale, axpby a, err_sq rtol
     b: f32,       // axpby b, err_sq scalar atol
     flags: u32,   // combine_rows: 1 = accumulate into out
-    pad2: u32,
+    stride: u32,  // combine_rows: rows between two combined rows
     c: vec4<f32>, // lincomb coefficients
 }
 
@@ -67,6 +67,20 @@ fn reduce_and_store(lid: u32, wid: u32, v: f32) {
     if (lid == 0u) { out[p.out_at + wid] = partial[0]; }
 }
 
+// The workgroup's maximum of v into out[out_at + wid].
+fn max_and_store(lid: u32, wid: u32, v: f32) {
+    partial[lid] = v;
+    workgroupBarrier();
+    var stride = 128u;
+    loop {
+        if (stride == 0u) { break; }
+        if (lid < stride) { partial[lid] = max(partial[lid], partial[lid + stride]); }
+        workgroupBarrier();
+        stride = stride / 2u;
+    }
+    if (lid == 0u) { out[p.out_at + wid] = partial[0]; }
+}
+
 // Σ (e / (atol + rtol·max(|y0|, |y1|)))² over [start, n): x0 = e, x1 = y0, x2 = y1, x3 = atol.
 @compute @workgroup_size(256)
 fn err_sq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -93,6 +107,23 @@ fn dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
 }
 
+// Largest |x0| over [start, n) (non-finite entries count as +inf, tested on the bits).
+@compute @workgroup_size(256)
+fn max_abs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+           @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = p.start + index(gid, nwg);
+    var v = 0.0;
+    if (i < p.n) {
+        let bits = bitcast<u32>(x0[i]);
+        if ((bits & 0x7f800000u) == 0x7f800000u) {
+            v = bitcast<f32>(0x7f800000u);
+        } else {
+            v = abs(x0[i]);
+        }
+    }
+    max_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+}
+
 // Count of non-finite entries (exponent bits all ones: ±inf or NaN) over [start, n). Tested on
 // the bits because WGSL implementations may assume floats are finite in comparisons.
 @compute @workgroup_size(256)
@@ -107,15 +138,15 @@ fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoc
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
 }
 
-// out (+)= Σ_k x1[k] · x0[(start + k)·n + i] over mode rows from row start (x0 = stacked rows,
-// x1 = their coefficients); flags 1 adds to out.
+// out (+)= Σ_k x1[k] · x0[(start + k·stride)·n + i] over mode rows from row start (x0 = stacked
+// rows, x1 = their coefficients); flags 1 adds to out.
 @compute @workgroup_size(256)
 fn combine_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i < p.n) {
         var acc = 0.0;
         for (var k = 0u; k < p.mode; k = k + 1u) {
-            acc = acc + x1[k] * x0[(p.start + k) * p.n + i];
+            acc = acc + x1[k] * x0[(p.start + k * p.stride) * p.n + i];
         }
         if (p.flags == 1u) { acc = acc + out[i]; }
         out[i] = acc;

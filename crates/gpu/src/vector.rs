@@ -229,7 +229,14 @@ impl Vector for GpuVec {
     }
 
     fn combine_rows(&mut self, coeffs: &[f32], rows: &Self) {
-        debug_assert!(coeffs.len() * self.len <= rows.len);
+        self.combine_strided_rows(coeffs, rows, 0, 1);
+    }
+
+    fn combine_strided_rows(&mut self, coeffs: &[f32], rows: &Self, first: usize, stride: usize) {
+        debug_assert!(stride >= 1);
+        debug_assert!(
+            coeffs.is_empty() || (first + (coeffs.len() - 1) * stride + 1) * self.len <= rows.len
+        );
         if coeffs.is_empty() {
             self.fill(0.0);
             return;
@@ -241,8 +248,9 @@ impl Vector for GpuVec {
             let params = Params {
                 n: self.n(),
                 mode: c.len() as u32,
-                start: (chunk * MAX_DISPATCH_DATA) as u32,
+                start: (first + chunk * MAX_DISPATCH_DATA * stride) as u32,
                 flags: u32::from(chunk > 0),
+                stride: stride as u32,
                 ..Params::default()
             };
             self.ctx.dispatch_with_data(
@@ -294,6 +302,32 @@ impl Vector for GpuVec {
             worst = worst.max(rms);
         }
         worst
+    }
+
+    fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<f32> {
+        // Per-workgroup maxima of every group in one readback; the host takes the largest.
+        let live: Vec<Range<usize>> = groups.iter().filter(|g| !g.is_empty()).cloned().collect();
+        let Ok(maxima) = self.ctx.reduce_ranges(
+            &self.ctx.pipelines.max_abs,
+            &live,
+            Params::default(),
+            &[(1, &self.buf)],
+        ) else {
+            return vec![f32::NAN; groups.len()];
+        };
+        let mut maxima = maxima.into_iter();
+        groups
+            .iter()
+            .map(|g| {
+                if g.is_empty() {
+                    0.0
+                } else {
+                    maxima
+                        .next()
+                        .map_or(f32::NAN, |m| m.into_iter().fold(0.0, f32::max))
+                }
+            })
+            .collect()
     }
 
     fn all_finite(&self) -> bool {

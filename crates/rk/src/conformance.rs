@@ -198,7 +198,45 @@ macro_rules! vector_conformance_tests {
                     // No coefficients: zero.
                     out.combine_rows(&[], &stacked);
                     assert!(host(&out).iter().all(|v| *v == 0.0));
+                    // Every second row from row 1: rows 1 and 3.
+                    out.fill(<_ as Scalar>::of(9.0));
+                    out.combine_strided_rows(&c[..2], &stacked, 1, 2);
+                    let want: Vec<f64> = (0..m)
+                        .map(|i| coeffs[0] * parts[1][i] + coeffs[1] * parts[3][i])
+                        .collect();
+                    close(&host(&out), &want, 4.0 * eps(&template));
+                    // One row: a copy.
+                    out.combine_strided_rows(&c[3..], &stacked, 4, 3);
+                    let want: Vec<f64> = parts[4].iter().map(|v| coeffs[3] * v).collect();
+                    close(&host(&out), &want, 4.0 * eps(&template));
                 }
+            }
+
+            #[test]
+            fn max_abs_over_groups() {
+                if !($available) {
+                    eprintln!("skipped: backend not available");
+                    return;
+                }
+                let n = 1000;
+                let x = data(n, 31);
+                let v = ($make)(&x);
+                let groups = [0..n, 0..1, 10..300, 300..300, 999..1000, 256..513];
+                let got = v.max_abs_groups(&groups);
+                assert_eq!(got.len(), groups.len());
+                for (g, value) in groups.iter().zip(&got) {
+                    let want = x[g.clone()].iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                    let value = <_ as Scalar>::as_f64(*value);
+                    assert!(
+                        (value - want).abs() <= 4.0 * eps(&v) * want.max(1.0),
+                        "{g:?}"
+                    );
+                }
+                let mut y = x.clone();
+                y[500] = f64::NAN;
+                let got = ($make)(&y).max_abs_groups(&[0..10, 400..600]);
+                assert!(<_ as Scalar>::as_f64(got[0]).is_finite());
+                assert_eq!(<_ as Scalar>::as_f64(got[1]), f64::INFINITY);
             }
 
             #[test]

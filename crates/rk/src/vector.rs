@@ -67,6 +67,20 @@ pub trait Vector: Sized {
     /// the output; on a GPU one dispatch however many rows). Requires
     /// `coeffs.len() · m ≤ rows.len()`.
     fn combine_rows(&mut self, coeffs: &[Self::Scalar], rows: &Self);
+    /// `self = Σ_k coeffs[k] · row(first + k·stride)` of the stacked vector `rows` (rows of
+    /// `m = self.len()`): [`Vector::combine_rows`] over every `stride`-th row from `first`
+    /// (IRDM's nested sub-grids). Requires `stride ≥ 1` and, for `coeffs` non-empty,
+    /// `(first + (coeffs.len() − 1)·stride + 1) · m ≤ rows.len()`.
+    fn combine_strided_rows(
+        &mut self,
+        coeffs: &[Self::Scalar],
+        rows: &Self,
+        first: usize,
+        stride: usize,
+    );
+    /// The largest `|self_i|` over each of `groups` (non-finite entries give `+∞`, empty groups
+    /// zero); on a GPU one readback for all groups.
+    fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<Self::Scalar>;
     /// Weighted RMS error norm of `self` (the local error), see the module docs. `groups` are
     /// component ranges; the result is the maximum of the per-group norms.
     fn error_norm(
@@ -149,6 +163,36 @@ impl<T: Scalar> Vector for Vec<T> {
                 *o = *o + c * v;
             }
         }
+    }
+
+    fn combine_strided_rows(&mut self, coeffs: &[T], rows: &Self, first: usize, stride: usize) {
+        let m = <[T]>::len(self);
+        debug_assert!(stride >= 1);
+        self.fill(T::zero());
+        for (k, &c) in coeffs.iter().enumerate() {
+            if c == T::zero() {
+                continue;
+            }
+            let r = first + k * stride;
+            for (o, &v) in self.iter_mut().zip(&rows[r * m..(r + 1) * m]) {
+                *o = *o + c * v;
+            }
+        }
+    }
+
+    fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<T> {
+        groups
+            .iter()
+            .map(|g| {
+                self[g.clone()].iter().fold(T::zero(), |acc, v| {
+                    if v.is_finite() {
+                        acc.max(v.abs())
+                    } else {
+                        T::of(f64::INFINITY)
+                    }
+                })
+            })
+            .collect()
     }
 
     fn error_norm(
