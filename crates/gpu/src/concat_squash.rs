@@ -657,35 +657,24 @@ impl ConcatSquashNet {
             );
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
             // take the tiled weight kernel (one workgroup per chunk of rows).
-            if self.tiled && l.dout <= TILE && l.din <= TILE {
-                self.run(
-                    &k.reduce_weights,
-                    chunks * 256,
-                    dims,
-                    &[
-                        (1, &self.buf.ubar),
-                        (2, &self.buf.xs[i]),
-                        (3, &self.buf.partials),
-                        (4, &self.buf.unit_partials),
-                        (7, &self.buf.ybar),
-                        (8, &self.buf.us[i]),
-                    ],
-                );
+            let (reduce, threads) = if self.tiled && l.dout <= TILE && l.din <= TILE {
+                (&k.reduce_weights, chunks * 256)
             } else {
-                self.run(
-                    &k.reduce_partial,
-                    (l.dout * l.din + l.dout) * chunks,
-                    dims,
-                    &[
-                        (1, &self.buf.ubar),
-                        (2, &self.buf.xs[i]),
-                        (3, &self.buf.partials),
-                        (4, &self.buf.unit_partials),
-                        (7, &self.buf.ybar),
-                        (8, &self.buf.us[i]),
-                    ],
-                );
-            }
+                (&k.reduce_partial, (l.dout * l.din + l.dout) * chunks)
+            };
+            self.run(
+                reduce,
+                threads,
+                dims,
+                &[
+                    (1, &self.buf.ubar),
+                    (2, &self.buf.xs[i]),
+                    (3, &self.buf.partials),
+                    (4, &self.buf.unit_partials),
+                    (7, &self.buf.ybar),
+                    (8, &self.buf.us[i]),
+                ],
+            );
             self.run(
                 &k.reduce_final,
                 // 16 items per workgroup of 256.

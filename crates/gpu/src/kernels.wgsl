@@ -54,27 +54,17 @@ fn lincomb4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 
 var<workgroup> partial: array<f32, 256>;
 
-fn reduce_and_store(lid: u32, wid: u32, v: f32) {
+// The workgroup's sum (or, with `take_max`, maximum) of v into out[out_at + wid].
+fn reduce_and_store(lid: u32, wid: u32, v: f32, take_max: bool) {
     partial[lid] = v;
     workgroupBarrier();
     var stride = 128u;
     loop {
         if (stride == 0u) { break; }
-        if (lid < stride) { partial[lid] = partial[lid] + partial[lid + stride]; }
-        workgroupBarrier();
-        stride = stride / 2u;
-    }
-    if (lid == 0u) { out[p.out_at + wid] = partial[0]; }
-}
-
-// The workgroup's maximum of v into out[out_at + wid].
-fn max_and_store(lid: u32, wid: u32, v: f32) {
-    partial[lid] = v;
-    workgroupBarrier();
-    var stride = 128u;
-    loop {
-        if (stride == 0u) { break; }
-        if (lid < stride) { partial[lid] = max(partial[lid], partial[lid + stride]); }
+        if (lid < stride) {
+            let other = partial[lid + stride];
+            partial[lid] = select(partial[lid] + other, max(partial[lid], other), take_max);
+        }
         workgroupBarrier();
         stride = stride / 2u;
     }
@@ -94,7 +84,7 @@ fn err_sq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocati
         let r = x0[i] / w;
         v = r * r;
     }
-    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
 }
 
 // Σ x0·x1 over [start, n).
@@ -104,7 +94,7 @@ fn dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_
     let i = p.start + index(gid, nwg);
     var v = 0.0;
     if (i < p.n) { v = x0[i] * x1[i]; }
-    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
 }
 
 // Largest |x0| over [start, n) (non-finite entries count as +inf, tested on the bits).
@@ -121,7 +111,7 @@ fn max_abs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocat
             v = abs(x0[i]);
         }
     }
-    max_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, true);
 }
 
 // Count of non-finite entries (exponent bits all ones: ±inf or NaN) over [start, n). Tested on
@@ -135,7 +125,7 @@ fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoc
         let bits = bitcast<u32>(x0[i]);
         if ((bits & 0x7f800000u) == 0x7f800000u) { v = 1.0; }
     }
-    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v);
+    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
 }
 
 // out (+)= Σ_k x1[k] · x0[(start + k·stride)·n + i] over mode rows from row start (x0 = stacked
