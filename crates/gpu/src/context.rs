@@ -170,6 +170,33 @@ impl Params {
     }
 }
 
+/// Compiles every entry point of a WGSL module, in order (bind-group layouts derived from the
+/// code).
+fn compile(
+    device: &wgpu::Device,
+    label: &str,
+    source: &str,
+    entries: &[&str],
+) -> Vec<wgpu::ComputePipeline> {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    entries
+        .iter()
+        .map(|entry| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })
+        .collect()
+}
+
 fn rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -221,30 +248,35 @@ impl GpuContext {
             adapter: info.name.clone(),
             source,
         })?;
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("irdm kernels"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("kernels.wgsl").into()),
-        });
-        let make = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+        let entries = [
+            "fill",
+            "scale",
+            "axpby",
+            "lincomb4",
+            "err_sq",
+            "dot",
+            "nonfinite",
+            "max_abs",
+            "combine_rows",
+        ];
+        let compiled = compile(
+            &device,
+            "irdm kernels",
+            include_str!("kernels.wgsl"),
+            &entries,
+        );
+        let mut next = compiled.into_iter();
+        let mut make = || next.next().expect("one pipeline per entry");
         let pipelines = Pipelines {
-            fill: make("fill"),
-            scale: make("scale"),
-            axpby: make("axpby"),
-            lincomb4: make("lincomb4"),
-            err_sq: make("err_sq"),
-            dot: make("dot"),
-            nonfinite: make("nonfinite"),
-            max_abs: make("max_abs"),
-            combine_rows: make("combine_rows"),
+            fill: make(),
+            scale: make(),
+            axpby: make(),
+            lincomb4: make(),
+            err_sq: make(),
+            dot: make(),
+            nonfinite: make(),
+            max_abs: make(),
+            combine_rows: make(),
         };
         eprintln!(
             "gpu: using adapter {:?} ({:?}, {:?})",
@@ -448,26 +480,7 @@ impl GpuContext {
         source: &str,
         entries: &[&str],
     ) -> Vec<wgpu::ComputePipeline> {
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-        entries
-            .iter()
-            .map(|entry| {
-                self.device
-                    .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(entry),
-                        layout: None,
-                        module: &module,
-                        entry_point: Some(entry),
-                        compilation_options: Default::default(),
-                        cache: None,
-                    })
-            })
-            .collect()
+        compile(&self.device, label, source, entries)
     }
 
     /// The pending encoder (created on first use).
