@@ -34,6 +34,12 @@ nvidia-smi -L > "$OUT/nvidia-smi.txt" 2>&1
 python3 -c "import torch, torchdiffeq; print(torch.__version__, torch.cuda.get_device_name())" >> "$OUT/nvidia-smi.txt" 2>&1
 
 LOG="$OUT/log.txt"
+# Per-operation costs (record and run one dispatch, a four-group norm), when carried:
+# cargo build --release -p gpu --example dispatch_cost (same RUSTFLAGS and target dir).
+DC=${DC:-target/device/release/examples/dispatch_cost}
+if [ -x "$DC" ]; then
+  timeout 30 "$DC" 2>&1 | tee -a "$LOG"
+fi
 timeout 240 "$XT" bench --gpu --batches "$BATCHES" --iters 10 \
   --from-weights "$WEIGHTS" --out /tmp/gpu-bench 2>&1 | tee -a "$LOG"
 cp /tmp/gpu-bench/report.md "$OUT/gpu-report.md"

@@ -65,6 +65,23 @@ pub enum GpuActivation {
 /// Rows per point `1 + D` the row-wise kernels hold in registers (`MAX_ROWS` in `concat_squash.wgsl`).
 const MAX_ROWS: usize = 8;
 
+/// Which matrix-product kernels a model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuKernels {
+    /// Chosen by size from the H200 measurements in docs/gpu.md: tiled forward products from
+    /// [`AUTO_TILED_ROWS`] stacked rows on (where they were faster: batch 10⁴ and 10⁵ of the toy
+    /// CNF), simple ones below and in every backward pass (faster at every measured batch).
+    Auto,
+    /// One output per invocation everywhere.
+    Simple,
+    /// Workgroup-memory tiles with 4 × 4 register blocks for every product of layers at least
+    /// 16 wide (forward, input cotangent) and the weight cotangents of layers up to 64 wide.
+    Tiled,
+}
+
+/// Stacked rows `R = (1 + K)B` from which [`GpuKernels::Auto`] tiles the forward products.
+pub const AUTO_TILED_ROWS: usize = 16_384;
+
 /// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
 const TILE: usize = 64;
 
@@ -163,8 +180,8 @@ pub(crate) struct ConcatSquashNet {
     /// Forward-mode tangents stacked under the primal rows: `D` (exact), 1 (Hutchinson) or 0.
     tangents: usize,
     param_len: usize,
-    /// Tiled (workgroup-memory) kernels for the products of layers at least 16 wide.
-    tiled: bool,
+    /// Simple or tiled (workgroup-memory) kernels for the products.
+    kernels_choice: GpuKernels,
     /// Everything sized by the batch.
     buf: Buffers,
     /// Model name in errors.
@@ -337,9 +354,7 @@ impl ConcatSquashNet {
             divergence == DivergenceKind::Hutchinson,
         )?;
         Ok(Self {
-            // Measured on lavapipe at batch 1000: f 9.7 ms tiled against 16.0 ms simple,
-            // adjoint RHS 37.9 against 47.4 ms.
-            tiled: true,
+            kernels_choice: GpuKernels::Auto,
             kernels,
             layers,
             act,
@@ -446,17 +461,31 @@ impl ConcatSquashNet {
         }
     }
 
-    pub(crate) fn set_tiled(&mut self, tiled: bool) {
-        self.tiled = tiled;
+    pub(crate) fn set_kernels(&mut self, kernels: GpuKernels) {
+        self.kernels_choice = kernels;
     }
 
-    pub(crate) fn is_tiled(&self) -> bool {
-        self.tiled
+    pub(crate) fn kernels(&self) -> GpuKernels {
+        self.kernels_choice
     }
 
-    /// Whether a layer's forward products and input cotangents go through the tiled product.
-    fn tiled_product(&self, l: &Layer) -> bool {
-        self.tiled && l.din >= 16 && l.dout >= 16
+    /// Whether the forward products are tiled at the current batch.
+    pub(crate) fn tiles_forward(&self) -> bool {
+        match self.kernels_choice {
+            GpuKernels::Tiled => true,
+            GpuKernels::Simple => false,
+            GpuKernels::Auto => self.rows() >= AUTO_TILED_ROWS,
+        }
+    }
+
+    /// Whether the backward pass's products and weight cotangents are tiled.
+    fn tiles_backward(&self) -> bool {
+        self.kernels_choice == GpuKernels::Tiled
+    }
+
+    /// Whether a layer is wide enough for the tiled product.
+    fn wide(l: &Layer) -> bool {
+        l.din >= 16 && l.dout >= 16
     }
 
     /// `C = A Wᵀ` (`transpose_back = false`: `C[r, j] = Σ_q A[r, q] W[j, q]`, `A` is `rows × din`)
@@ -533,7 +562,7 @@ impl ConcatSquashNet {
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             let mut dims = Dims { t, ..self.base(l) };
-            if self.tiled_product(l) {
+            if self.tiles_forward() && Self::wide(l) {
                 // U = X Wᵀ as a tiled product; layer_forward adds the rest.
                 self.gemm(
                     &self.buf.xs[i],
@@ -657,7 +686,7 @@ impl ConcatSquashNet {
             );
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
             // take the tiled weight kernel (one workgroup per chunk of rows).
-            let (reduce, threads) = if self.tiled && l.dout <= TILE && l.din <= TILE {
+            let (reduce, threads) = if self.tiles_backward() && l.dout <= TILE && l.din <= TILE {
                 (&k.reduce_weights, chunks * 256)
             } else {
                 (&k.reduce_partial, (l.dout * l.din + l.dout) * chunks)
@@ -695,7 +724,7 @@ impl ConcatSquashNet {
             // X̄ = Ū W: all rows into the scratch, or (first layer) −X̄ into the state part.
             if i > 0 {
                 let next = 1 - cur;
-                if self.tiled_product(l) {
+                if self.tiles_backward() && Self::wide(l) {
                     self.gemm(
                         &self.buf.ubar,
                         l.dout,
@@ -812,17 +841,31 @@ macro_rules! concat_squash_model {
                 self.0.flops_per_eval()
             }
 
-            /// Chooses the tiled kernels (workgroup memory, 4 × 4 register blocks) or the
-            /// simple ones (one output per invocation) for the matrix products; the default is
-            /// tiled. Both give the same numbers up to rounding (tested); `cargo xtask bench
-            /// --gpu` times both.
-            pub fn set_tiled(&mut self, tiled: bool) {
-                self.0.set_tiled(tiled);
+            /// Chooses the matrix-product kernels (default [`GpuKernels::Auto`]). All give the
+            /// same numbers up to rounding (tested); `cargo xtask bench --gpu` times simple and
+            /// tiled side by side.
+            pub fn set_kernels(&mut self, kernels: $crate::GpuKernels) {
+                self.0.set_kernels(kernels);
             }
 
-            /// Whether the tiled kernels are in use.
+            /// [`GpuKernels::Tiled`](crate::GpuKernels::Tiled) (`true`) or
+            /// [`GpuKernels::Simple`](crate::GpuKernels::Simple) (`false`).
+            pub fn set_tiled(&mut self, tiled: bool) {
+                self.0.set_kernels(if tiled {
+                    $crate::GpuKernels::Tiled
+                } else {
+                    $crate::GpuKernels::Simple
+                });
+            }
+
+            /// The kernel choice.
+            pub fn kernels(&self) -> $crate::GpuKernels {
+                self.0.kernels()
+            }
+
+            /// Whether the forward products are tiled at the current batch.
             pub fn is_tiled(&self) -> bool {
-                self.0.is_tiled()
+                self.0.tiles_forward()
             }
         }
 

@@ -30,7 +30,7 @@ mod net_rhs;
 mod vector;
 
 pub use cnf::GpuCnf;
-pub use concat_squash::GpuActivation;
+pub use concat_squash::{AUTO_TILED_ROWS, GpuActivation, GpuKernels};
 pub use context::{ADAPTER_ENV, GpuContext};
 pub use error::GpuError;
 pub use net_rhs::GpuNetRhs;

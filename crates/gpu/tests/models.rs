@@ -8,7 +8,7 @@ mod common;
 
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, Vjp, forward_on};
 use common::context;
-use gpu::{GpuActivation, GpuCnf, GpuContext, GpuNetRhs, GpuVec};
+use gpu::{AUTO_TILED_ROWS, GpuActivation, GpuCnf, GpuContext, GpuKernels, GpuNetRhs, GpuVec};
 use nn::{Activation, Cnf, Divergence, LayerKind, NetRhs, Noise, OdeNet, Rng};
 use rk::Rhs;
 use std::sync::Arc;
@@ -590,4 +590,22 @@ fn set_batch_matches_a_model_built_for_that_batch() {
     let mut net = GpuNetRhs::new(&ctx, dims, GpuActivation::Tanh, 4).unwrap();
     net.set_batch(7).unwrap();
     assert_eq!(net.state_len(), 21);
+}
+
+/// The default kernel choice tiles the forward products from `AUTO_TILED_ROWS` stacked rows on
+/// and follows the batch; an explicit choice stays.
+#[test]
+fn the_automatic_kernel_choice_follows_the_stacked_rows() {
+    let Some(ctx) = context() else { return };
+    let mut cnf = GpuCnf::toy(&ctx, 100, GpuActivation::Tanh).unwrap();
+    assert_eq!(cnf.kernels(), GpuKernels::Auto);
+    assert!(!cnf.is_tiled());
+    // The exact CNF stacks 1 + D = 3 rows per point.
+    cnf.set_batch(AUTO_TILED_ROWS.div_ceil(3)).unwrap();
+    assert!(cnf.is_tiled());
+    cnf.set_tiled(false);
+    assert!(!cnf.is_tiled());
+    assert_eq!(cnf.kernels(), GpuKernels::Simple);
+    let net = GpuNetRhs::new(&ctx, &[2, 16, 2], GpuActivation::Tanh, AUTO_TILED_ROWS - 1).unwrap();
+    assert!(!net.is_tiled());
 }
