@@ -212,7 +212,8 @@ pub fn run(
         eprintln!("gpu toy suite: batch {batch}");
         // Both kernel variants side by side: which is faster depends on the adapter.
         for tiled in [false, true] {
-            kernels.push(kernel_rates(ctx, batch, init, 5, tiled)?);
+            // 40 calls per timing, so that the closing readback (~0.1 ms) weighs little.
+            kernels.push(kernel_rates(ctx, batch, init, 40, tiled)?);
         }
         let entries = methods();
         let mut trainers = entries

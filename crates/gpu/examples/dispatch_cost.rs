@@ -42,6 +42,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             1e6 * total / n as f64
         );
     }
+    // The same on 300 000 floats (the toy CNF's state at batch 10⁵): where size starts to count.
+    let mut big = GpuVec::zeros(&ctx, 300_000);
+    let big_x = GpuVec::zeros(&ctx, 300_000);
+    let per = median_us(5, 1000, || {
+        for _ in 0..1000 {
+            big.axpby(0.5, &big_x, 0.5);
+        }
+        let _ = big.dot(&big);
+    });
+    println!(" 1000 dispatches on 300 000 floats: record + run {per:.1} µs each");
     let y = GpuVec::from_host(&ctx, &vec![1.0; 1024]);
     let groups = [0..256, 256..512, 512..768, 768..1024];
     let atol = Atol::Scalar(1e-6);
