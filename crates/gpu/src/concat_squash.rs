@@ -841,7 +841,7 @@ macro_rules! concat_squash_model {
                 self.0.flops_per_eval()
             }
 
-            /// Chooses the matrix-product kernels (default [`GpuKernels::Auto`]). All give the
+            /// Chooses the matrix-product kernels (default [`GpuKernels::Auto`](crate::GpuKernels::Auto)). All give the
             /// same numbers up to rounding (tested); `cargo xtask bench --gpu` times simple and
             /// tiled side by side.
             pub fn set_kernels(&mut self, kernels: $crate::GpuKernels) {
