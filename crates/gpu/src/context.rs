@@ -586,9 +586,7 @@ impl GpuContext {
 
     /// Records a copy of `len` floats of `src` into `dst`.
     pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, len: usize) {
-        if len > 0 {
-            self.record(|e| e.copy_buffer_to_buffer(src, 0, dst, 0, (4 * len) as u64));
-        }
+        self.copy_at(src, dst, 0, len);
     }
 
     /// Submits the pending commands together with a copy of `src` to a staging buffer, waits,

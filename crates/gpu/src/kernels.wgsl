@@ -97,6 +97,12 @@ fn dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
 }
 
+// Whether x is ±inf or NaN (exponent bits all ones), tested on the bits because WGSL
+// implementations may assume floats are finite in comparisons.
+fn nonfinite_bits(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
 // Largest |x0| over [start, n) (non-finite entries count as +inf, tested on the bits).
 @compute @workgroup_size(256)
 fn max_abs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -104,8 +110,7 @@ fn max_abs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocat
     let i = p.start + index(gid, nwg);
     var v = 0.0;
     if (i < p.n) {
-        let bits = bitcast<u32>(x0[i]);
-        if ((bits & 0x7f800000u) == 0x7f800000u) {
+        if (nonfinite_bits(x0[i])) {
             v = bitcast<f32>(0x7f800000u);
         } else {
             v = abs(x0[i]);
@@ -122,8 +127,7 @@ fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoc
     let i = p.start + index(gid, nwg);
     var v = 0.0;
     if (i < p.n) {
-        let bits = bitcast<u32>(x0[i]);
-        if ((bits & 0x7f800000u) == 0x7f800000u) { v = 1.0; }
+        if (nonfinite_bits(x0[i])) { v = 1.0; }
     }
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
 }
