@@ -3,7 +3,7 @@
 //! IRDM through `adjoint::forward_on`, the NLL and Adam on the host (one download of the final
 //! state and of `dL/dθ`, one upload of `θ` per iteration).
 
-use crate::results::{GpuKernel, GpuRun, describe};
+use crate::results::{GpuKernel, GpuRun, ProfiledKernel, describe};
 use crate::toy::median;
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, forward_on};
 use gpu::{GpuActivation, GpuCnf, GpuContext, GpuVec};
@@ -222,20 +222,36 @@ pub fn run(
             .collect::<AnyResult<Vec<_>>>()?;
         let mut rng = nn::Rng::new(seed);
         let mut records: Vec<Vec<IterationRecord>> = vec![Vec::new(); entries.len()];
-        for i in 0..=iters {
-            let x: Vec<f32> = nn::data::Toy::Pinwheel
+        // Dispatches and submissions over the timed iterations, per method.
+        let mut counts = vec![(0usize, 0usize); entries.len()];
+        let mut sample = || -> Vec<f32> {
+            nn::data::Toy::Pinwheel
                 .sample(&mut rng, batch)
                 .into_iter()
                 .map(|v| v as f32)
-                .collect();
+                .collect()
+        };
+        for i in 0..=iters {
+            let x = sample();
             for (k, t) in trainers.iter_mut().enumerate() {
+                let (d0, s0) = (ctx.dispatches(), ctx.submissions());
                 let r = t.step_on(&x)?;
                 if i > 0 {
                     records[k].push(r);
+                    counts[k].0 += ctx.dispatches() - d0;
+                    counts[k].1 += ctx.submissions() - s0;
                 }
             }
         }
-        for ((label, method), recs) in entries.iter().zip(records) {
+        // One more iteration per method with every dispatch timed on the device.
+        let x = sample();
+        let mut profiles = Vec::new();
+        for t in &mut trainers {
+            profiles.push(profile_step(ctx, t, &x)?);
+        }
+        for ((((label, method), recs), (dispatches, submissions)), profile) in
+            entries.iter().zip(records).zip(counts).zip(profiles)
+        {
             let n = recs.len() as f64;
             let mut times: Vec<f64> = recs.iter().map(|r| r.seconds).collect();
             let (name, n_nodes, grid, seminorm) = describe(method);
@@ -253,8 +269,35 @@ pub fn run(
                 vjp_bwd_mean: recs.iter().map(|r| r.vjp_backward as f64).sum::<f64>() / n,
                 loss_first: recs.first().map_or(f64::NAN, |r| r.loss),
                 loss_last: recs.last().map_or(f64::NAN, |r| r.loss),
+                dispatches_per_iter: dispatches as f64 / n,
+                submissions_per_iter: submissions as f64 / n,
+                profile,
             });
         }
     }
     Ok((runs, kernels))
+}
+
+/// One training iteration with every dispatch timed on the device: the device time per kernel
+/// (empty, with a note, where the adapter has no timestamp queries).
+fn profile_step(
+    ctx: &Arc<GpuContext>,
+    trainer: &mut GpuTrainer,
+    x: &[f32],
+) -> AnyResult<Vec<ProfiledKernel>> {
+    if let Err(e) = ctx.start_profiling() {
+        eprintln!("gpu: no kernel profile: {e}");
+        return Ok(Vec::new());
+    }
+    let stepped = trainer.step_on(x);
+    let profile = ctx.stop_profiling()?;
+    stepped?;
+    Ok(profile
+        .into_iter()
+        .map(|k| ProfiledKernel {
+            kernel: k.kernel,
+            calls: k.calls,
+            seconds: k.seconds,
+        })
+        .collect())
 }

@@ -439,8 +439,21 @@ mod tests {
         assert!(res.machine.backend.starts_with("gpu: "));
         for r in &res.gpu_runs {
             assert!(r.loss_first.is_finite() && r.nfe_fwd_mean > 0.0, "{r:?}");
+            assert!(
+                r.submissions_per_iter >= 1.0 && r.dispatches_per_iter > r.submissions_per_iter,
+                "{r:?}"
+            );
+            // The profiled iteration dispatches about as much as a timed one (other data).
+            if !r.profile.is_empty() {
+                let calls: usize = r.profile.iter().map(|k| k.calls).sum();
+                let ratio = calls as f64 / r.dispatches_per_iter;
+                assert!((0.5..2.0).contains(&ratio), "{calls} calls, {r:?}");
+            }
         }
         let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        if res.gpu_runs.iter().any(|r| !r.profile.is_empty()) {
+            assert!(md.contains("Device time per iteration in kernels"), "{md}");
+        }
         assert!(md.contains("## Toy CNF on the GPU"), "{md}");
         assert!(md.contains("| 16 | irdm16-semi |"), "{md}");
         assert!(md.contains("% of 1000 |"), "{md}");

@@ -297,6 +297,41 @@ fn classification_section(md: &mut String, runs: &[ClassRun]) {
     let _ = writeln!(md);
 }
 
+/// Where the device time of one GPU iteration goes: the kernel time (timestamp queries) against
+/// the iteration's wall time, and the kernels that take most of it.
+fn gpu_profile_table(md: &mut String, res: &Results) {
+    if res.gpu_runs.iter().all(|r| r.profile.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\nDevice time per iteration in kernels (one further iteration with every dispatch timed; the rest of the wall time is recording, launches, barriers and readbacks), and the four kernels that take most of it (calls, ms):\n"
+    );
+    let _ = writeln!(
+        md,
+        "| batch | method | kernels: ms | of the median iteration | slowest kernels |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for r in res.gpu_runs.iter().filter(|r| !r.profile.is_empty()) {
+        let total: f64 = r.profile.iter().map(|k| k.seconds).sum();
+        let top: Vec<String> = r
+            .profile
+            .iter()
+            .take(4)
+            .map(|k| format!("{} {}× {:.2}", k.kernel, k.calls, 1e3 * k.seconds))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {:.0} % | {} |",
+            r.batch,
+            r.label,
+            1e3 * total,
+            100.0 * total / r.time_per_iter_median_s,
+            top.join(", ")
+        );
+    }
+}
+
 /// The GPU toy suite: time per iteration per batch size and method, and kernel throughput.
 fn gpu_section(md: &mut String, res: &Results) {
     let _ = writeln!(
@@ -306,9 +341,9 @@ fn gpu_section(md: &mut String, res: &Results) {
     );
     let _ = writeln!(
         md,
-        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss |"
+        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for r in &res.gpu_runs {
         let rdm = res
             .gpu_runs
@@ -316,7 +351,7 @@ fn gpu_section(md: &mut String, res: &Results) {
             .find(|b| b.batch == r.batch && b.label == "rdm");
         let _ = writeln!(
             md,
-            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} |",
+            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} | {:.0} / {:.0} |",
             r.batch,
             r.label,
             r.time_per_iter_median_s,
@@ -327,9 +362,12 @@ fn gpu_section(md: &mut String, res: &Results) {
             r.nfe_fwd_mean,
             r.nfe_bwd_mean + r.vjp_bwd_mean,
             r.loss_first,
-            r.loss_last
+            r.loss_last,
+            r.dispatches_per_iter,
+            r.submissions_per_iter
         );
     }
+    gpu_profile_table(md, res);
     let _ = writeln!(
         md,
         "\nKernel throughput (matrix-product FLOPs; an adjoint right-hand side counts 3 × an evaluation):\n"

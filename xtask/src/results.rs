@@ -299,6 +299,27 @@ pub struct GpuRun {
     pub loss_first: f64,
     /// Training loss of the last timed iteration.
     pub loss_last: f64,
+    /// Dispatches recorded per timed iteration (mean).
+    #[serde(default)]
+    pub dispatches_per_iter: f64,
+    /// Command-buffer submissions per timed iteration (mean; most end in a readback).
+    #[serde(default)]
+    pub submissions_per_iter: f64,
+    /// Device time per kernel over one further iteration run with timestamp queries, slowest
+    /// first (empty where the adapter has no timestamps).
+    #[serde(default)]
+    pub profile: Vec<ProfiledKernel>,
+}
+
+/// One kernel's share of a profiled GPU iteration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfiledKernel {
+    /// Entry point in its WGSL module.
+    pub kernel: String,
+    /// Dispatches in the iteration.
+    pub calls: usize,
+    /// Device seconds in the iteration.
+    pub seconds: f64,
 }
 
 /// Throughput of the GPU CNF's kernels at one batch size.

@@ -1,6 +1,8 @@
 //! The GPU context: adapter, device, queue and every compute pipeline, built once and shared.
 
 use crate::error::GpuError;
+use crate::profile::{KernelTime, Profiler};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,10 @@ pub struct GpuContext {
     /// Mappable staging buffer of the readbacks, reused likewise.
     readback: BufferCache,
     submissions: AtomicUsize,
+    /// Dispatches recorded so far.
+    dispatches: AtomicUsize,
+    /// Entry point of every pipeline compiled through this context (named in profiles).
+    kernel_names: Mutex<HashMap<wgpu::ComputePipeline, &'static str>>,
     /// Buffers created through this context (see [`GpuContext::buffers_created`]).
     created: AtomicUsize,
 }
@@ -137,6 +143,8 @@ struct Pending {
     used: usize,
     data: Vec<f32>,
     data_used: usize,
+    /// Kernel timing, while on ([`GpuContext::start_profiling`]).
+    profiler: Option<Profiler>,
 }
 
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (48 bytes).
@@ -181,7 +189,7 @@ fn compile(
     device: &wgpu::Device,
     label: &str,
     source: &str,
-    entries: &[&str],
+    entries: &[&'static str],
 ) -> Vec<wgpu::ComputePipeline> {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(label),
@@ -247,6 +255,8 @@ impl GpuContext {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("irdm"),
             required_limits: adapter.limits(),
+            // Timestamps where the adapter has them, for `start_profiling`.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             ..Default::default()
         }))
         .map_err(|source| GpuError::Device {
@@ -270,6 +280,11 @@ impl GpuContext {
             include_str!("kernels.wgsl"),
             &entries,
         );
+        let kernel_names: HashMap<wgpu::ComputePipeline, &'static str> = compiled
+            .iter()
+            .cloned()
+            .zip(entries.iter().copied())
+            .collect();
         let mut next = compiled.into_iter();
         let mut make = || next.next().expect("one pipeline per entry");
         let pipelines = Pipelines {
@@ -313,6 +328,7 @@ impl GpuContext {
                 used: 0,
                 data: vec![0.0; DATA_RING_FLOATS],
                 data_used: 0,
+                profiler: None,
             }),
             uniforms,
             slot,
@@ -327,6 +343,8 @@ impl GpuContext {
                 wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             ),
             submissions: AtomicUsize::new(0),
+            dispatches: AtomicUsize::new(0),
+            kernel_names: Mutex::new(kernel_names),
             created: AtomicUsize::new(0),
         }))
     }
@@ -432,9 +450,13 @@ impl GpuContext {
             d.len().div_ceil(self.data_align) * self.data_align
         });
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.used == UNIFORM_SLOTS || pending.data_used + data_len > DATA_RING_FLOATS {
+        if pending.used == UNIFORM_SLOTS
+            || pending.data_used + data_len > DATA_RING_FLOATS
+            || pending.profiler.as_ref().is_some_and(Profiler::is_full)
+        {
             self.submit_locked(&mut pending);
         }
+        self.dispatches.fetch_add(1, Ordering::Relaxed);
         let slot = pending.used;
         pending.used += 1;
         pending.staging[slot * self.slot..slot * self.slot + bytes.len()].copy_from_slice(bytes);
@@ -471,15 +493,52 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
+        if pending.profiler.is_some() {
+            self.begin_timed_pass(&mut pending, pipeline);
+        }
         let pass = self.pass(&mut pending);
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind, &[]);
         let (x, y) = Self::grid(n);
         pass.dispatch_workgroups(x, y, 1);
+        if pending.profiler.is_some() {
+            // The timed pass holds this dispatch alone.
+            pending.pass = None;
+        }
         if pending.used.is_multiple_of(SUBMIT_EVERY) {
             // Let the device start on what is recorded while the host records the rest.
             self.submit_locked(&mut pending);
         }
+    }
+
+    /// Ends the open pass and begins one whose start and end the profiler stamps, for one
+    /// dispatch of `pipeline`.
+    fn begin_timed_pass(&self, pending: &mut Pending, pipeline: &wgpu::ComputePipeline) {
+        let name = self
+            .kernel_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pipeline)
+            .copied()
+            .unwrap_or("unnamed");
+        pending.pass = None;
+        self.encoder(pending);
+        let Pending {
+            encoder,
+            pass,
+            profiler,
+            ..
+        } = pending;
+        let (Some(encoder), Some(profiler)) = (encoder.as_mut(), profiler.as_mut()) else {
+            return;
+        };
+        let timed = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(name),
+                timestamp_writes: Some(profiler.next_pass(name)),
+            })
+            .forget_lifetime();
+        *pass = Some(timed);
     }
 
     /// Compiles every entry point of a WGSL module (bind-group layouts derived from the code).
@@ -487,9 +546,53 @@ impl GpuContext {
         &self,
         label: &str,
         source: &str,
-        entries: &[&str],
+        entries: &[&'static str],
     ) -> Vec<wgpu::ComputePipeline> {
-        compile(&self.device, label, source, entries)
+        let compiled = compile(&self.device, label, source, entries);
+        self.kernel_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(compiled.iter().cloned().zip(entries.iter().copied()));
+        compiled
+    }
+
+    /// Starts timing every dispatch on the device (see [`KernelTime`]): from now until
+    /// [`GpuContext::stop_profiling`] each dispatch runs in a compute pass of its own with
+    /// timestamps at its start and end, and each submission waits for its stamps. An error if
+    /// the adapter has no timestamp queries. Restarting discards the sums so far.
+    pub fn start_profiling(&self) -> Result<(), GpuError> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(GpuError::Invalid {
+                what: "profiling".into(),
+                reason: format!("{} has no timestamp queries", self.adapter_info.name),
+            });
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.submit_locked(&mut pending);
+        self.created.fetch_add(2, Ordering::Relaxed);
+        pending.profiler = Some(Profiler::new(&self.device, &self.queue));
+        Ok(())
+    }
+
+    /// Submits what is recorded, stops timing and returns the device time of every kernel
+    /// dispatched since [`GpuContext::start_profiling`], slowest first (empty if profiling was
+    /// off).
+    pub fn stop_profiling(&self) -> Result<Vec<KernelTime>, GpuError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.submit_locked(&mut pending);
+        pending
+            .profiler
+            .take()
+            .map_or(Ok(Vec::new()), Profiler::finish)
+    }
+
+    /// Dispatches recorded so far (by every user of this context).
+    pub fn dispatches(&self) -> usize {
+        self.dispatches.load(Ordering::Relaxed)
     }
 
     /// The pending encoder (created on first use).
@@ -543,9 +646,16 @@ impl GpuContext {
             pending.data_used = 0;
         }
         pending.pass = None;
-        if let Some(encoder) = pending.encoder.take() {
+        if let Some(mut encoder) = pending.encoder.take() {
+            let timed = pending
+                .profiler
+                .as_ref()
+                .is_some_and(|p| p.record_resolve(&mut encoder));
             self.queue.submit([encoder.finish()]);
             self.submissions.fetch_add(1, Ordering::Relaxed);
+            if let (true, Some(profiler)) = (timed, pending.profiler.as_mut()) {
+                profiler.collect(&self.device);
+            }
         }
     }
 

@@ -27,6 +27,7 @@ mod concat_squash;
 mod context;
 mod error;
 mod net_rhs;
+mod profile;
 mod vector;
 
 pub use cnf::GpuCnf;
@@ -34,4 +35,5 @@ pub use concat_squash::{AUTO_TILED_ROWS, GpuActivation, GpuKernels};
 pub use context::{ADAPTER_ENV, GpuContext};
 pub use error::GpuError;
 pub use net_rhs::GpuNetRhs;
+pub use profile::KernelTime;
 pub use vector::GpuVec;

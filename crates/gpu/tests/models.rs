@@ -609,3 +609,57 @@ fn the_automatic_kernel_choice_follows_the_stacked_rows() {
     let net = GpuNetRhs::new(&ctx, &[2, 16, 2], GpuActivation::Tanh, AUTO_TILED_ROWS - 1).unwrap();
     assert!(!net.is_tiled());
 }
+
+/// The dispatches of one evaluation, by kernel (profiled): `f` is `L + 2` dispatches, the
+/// adjoint right-hand side `5L + 1`, for the toy CNF's `L = 3` layers with the simple kernels.
+#[test]
+fn dispatches_per_evaluation_are_pinned() {
+    if context().is_none() {
+        return;
+    }
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    if ctx.start_profiling().is_err() {
+        eprintln!("skipped: no timestamp queries");
+        return;
+    }
+    let batch = 50;
+    let mut cnf = GpuCnf::toy(&ctx, batch, GpuActivation::Tanh).unwrap();
+    let mut rng = Rng::new(5);
+    let n = cnf.state_len();
+    let np = cnf.param_len();
+    let th = GpuVec::from_host(&ctx, &random_state(np, &mut rng));
+    let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
+    let mut dz = GpuVec::zeros(&ctx, n);
+    ctx.stop_profiling().unwrap();
+    let counts = |profile: Vec<gpu::KernelTime>| {
+        let mut c: Vec<(String, usize)> =
+            profile.into_iter().map(|t| (t.kernel, t.calls)).collect();
+        c.sort();
+        c
+    };
+    ctx.start_profiling().unwrap();
+    cnf.eval(0.2, &z, &th, &mut dz);
+    let _ = dz.to_host();
+    let want: Vec<(String, usize)> = [("layer_forward", 3), ("seed_input", 1), ("write_value", 1)]
+        .iter()
+        .map(|&(k, c)| (k.to_string(), c))
+        .collect();
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    let x = GpuVec::from_host(&ctx, &random_state(n + np, &mut rng));
+    let mut dx = GpuVec::zeros(&ctx, n + np);
+    ctx.start_profiling().unwrap();
+    cnf.adjoint_rhs(0.2, &z, 0, &th, &x, 0, &mut dx, None, 0);
+    let _ = dx.to_host();
+    let want: Vec<(String, usize)> = [
+        ("input_backward", 3),
+        ("layer_backward_rows", 3),
+        ("layer_forward", 3),
+        ("reduce_final", 3),
+        ("reduce_partial", 3),
+        ("seed_input", 1),
+    ]
+    .iter()
+    .map(|&(k, c)| (k.to_string(), c))
+    .collect();
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+}

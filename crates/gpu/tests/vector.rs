@@ -239,3 +239,64 @@ fn reductions_of_changing_sizes_share_the_kept_buffers() {
         );
     }
 }
+
+/// Profiling times every dispatch by kernel (timestamp queries), across more dispatches than one
+/// query set holds, without changing any result; off again, nothing is timed.
+#[test]
+fn profiling_counts_every_dispatch_by_kernel() {
+    if context().is_none() {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    }
+    // A context of its own: other tests dispatch on the shared one concurrently.
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    assert!(ctx.stop_profiling().unwrap().is_empty());
+    if let Err(e) = ctx.start_profiling() {
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let n = 5000;
+    let x = GpuVec::from_host(&ctx, &vec![2.0; n]);
+    let mut v = GpuVec::zeros(&ctx, n);
+    let before = ctx.dispatches();
+    v.fill(1.0);
+    for _ in 0..3000 {
+        v.axpby(1e-3, &x, 1.0);
+    }
+    v.scale(0.5);
+    let dot = v.dot(&x);
+    let dispatched = ctx.dispatches() - before;
+    let profile = ctx.stop_profiling().unwrap();
+    // (1 + 3000 · 2e-3) / 2 = 3.5 per component, times 2 from x.
+    assert!(
+        (dot - 7.0 * n as f32).abs() < 1e-3 * 7.0 * n as f32,
+        "{dot}"
+    );
+    let calls = |k: &str| {
+        profile
+            .iter()
+            .find(|t| t.kernel == k)
+            .map_or(0, |t| t.calls)
+    };
+    assert_eq!(
+        [calls("fill"), calls("axpby"), calls("scale"), calls("dot")],
+        [1, 3000, 1, 1],
+        "{profile:?}"
+    );
+    assert_eq!(profile.iter().map(|t| t.calls).sum::<usize>(), dispatched);
+    for t in &profile {
+        assert!(t.seconds.is_finite() && t.seconds >= 0.0, "{t:?}");
+    }
+    // 3000 axpby over 5000 floats take time on any device (lavapipe: milliseconds).
+    assert!(
+        profile
+            .iter()
+            .find(|t| t.kernel == "axpby")
+            .unwrap()
+            .seconds
+            > 0.0
+    );
+    v.axpby(1.0, &x, 1.0);
+    let _ = v.dot(&x);
+    assert!(ctx.stop_profiling().unwrap().is_empty());
+}
