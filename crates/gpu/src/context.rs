@@ -2,7 +2,6 @@
 
 use crate::error::GpuError;
 use crate::profile::{KernelTime, Profiler};
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,7 +54,8 @@ pub struct GpuContext {
     /// Dispatches recorded so far.
     dispatches: AtomicUsize,
     /// Entry point of every pipeline compiled through this context (named in profiles).
-    kernel_names: Mutex<HashMap<wgpu::ComputePipeline, &'static str>>,
+    /// (A list: a few dozen entries, searched only while profiling.)
+    kernel_names: Mutex<Vec<(wgpu::ComputePipeline, &'static str)>>,
     /// Buffers created through this context (see [`GpuContext::buffers_created`]).
     created: AtomicUsize,
 }
@@ -280,7 +280,7 @@ impl GpuContext {
             include_str!("kernels.wgsl"),
             &entries,
         );
-        let kernel_names: HashMap<wgpu::ComputePipeline, &'static str> = compiled
+        let kernel_names: Vec<(wgpu::ComputePipeline, &'static str)> = compiled
             .iter()
             .cloned()
             .zip(entries.iter().copied())
@@ -518,9 +518,9 @@ impl GpuContext {
             .kernel_names
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(pipeline)
-            .copied()
-            .unwrap_or("unnamed");
+            .iter()
+            .find(|(p, _)| p == pipeline)
+            .map_or("unnamed", |(_, name)| *name);
         pending.pass = None;
         self.encoder(pending);
         let Pending {
