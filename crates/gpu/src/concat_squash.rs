@@ -26,7 +26,7 @@
 //! layer's output `X'`; the adjoint right-hand side also keeps `U` and `Y`. Backward, per layer:
 //! the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's second-order
 //! terms, as in `nn::net`; the last layer seeds `a_z` on the primal rows and `−a_l e_k` on
-//! tangent rows `k`, or `−a_l ε` on Hutchinson's one tangent row); partial sums over chunks of 256 rows of
+//! tangent rows `k`, or `−a_l ε` on Hutchinson's one tangent row); partial sums over chunks of 16 to 256 rows (short where the batch is small) of
 //! `W̄ = Ūᵀ X` (tiled as above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`;
 //! their totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`,
 //! `b̄2 = ḡ g(1−g)`); and `X̄ = Ū W` (tiled for wide layers). An evaluation is `L + 2`
@@ -85,8 +85,34 @@ pub const AUTO_TILED_ROWS: usize = 16_384;
 /// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
 const TILE: usize = 64;
 
-/// Rows per partial sum of the parameter reductions (`CHUNK` in `concat_squash.wgsl`).
+/// Rows per partial sum of the tiled weight-cotangent kernel, and the most of the simple one
+/// (`CHUNK` in `concat_squash.wgsl`).
 const CHUNK: usize = 256;
+
+/// Fewest rows per partial sum of the simple parameter reduction.
+const MIN_CHUNK: usize = 16;
+
+/// Partial sums (chunks × weight entries) the simple reduction aims at: enough invocations to
+/// fill a large GPU.
+const REDUCE_INVOCATIONS: usize = 1 << 17;
+
+/// Most chunks the simple reduction makes unless its chunks are already [`CHUNK`] long (each of
+/// the final reduction's 16 invocations per item then sums at most 16 partials).
+const FEW_CHUNKS: usize = 256;
+
+/// Rows per partial sum of the simple reduction of a layer with `entries = din · dout` weights
+/// over `rows` stacked rows: a power of two in `[MIN_CHUNK, CHUNK]`, short where the batch is
+/// small. Each invocation sums its chunk serially, so at batch 100 (300 rows) chunks of 256 left
+/// two chunks and 256-long loops, a GPU's memory latency 256 times over; chunks of 16 make the
+/// loops 16 long and the invocations 16 times as many.
+fn chunk_rows(rows: usize, entries: usize) -> usize {
+    let for_invocations = (rows * entries).div_ceil(REDUCE_INVOCATIONS);
+    let for_final = rows.div_ceil(FEW_CHUNKS);
+    for_invocations
+        .max(for_final)
+        .next_power_of_two()
+        .clamp(MIN_CHUNK, CHUNK)
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Layer {
@@ -239,11 +265,22 @@ impl Buffers {
             });
         }
         // The largest buffers: the stacked activations (R × widest layer) and the partial sums
-        // of the weight cotangents (chunks × widest²).
+        // of the weight cotangents (chunks × weights of the layer, the most over layers and
+        // over both reductions: the tiled one's chunks are CHUNK long, the simple one's at
+        // most).
         let wide = rows * max_width;
-        let chunks = rows.div_ceil(CHUNK);
+        let partials = layers
+            .iter()
+            .map(|l| rows.div_ceil(chunk_rows(rows, l.din * l.dout)) * l.din * l.dout)
+            .max()
+            .unwrap_or(1);
+        let unit_partials = layers
+            .iter()
+            .map(|l| rows.div_ceil(chunk_rows(rows, l.din * l.dout)) * 2 * l.dout)
+            .max()
+            .unwrap_or(1);
         ctx.check_buffer(what, wide)?;
-        ctx.check_buffer(what, chunks * max_width * max_width)?;
+        ctx.check_buffer(what, partials)?;
         Ok(Self {
             noise: if hutchinson {
                 let v = ctx.storage(batch * dim);
@@ -258,8 +295,8 @@ impl Buffers {
             xbar: [ctx.storage(wide), ctx.storage(wide)],
             ybar: ctx.storage(wide),
             ubar: ctx.storage(wide),
-            partials: ctx.storage(chunks * max_width * max_width),
-            unit_partials: ctx.storage(chunks * 2 * max_width),
+            partials: ctx.storage(partials),
+            unit_partials: ctx.storage(unit_partials),
         })
     }
 }
@@ -331,6 +368,7 @@ impl ConcatSquashNet {
             "concat-squash kernels",
             include_str!("concat_squash.wgsl"),
             &ENTRIES,
+            &[("POINT_ROWS", (1 + tangents) as f64)],
         );
         let mut it = p.into_iter();
         let mut next = || it.next().expect("one pipeline per entry");
@@ -657,7 +695,6 @@ impl ConcatSquashNet {
             );
         }
         let p_at = adj_at + self.state_len();
-        let chunks = rows.div_ceil(CHUNK);
         let mut cur = 0;
         for (i, l) in self.layers.iter().enumerate().rev() {
             let dims = Dims { t, ..self.base(l) };
@@ -686,15 +723,22 @@ impl ConcatSquashNet {
             );
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
             // take the tiled weight kernel (one workgroup per chunk of rows).
-            let (reduce, threads) = if self.tiles_backward() && l.dout <= TILE && l.din <= TILE {
-                (&k.reduce_weights, chunks * 256)
-            } else {
-                (&k.reduce_partial, (l.dout * l.din + l.dout) * chunks)
-            };
+            let (reduce, threads, chunk) =
+                if self.tiles_backward() && l.dout <= TILE && l.din <= TILE {
+                    (&k.reduce_weights, rows.div_ceil(CHUNK) * 256, CHUNK)
+                } else {
+                    let chunk = chunk_rows(rows, l.din * l.dout);
+                    let threads = (l.dout * l.din + l.dout) * rows.div_ceil(chunk);
+                    (&k.reduce_partial, threads, chunk)
+                };
+            let chunks = rows.div_ceil(chunk);
             self.run(
                 reduce,
                 threads,
-                dims,
+                Dims {
+                    r0: chunk as u32,
+                    ..dims
+                },
                 &[
                     (1, &self.buf.ubar),
                     (2, &self.buf.xs[i]),
@@ -918,3 +962,32 @@ macro_rules! concat_squash_model {
 }
 
 pub(crate) use concat_squash_model;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The simple reduction's chunks: short at small batch, `CHUNK` at large, always a power of
+    /// two in range, and few enough for the final reduction unless already `CHUNK` long.
+    #[test]
+    fn chunk_rows_follow_the_batch() {
+        // The toy CNF (2-64-64-2, exact divergence: 3 rows per point), middle layer.
+        assert_eq!(chunk_rows(300, 64 * 64), 16);
+        assert_eq!(chunk_rows(3_000, 64 * 64), 128);
+        assert_eq!(chunk_rows(30_000, 64 * 64), 256);
+        assert_eq!(chunk_rows(300_000, 64 * 64), 256);
+        // Its first and last layers (128 weights).
+        assert_eq!(chunk_rows(300, 128), 16);
+        assert_eq!(chunk_rows(30_000, 128), 128);
+        for rows in [1, 7, 300, 1_000, 4_097, 30_000, 300_000, 3_000_000] {
+            for entries in [1, 4, 128, 4_096, 65_536] {
+                let c = chunk_rows(rows, entries);
+                assert!(c.is_power_of_two() && (MIN_CHUNK..=CHUNK).contains(&c));
+                assert!(
+                    c == CHUNK || rows.div_ceil(c) <= FEW_CHUNKS,
+                    "{rows} {entries}"
+                );
+            }
+        }
+    }
+}

@@ -23,7 +23,7 @@ struct Dims {
                   // the products X Wᵀ already in U; bit 4: layer_forward of a hidden layer
                   // stores only X' (an evaluation without a backward pass); bit 5: one
                   // tangent seeded with Hutchinson's noise (src3 = ε, B × D)
-    r0: u32,      // reduce_final: number of chunks
+    r0: u32,      // reduce_final: number of chunks; reduce_partial: rows per chunk
     r1: u32,      // input_backward: rows
     t: f32,
     scale: f32,
@@ -39,9 +39,14 @@ struct Dims {
 @group(0) @binding(7) var<storage, read> src3: array<f32>;
 @group(0) @binding(8) var<storage, read> src4: array<f32>;
 
+// Rows per partial sum of the tiled weight-cotangent kernel (the simple one takes its chunk
+// length from the host: d.r0).
 const CHUNK: u32 = 256u;
 // Rows per point (1 + D) that the row-wise kernels hold in registers.
 const MAX_ROWS: u32 = 8u;
+// Rows per point of this model (1 + K), fixed when the pipelines are built: the row loops then
+// have a constant trip count, which a driver can unroll and keep in registers.
+override POINT_ROWS: u32 = 1u;
 
 // Whether the rows carry divergence tangents (K > 0).
 fn with_divergence() -> bool {
@@ -105,7 +110,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let b = i / d.dout;
     let j = i % d.dout;
     let g = gate(j);
-    let k_count = d.rows / d.batch;
+    let k_count = POINT_ROWS;
     // All rows at once, so each weight is loaded once per invocation (k_count <= MAX_ROWS).
     // Bit 3: the products X Wᵀ are already in dst (gemm_weights); only the rest is done here.
     var acc: array<f32, MAX_ROWS>;
@@ -183,7 +188,7 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let b = i / d.dout;
     let j = i % d.dout;
     let g = gate(j);
-    let k_count = d.rows / d.batch;
+    let k_count = POINT_ROWS;
     if ((d.mode & 4u) == 4u) {
         let D = d.dout;
         var al = 0.0;
@@ -217,7 +222,8 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     dst2[p] = primal * g;
 }
 
-// Partial sums over chunks of CHUNK rows for one layer's parameter gradient.
+// Partial sums over chunks of r0 rows (chosen by the host: short chunks where the batch is
+// small, so that each invocation's serial loop is short) for one layer's parameter gradient.
 // Invocations [0, E·C), E = dout·din, C chunks: W̄ partial Σ_r Ū[r, j] X[r, q] (src = Ū,
 // src2 = X) into dst[c·E + e]. Invocations [E·C, E·C + dout·C): for unit j, Σ_all Ȳ U and
 // Σ_primal Ȳ (src3 = Ȳ, src4 = U) into dst2[c·2·dout + j] and dst2[c·2·dout + dout + j].
@@ -225,14 +231,15 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     let entries = d.dout * d.din;
-    let chunks = (d.rows + CHUNK - 1u) / CHUNK;
+    let chunk_rows = d.r0;
+    let chunks = (d.rows + chunk_rows - 1u) / chunk_rows;
     if (i < entries * chunks) {
         let e = i % entries;
         let chunk = i / entries;
         let j = e / d.din;
         let q = e % d.din;
-        let start = chunk * CHUNK;
-        let end = min(start + CHUNK, d.rows);
+        let start = chunk * chunk_rows;
+        let end = min(start + chunk_rows, d.rows);
         var acc = 0.0;
         for (var r = start; r < end; r = r + 1u) {
             acc = acc + src[r * d.dout + j] * src2[r * d.din + q];
@@ -240,7 +247,7 @@ fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         dst[i] = acc;
         return;
     }
-    unit_sums(i - entries * chunks, chunks);
+    unit_sums(i - entries * chunks, chunks, chunk_rows);
 }
 
 // The layer's parameter cotangents, scaled, into dst at at_out + offset. Items [0, E) sum W̄
@@ -387,18 +394,18 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     }
     // The same chunk's per-unit sums (src3 = Ȳ, src4 = U into dst2), one invocation per unit.
     if (t < d.dout) {
-        unit_sums(chunk * d.dout + t, chunks);
+        unit_sums(chunk * d.dout + t, chunks, CHUNK);
     }
 }
 
-// Unit j of chunk c (v = c·dout + j): Σ_all Ȳ U into dst2[c·2·dout + j] and Σ_primal Ȳ into
-// dst2[c·2·dout + dout + j] (src3 = Ȳ, src4 = U).
-fn unit_sums(v: u32, chunks: u32) {
+// Unit j of chunk c (v = c·dout + j) of `chunk_rows` rows: Σ_all Ȳ U into dst2[c·2·dout + j]
+// and Σ_primal Ȳ into dst2[c·2·dout + dout + j] (src3 = Ȳ, src4 = U).
+fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     if (v >= d.dout * chunks) { return; }
     let j = v % d.dout;
     let chunk = v / d.dout;
-    let start = chunk * CHUNK;
-    let end = min(start + CHUNK, d.rows);
+    let start = chunk * chunk_rows;
+    let end = min(start + chunk_rows, d.rows);
     var gsum = 0.0;
     var psum = 0.0;
     for (var r = start; r < end; r = r + 1u) {

@@ -183,13 +183,15 @@ impl Params {
     }
 }
 
-/// Compiles every entry point of a WGSL module, in order (bind-group layouts derived from the
-/// code).
+/// Compiles every entry point of a WGSL module, in order, with its pipeline-overridable
+/// `constants` set (bind-group layouts derived from the code). Workgroup memory is not zeroed
+/// first: every kernel writes its workgroup arrays before reading them.
 fn compile(
     device: &wgpu::Device,
     label: &str,
     source: &str,
     entries: &[&'static str],
+    constants: &[(&str, f64)],
 ) -> Vec<wgpu::ComputePipeline> {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(label),
@@ -203,7 +205,10 @@ fn compile(
                 layout: None,
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
                 cache: None,
             })
         })
@@ -279,6 +284,7 @@ impl GpuContext {
             "irdm kernels",
             include_str!("kernels.wgsl"),
             &entries,
+            &[],
         );
         let kernel_names: Vec<(wgpu::ComputePipeline, &'static str)> = compiled
             .iter()
@@ -541,14 +547,16 @@ impl GpuContext {
         *pass = Some(timed);
     }
 
-    /// Compiles every entry point of a WGSL module (bind-group layouts derived from the code).
+    /// Compiles every entry point of a WGSL module with its overridable `constants` set
+    /// (bind-group layouts derived from the code).
     pub(crate) fn pipelines(
         &self,
         label: &str,
         source: &str,
         entries: &[&'static str],
+        constants: &[(&str, f64)],
     ) -> Vec<wgpu::ComputePipeline> {
-        let compiled = compile(&self.device, label, source, entries);
+        let compiled = compile(&self.device, label, source, entries, constants);
         self.kernel_names
             .lock()
             .unwrap_or_else(|e| e.into_inner())
