@@ -1,14 +1,16 @@
 //! Per-operation costs on this adapter: a recorded dispatch (many small vector operations, one
 //! readback), an error norm over four groups (its own submission and readback, as once per
-//! adaptive step), and recording IRDM's interpolation `combine_rows` (coefficients uploaded
-//! with each call). Medians of repeated runs.
+//! adaptive step), recording IRDM's interpolation `combine_rows` (coefficients uploaded
+//! with each call), and the host's recording alone (no submission inside the timing) of vector
+//! operations and of the toy CNF's `f` and adjoint right-hand side. Medians of repeated runs.
 //!
 //! ```text
 //! cargo run --release -p gpu --example dispatch_cost
 //! ```
 
-use gpu::{GpuContext, GpuVec};
-use rk::{Atol, Vector};
+use adjoint::VectorVjp;
+use gpu::{GpuActivation, GpuCnf, GpuContext, GpuVec};
+use rk::{Atol, Rhs, Vector};
 use std::time::Instant;
 
 /// Median of `reps` timings of `f`, in µs per `per` operations.
@@ -74,6 +76,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "combine_rows of 17 rows: record {:.1} µs each, record + run {total:.1} µs each",
         recorded[recorded.len() / 2]
+    );
+    // The host's recording alone: 16 dispatches (fewer than the context records before it
+    // submits on its own), timed without the readback that follows.
+    let record_only = |mut op: Box<dyn FnMut() + '_>, per: usize| {
+        let mut t: Vec<f64> = (0..201)
+            .map(|_| {
+                let start = Instant::now();
+                op();
+                let us = 1e6 * start.elapsed().as_secs_f64() / per as f64;
+                let _ = x.all_finite();
+                us
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let axpby = record_only(
+        Box::new(|| {
+            for _ in 0..16 {
+                v.axpby(0.5, &x, 0.5);
+            }
+        }),
+        16,
+    );
+    println!("record only: axpby {axpby:.2} µs per dispatch");
+    let batch = 100;
+    let mut cnf = GpuCnf::toy(&ctx, batch, GpuActivation::Tanh)?;
+    let theta = GpuVec::zeros(&ctx, cnf.param_len());
+    let z = GpuVec::from_host(&ctx, &vec![0.1; cnf.state_len()]);
+    let mut dz = GpuVec::zeros(&ctx, cnf.state_len());
+    let f = record_only(Box::new(|| cnf.eval(0.1, &z, &theta, &mut dz)), 1);
+    let ax = GpuVec::zeros(&ctx, cnf.state_len() + cnf.param_len());
+    let mut dax = GpuVec::zeros(&ctx, cnf.state_len() + cnf.param_len());
+    let vjp = record_only(
+        Box::new(|| cnf.adjoint_rhs(0.1, &z, 0, &theta, &ax, 0, &mut dax, None, 0)),
+        1,
+    );
+    println!(
+        "record only, toy CNF at batch {batch}: f {f:.1} µs (5 dispatches), adjoint RHS {vjp:.1} µs (16 dispatches)"
     );
     Ok(())
 }

@@ -37,6 +37,7 @@
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
+use crate::kernel::Kernel;
 use crate::vector::GpuVec;
 
 use std::ops::Range;
@@ -182,15 +183,15 @@ const ENTRIES: [&str; 9] = [
 ];
 
 struct Kernels {
-    seed_input: wgpu::ComputePipeline,
-    layer_forward: wgpu::ComputePipeline,
-    write_value: wgpu::ComputePipeline,
-    layer_backward_rows: wgpu::ComputePipeline,
-    reduce_partial: wgpu::ComputePipeline,
-    reduce_final: wgpu::ComputePipeline,
-    input_backward: wgpu::ComputePipeline,
-    reduce_weights: wgpu::ComputePipeline,
-    gemm_weights: wgpu::ComputePipeline,
+    seed_input: Kernel,
+    layer_forward: Kernel,
+    write_value: Kernel,
+    layer_backward_rows: Kernel,
+    reduce_partial: Kernel,
+    reduce_final: Kernel,
+    input_backward: Kernel,
+    reduce_weights: Kernel,
+    gemm_weights: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -566,15 +567,9 @@ impl ConcatSquashNet {
         );
     }
 
-    fn run(
-        &self,
-        pipeline: &wgpu::ComputePipeline,
-        threads: usize,
-        dims: Dims,
-        buffers: &[(u32, &wgpu::Buffer)],
-    ) {
+    fn run(&self, kernel: &Kernel, threads: usize, dims: Dims, buffers: &[(u32, &wgpu::Buffer)]) {
         self.ctx
-            .dispatch_words(pipeline, threads as u32, &dims.words(), buffers);
+            .dispatch_words(kernel, threads as u32, &dims.words(), buffers);
     }
 
     /// The stacked forward pass from `z = z_vec[z_at ..]`; leaves `Y_L` (the output rows) and,

@@ -1,7 +1,10 @@
 //! The GPU context: adapter, device, queue and every compute pipeline, built once and shared.
 
 use crate::error::GpuError;
+use crate::kernel::{Kernel, MAX_BINDINGS, PARAMS_BINDING, compile};
 use crate::profile::{KernelTime, Profiler};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,17 +16,17 @@ pub const ADAPTER_ENV: &str = "IRDM_GPU_ADAPTER";
 /// Threads per workgroup of every kernel.
 pub(crate) const WORKGROUP: u32 = 256;
 
-/// The compute pipelines of `kernels.wgsl`.
+/// The kernels of `kernels.wgsl`.
 pub(crate) struct Pipelines {
-    pub fill: wgpu::ComputePipeline,
-    pub scale: wgpu::ComputePipeline,
-    pub axpby: wgpu::ComputePipeline,
-    pub lincomb4: wgpu::ComputePipeline,
-    pub err_sq: wgpu::ComputePipeline,
-    pub dot: wgpu::ComputePipeline,
-    pub nonfinite: wgpu::ComputePipeline,
-    pub max_abs: wgpu::ComputePipeline,
-    pub combine_rows: wgpu::ComputePipeline,
+    pub fill: Kernel,
+    pub scale: Kernel,
+    pub axpby: Kernel,
+    pub lincomb4: Kernel,
+    pub err_sq: Kernel,
+    pub dot: Kernel,
+    pub nonfinite: Kernel,
+    pub max_abs: Kernel,
+    pub combine_rows: Kernel,
 }
 
 /// Device, queue and pipelines. Build once with [`GpuContext::new`] and share the `Arc`.
@@ -53,11 +56,10 @@ pub struct GpuContext {
     submissions: AtomicUsize,
     /// Dispatches recorded so far.
     dispatches: AtomicUsize,
-    /// Entry point of every pipeline compiled through this context (named in profiles).
-    /// (A list: a few dozen entries, searched only while profiling.)
-    kernel_names: Mutex<Vec<(wgpu::ComputePipeline, &'static str)>>,
     /// Buffers created through this context (see [`GpuContext::buffers_created`]).
     created: AtomicUsize,
+    /// Bind groups created (see [`GpuContext::bind_groups_created`]).
+    groups_created: AtomicUsize,
 }
 
 /// One buffer kept between uses: taken out for the duration of a reduction or readback (a
@@ -145,6 +147,32 @@ struct Pending {
     data_used: usize,
     /// Kernel timing, while on ([`GpuContext::start_profiling`]).
     profiler: Option<Profiler>,
+    /// Bind groups kept between dispatches (see [`BindGroups`]).
+    bind_groups: BindGroups,
+}
+
+/// Bind groups kept for reuse, keyed by kernel and bound buffers: the parameter uniform and the
+/// data ring are bound with dynamic offsets, so a dispatch with the same kernel and buffers as an
+/// earlier one (every step of a solve after the first) reuses its bind group.
+///
+/// A kept bind group holds its buffers alive, so the groups are dropped whenever the context
+/// has created a buffer since they were made (`epoch`): every buffer a kernel binds is created
+/// through the context, so the kept groups only ever hold buffers that all existed at once,
+/// never more memory than was in use before, and a dropped vector's memory returns at the next
+/// creation. A solve creates no buffer after its first step, so within it the groups stay.
+#[derive(Default)]
+struct BindGroups {
+    /// Groups by a hash of (kernel, buffers); each bucket compared exactly.
+    kept: HashMap<u64, Vec<KeptGroup>>,
+    /// `created` when the groups were last dropped.
+    epoch: usize,
+}
+
+/// One kept bind group and what it binds.
+struct KeptGroup {
+    kernel: usize,
+    buffers: Vec<(u32, wgpu::Buffer)>,
+    group: wgpu::BindGroup,
 }
 
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (48 bytes).
@@ -181,38 +209,6 @@ impl Params {
             self.c[3].to_bits(),
         ]
     }
-}
-
-/// Compiles every entry point of a WGSL module, in order, with its pipeline-overridable
-/// `constants` set (bind-group layouts derived from the code). Workgroup memory is not zeroed
-/// first: every kernel writes its workgroup arrays before reading them.
-fn compile(
-    device: &wgpu::Device,
-    label: &str,
-    source: &str,
-    entries: &[&'static str],
-    constants: &[(&str, f64)],
-) -> Vec<wgpu::ComputePipeline> {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(label),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
-    });
-    entries
-        .iter()
-        .map(|entry| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            })
-        })
-        .collect()
 }
 
 fn rank(t: wgpu::DeviceType) -> u8 {
@@ -286,11 +282,6 @@ impl GpuContext {
             &entries,
             &[],
         );
-        let kernel_names: Vec<(wgpu::ComputePipeline, &'static str)> = compiled
-            .iter()
-            .cloned()
-            .zip(entries.iter().copied())
-            .collect();
         let mut next = compiled.into_iter();
         let mut make = || next.next().expect("one pipeline per entry");
         let pipelines = Pipelines {
@@ -310,9 +301,11 @@ impl GpuContext {
         );
         let slot = (device.limits().min_uniform_buffer_offset_alignment as usize).max(64);
         let data_align = (device.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
+        // A staged array is bound as MAX_DISPATCH_DATA floats from its offset, so the ring
+        // extends that far past its last usable offset.
         let data_ring = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("data ring"),
-            size: (4 * DATA_RING_FLOATS) as u64,
+            size: (4 * (DATA_RING_FLOATS + MAX_DISPATCH_DATA)) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -335,6 +328,7 @@ impl GpuContext {
                 data: vec![0.0; DATA_RING_FLOATS],
                 data_used: 0,
                 profiler: None,
+                bind_groups: BindGroups::default(),
             }),
             uniforms,
             slot,
@@ -350,8 +344,8 @@ impl GpuContext {
             ),
             submissions: AtomicUsize::new(0),
             dispatches: AtomicUsize::new(0),
-            kernel_names: Mutex::new(kernel_names),
             created: AtomicUsize::new(0),
+            groups_created: AtomicUsize::new(0),
         }))
     }
 
@@ -399,62 +393,65 @@ impl GpuContext {
         (x, groups.div_ceil(x))
     }
 
-    /// Records one dispatch of `pipeline` over `n` elements with `buffers` bound at bindings
+    /// Records one dispatch of `kernel` over `n` elements with `buffers` bound at bindings
     /// 0, 1, … (binding 5 is the parameters). Submitted with the next readback.
     pub(crate) fn dispatch(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        kernel: &Kernel,
         n: u32,
         params: Params,
         buffers: &[(u32, &wgpu::Buffer)],
     ) {
-        self.dispatch_words(pipeline, n, &params.bytes(), buffers);
+        self.dispatch_words(kernel, n, &params.bytes(), buffers);
     }
 
     /// Records one dispatch over `n` elements with a uniform block of `words` (32-bit words) at
     /// binding 5 and `buffers` at their bindings. Submitted with the next readback.
     pub(crate) fn dispatch_words(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        kernel: &Kernel,
         n: u32,
         words: &[u32],
         buffers: &[(u32, &wgpu::Buffer)],
     ) {
-        self.dispatch_staged(pipeline, n, words, buffers, None);
+        self.dispatch_staged(kernel, n, words, buffers, None);
     }
 
-    /// [`GpuContext::dispatch`] with a small array `data.1` (1 to [`MAX_DISPATCH_DATA`]
-    /// floats) bound at binding `data.0`: staged with the kernel parameters and uploaded with
-    /// the submission, so no buffer is created per call.
+    /// [`GpuContext::dispatch`] with a small array `data` (1 to [`MAX_DISPATCH_DATA`] floats)
+    /// bound at the kernel's `ring_*` binding: staged with the kernel parameters and uploaded
+    /// with the submission, so no buffer is created per call.
     pub(crate) fn dispatch_with_data(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        kernel: &Kernel,
         n: u32,
         params: Params,
         buffers: &[(u32, &wgpu::Buffer)],
-        data: (u32, &[f32]),
+        data: &[f32],
     ) {
         assert!(
-            (1..=MAX_DISPATCH_DATA).contains(&data.1.len()),
+            (1..=MAX_DISPATCH_DATA).contains(&data.len()),
             "dispatch data of {} floats (callers split it)",
-            data.1.len()
+            data.len()
         );
-        self.dispatch_staged(pipeline, n, &params.bytes(), buffers, Some(data));
+        assert!(
+            kernel.ring.is_some(),
+            "{} reads no ring_ array",
+            kernel.name
+        );
+        self.dispatch_staged(kernel, n, &params.bytes(), buffers, Some(data));
     }
 
     fn dispatch_staged(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        kernel: &Kernel,
         n: u32,
         words: &[u32],
         buffers: &[(u32, &wgpu::Buffer)],
-        data: Option<(u32, &[f32])>,
+        data: Option<&[f32]>,
     ) {
         let bytes: &[u8] = bytemuck::cast_slice(words);
         debug_assert!(bytes.len() <= self.slot);
-        let data_len = data.map_or(0, |(_, d)| {
-            d.len().div_ceil(self.data_align) * self.data_align
-        });
+        let data_len = data.map_or(0, |d| d.len().div_ceil(self.data_align) * self.data_align);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.used == UNIFORM_SLOTS
             || pending.data_used + data_len > DATA_RING_FLOATS
@@ -466,45 +463,35 @@ impl GpuContext {
         let slot = pending.used;
         pending.used += 1;
         pending.staging[slot * self.slot..slot * self.slot + bytes.len()].copy_from_slice(bytes);
-        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-            .iter()
-            .map(|(binding, b)| wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        if let Some((binding, d)) = data {
+        // Dynamic offsets in binding order: the parameters (binding 5), then the ring array
+        // (kernels.wgsl binds it at 6).
+        let mut offsets = [0u32; 2];
+        let mut count = 0;
+        if kernel.params {
+            offsets[count] = (slot * self.slot) as u32;
+            count += 1;
+        }
+        if let Some(d) = data {
             let at = pending.data_used;
             pending.data[at..at + d.len()].copy_from_slice(d);
             pending.data_used += data_len;
-            entries.push(wgpu::BindGroupEntry {
-                binding,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &self.data_ring,
-                    offset: (4 * at) as u64,
-                    size: std::num::NonZeroU64::new((4 * d.len()) as u64),
-                }),
-            });
+            let ring = kernel.ring.expect("checked by dispatch_with_data");
+            let ring_offset = (4 * at) as u32;
+            if ring < PARAMS_BINDING {
+                offsets.copy_within(0..count, 1);
+                offsets[0] = ring_offset;
+            } else {
+                offsets[count] = ring_offset;
+            }
+            count += 1;
         }
-        entries.push(wgpu::BindGroupEntry {
-            binding: 5,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.uniforms,
-                offset: (slot * self.slot) as u64,
-                size: std::num::NonZeroU64::new(bytes.len() as u64),
-            }),
-        });
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let group = self.bind_group(&mut pending, kernel, buffers);
         if pending.profiler.is_some() {
-            self.begin_timed_pass(&mut pending, pipeline);
+            self.begin_timed_pass(&mut pending, kernel.name);
         }
         let pass = self.pass(&mut pending);
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind, &[]);
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &group, &offsets[..count]);
         let (x, y) = Self::grid(n);
         pass.dispatch_workgroups(x, y, 1);
         if pending.profiler.is_some() {
@@ -517,16 +504,85 @@ impl GpuContext {
         }
     }
 
-    /// Ends the open pass and begins one whose start and end the profiler stamps, for one
-    /// dispatch of `pipeline`.
-    fn begin_timed_pass(&self, pending: &mut Pending, pipeline: &wgpu::ComputePipeline) {
-        let name = self
-            .kernel_names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// The bind group of `kernel` with `buffers`: a kept one, or a new one kept from now on
+    /// (see [`BindGroups`]).
+    fn bind_group(
+        &self,
+        pending: &mut Pending,
+        kernel: &Kernel,
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> wgpu::BindGroup {
+        let created = self.created.load(Ordering::Relaxed);
+        let kept = &mut pending.bind_groups;
+        if kept.epoch != created {
+            kept.kept.clear();
+            kept.epoch = created;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        kernel.id.hash(&mut hasher);
+        for (binding, buffer) in buffers {
+            binding.hash(&mut hasher);
+            buffer.hash(&mut hasher);
+        }
+        let bucket = kept.kept.entry(hasher.finish()).or_default();
+        let same = |k: &KeptGroup| {
+            k.kernel == kernel.id
+                && k.buffers.len() == buffers.len()
+                && k.buffers
+                    .iter()
+                    .zip(buffers)
+                    .all(|((b1, x1), (b2, x2))| b1 == b2 && x1 == *x2)
+        };
+        if let Some(k) = bucket.iter().find(|k| same(k)) {
+            return k.group.clone();
+        }
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
-            .find(|(p, _)| p == pipeline)
-            .map_or("unnamed", |(_, name)| *name);
+            .map(|(binding, b)| {
+                debug_assert!((*binding as usize) < MAX_BINDINGS);
+                wgpu::BindGroupEntry {
+                    binding: *binding,
+                    resource: b.as_entire_binding(),
+                }
+            })
+            .collect();
+        if let Some(ring) = kernel.ring {
+            entries.push(wgpu::BindGroupEntry {
+                binding: ring,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.data_ring,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new((4 * MAX_DISPATCH_DATA) as u64),
+                }),
+            });
+        }
+        if kernel.params {
+            entries.push(wgpu::BindGroupEntry {
+                binding: PARAMS_BINDING,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.uniforms,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(self.slot as u64),
+                }),
+            });
+        }
+        self.groups_created.fetch_add(1, Ordering::Relaxed);
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.name),
+            layout: &kernel.layout,
+            entries: &entries,
+        });
+        bucket.push(KeptGroup {
+            kernel: kernel.id,
+            buffers: buffers.iter().map(|(i, b)| (*i, (*b).clone())).collect(),
+            group: group.clone(),
+        });
+        group
+    }
+
+    /// Ends the open pass and begins one whose start and end the profiler stamps, for one
+    /// dispatch of kernel `name`.
+    fn begin_timed_pass(&self, pending: &mut Pending, name: &'static str) {
         pending.pass = None;
         self.encoder(pending);
         let Pending {
@@ -547,21 +603,16 @@ impl GpuContext {
         *pass = Some(timed);
     }
 
-    /// Compiles every entry point of a WGSL module with its overridable `constants` set
-    /// (bind-group layouts derived from the code).
+    /// Compiles every entry point of a WGSL module with its overridable `constants` set (see
+    /// [`crate::kernel`]).
     pub(crate) fn pipelines(
         &self,
         label: &str,
         source: &str,
         entries: &[&'static str],
         constants: &[(&str, f64)],
-    ) -> Vec<wgpu::ComputePipeline> {
-        let compiled = compile(&self.device, label, source, entries, constants);
-        self.kernel_names
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(compiled.iter().cloned().zip(entries.iter().copied()));
-        compiled
+    ) -> Vec<Kernel> {
+        compile(&self.device, label, source, entries, constants)
     }
 
     /// Starts timing every dispatch on the device (see [`KernelTime`]): from now until
@@ -687,6 +738,19 @@ impl GpuContext {
         self.created.load(Ordering::Relaxed)
     }
 
+    /// Bind groups created so far: one per kernel and set of buffers, kept and reused until the
+    /// next buffer creation, so a solver's steps after the first create none.
+    pub fn bind_groups_created(&self) -> usize {
+        self.groups_created.load(Ordering::Relaxed)
+    }
+
+    /// Bind groups kept now.
+    #[cfg(test)]
+    fn kept_bind_groups(&self) -> usize {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.bind_groups.kept.values().map(Vec::len).sum()
+    }
+
     /// Records a copy of `len` floats of `src` into `dst` from float `dst_at` on.
     pub(crate) fn copy_at(
         &self,
@@ -713,12 +777,12 @@ impl GpuContext {
         Ok(self.read_many(&[(src, 0, len)])?.pop().unwrap_or_default())
     }
 
-    /// Reductions over each of `ranges` in one submission and one readback: `pipeline` writes
+    /// Reductions over each of `ranges` in one submission and one readback: `kernel` writes
     /// one partial sum per workgroup (at `out_at` of binding 0, from a buffer kept between
     /// calls); returns each range's partial sums.
     pub(crate) fn reduce_ranges(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        kernel: &Kernel,
         ranges: &[Range<usize>],
         params: Params,
         inputs: &[(u32, &wgpu::Buffer)],
@@ -748,7 +812,7 @@ impl GpuContext {
                 out_at: at as u32,
                 ..params
             };
-            self.dispatch(pipeline, count, p, &bound);
+            self.dispatch(kernel, count, p, &bound);
             sources.push((&buffer, at, g));
             at += g;
         }
@@ -837,5 +901,45 @@ impl GpuContext {
             });
         let size = (4 * data.len()) as u64;
         self.record(|e| e.copy_buffer_to_buffer(&upload, 0, dst, 0, size));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GpuVec;
+    use rk::Vector;
+
+    /// Kept bind groups are reused for the same kernel and buffers, and dropped at the next
+    /// buffer creation, so that they never keep a dropped vector's memory for long.
+    #[test]
+    fn kept_bind_groups_are_reused_and_dropped_at_the_next_creation() {
+        let ctx = match GpuContext::new() {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+                    "IRDM_REQUIRE_GPU=1 but {e}"
+                );
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let mut v = GpuVec::zeros(&ctx, 64);
+        let before = ctx.bind_groups_created();
+        for _ in 0..10 {
+            v.fill(1.0);
+        }
+        assert_eq!(ctx.bind_groups_created() - before, 1);
+        assert_eq!(ctx.kept_bind_groups(), 1);
+        v.scale(2.0);
+        assert_eq!(ctx.kept_bind_groups(), 2);
+        let mut w = GpuVec::zeros(&ctx, 64);
+        drop(v);
+        w.fill(3.0);
+        // The creation of w dropped v's groups; only w's is kept.
+        assert_eq!(ctx.kept_bind_groups(), 1);
+        assert_eq!(ctx.bind_groups_created() - before, 3);
+        assert!(w.to_host().iter().all(|&x| x == 3.0));
     }
 }

@@ -19,6 +19,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> x2: array<f32>;
 @group(0) @binding(4) var<storage, read> x3: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
+// Small per-dispatch arrays staged in the context's data ring (bound with a dynamic offset).
+@group(0) @binding(6) var<storage, read> ring_coeffs: array<f32>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -132,15 +134,15 @@ fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoc
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
 }
 
-// out (+)= Σ_k x1[k] · x0[(start + k·stride)·n + i] over mode rows from row start (x0 = stacked
-// rows, x1 = their coefficients); flags 1 adds to out.
+// out (+)= Σ_k c[k] · x0[(start + k·stride)·n + i] over mode rows from row start (x0 = stacked
+// rows, c = their coefficients from the data ring); flags 1 adds to out.
 @compute @workgroup_size(256)
 fn combine_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i < p.n) {
         var acc = 0.0;
         for (var k = 0u; k < p.mode; k = k + 1u) {
-            acc = acc + x1[k] * x0[(p.start + k * p.stride) * p.n + i];
+            acc = acc + ring_coeffs[k] * x0[(p.start + k * p.stride) * p.n + i];
         }
         if (p.flags == 1u) { acc = acc + out[i]; }
         out[i] = acc;

@@ -26,6 +26,7 @@ mod cnf;
 mod concat_squash;
 mod context;
 mod error;
+mod kernel;
 mod net_rhs;
 mod profile;
 mod vector;

@@ -16,6 +16,7 @@
 
 use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params};
 use crate::error::GpuError;
+use crate::kernel::Kernel;
 use rk::{Atol, Vector};
 use std::ops::Range;
 use std::sync::Arc;
@@ -109,9 +110,9 @@ impl GpuVec {
                 c,
                 ..Params::default()
             };
-            let pipeline = &self.ctx.pipelines.lincomb4;
+            let kernel = &self.ctx.pipelines.lincomb4;
             self.ctx.dispatch(
-                pipeline,
+                kernel,
                 n,
                 params,
                 &[
@@ -131,15 +132,10 @@ impl GpuVec {
     }
 
     /// Σ over `[start, end)` of a reduction kernel's per-element values (one readback).
-    fn reduce(
-        &self,
-        pipeline: &wgpu::ComputePipeline,
-        range: Range<usize>,
-        inputs: &[(u32, &wgpu::Buffer)],
-    ) -> f32 {
+    fn reduce(&self, kernel: &Kernel, range: Range<usize>, inputs: &[(u32, &wgpu::Buffer)]) -> f32 {
         match self
             .ctx
-            .reduce_ranges(pipeline, &[range], Params::default(), inputs)
+            .reduce_ranges(kernel, &[range], Params::default(), inputs)
         {
             Ok(v) => sum_f64(&v[0]),
             Err(_) => f32::NAN,
@@ -258,7 +254,7 @@ impl Vector for GpuVec {
                 self.n(),
                 params,
                 &[(0, &self.buf), (1, &rows.buf)],
-                (2, c),
+                c,
             );
         }
     }

@@ -59,6 +59,7 @@ fn dopri5_on_the_gpu_matches_the_host() {
     // No buffer is created per step: the first step brought the reduction and readback buffers.
     assert!(solver.stats().accepted > 5);
     assert_eq!(Some(ctx.buffers_created()), buffers_after_first_step);
+
     let mut host_rhs = FnRhs(|_t: f32, z: &[f32], _p: &[f32], dz: &mut [f32]| {
         for (d, &v) in dz.iter_mut().zip(z) {
             *d = -v;
@@ -299,4 +300,54 @@ fn profiling_counts_every_dispatch_by_kernel() {
     v.axpby(1.0, &x, 1.0);
     let _ = v.dot(&x);
     assert!(ctx.stop_profiling().unwrap().is_empty());
+}
+
+/// Bind groups are kept: once the solver's rotations of its vectors (the FSAL stage swap, period
+/// 2, and the state's three-way rotation, period 3) have come round, a step creates none.
+#[test]
+fn solver_steps_reuse_their_bind_groups() {
+    if context().is_none() {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    }
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    let y0 = GpuVec::from_host(&ctx, &[1.0; 300]);
+    let empty = GpuVec::zeros(&ctx, 0);
+    let options = Options::new(1e-9f32, 1e-9);
+    let mut solver = Solver::new(Method::Dopri5, options, &y0).unwrap();
+    solver.init(&mut Decay, &empty, 0.0, 2.0, &y0).unwrap();
+    let mut groups = Vec::new();
+    let mut dispatches = Vec::new();
+    while !solver.is_finished() {
+        solver.step(&mut Decay, &empty).unwrap();
+        groups.push(ctx.bind_groups_created());
+        dispatches.push(ctx.dispatches());
+    }
+    let steps = groups.len();
+    assert!(steps > 20, "{steps} steps");
+    assert_eq!(groups[8], groups[steps - 1], "{groups:?}");
+    // Without kept groups every dispatch would make one.
+    assert!(dispatches[steps - 1] - dispatches[8] > 10 * (steps - 9));
+}
+
+/// Kept bind groups never bind a dropped vector's buffer to a new vector: vectors created,
+/// used and dropped in turn (a new allocation may take a dropped one's place) each get their own
+/// results.
+#[test]
+fn kept_bind_groups_follow_new_vectors() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    let x = GpuVec::from_host(&ctx, &[1.0; 64]);
+    for k in 0..40 {
+        let mut v = GpuVec::zeros(&ctx, 64);
+        v.fill(k as f32);
+        v.axpby(2.0, &x, 1.0);
+        let got = v.to_host();
+        assert!(
+            got.iter().all(|&g| g == k as f32 + 2.0),
+            "vector {k}: {got:?}"
+        );
+    }
 }
