@@ -142,13 +142,12 @@ struct Dims {
     at_out: u32,
     mode: u32,
     r0: u32,
-    r1: u32,
     t: f32,
     scale: f32,
 }
 
 impl Dims {
-    fn words(&self) -> [u32; 16] {
+    fn words(&self) -> [u32; 15] {
         [
             self.rows,
             self.batch,
@@ -163,7 +162,6 @@ impl Dims {
             self.at_out,
             self.mode,
             self.r0,
-            self.r1,
             self.t.to_bits(),
             self.scale.to_bits(),
         ]
@@ -777,11 +775,8 @@ impl ConcatSquashNet {
                 } else {
                     self.run(
                         &k.input_backward,
-                        rows * l.din,
-                        Dims {
-                            r1: rows as u32,
-                            ..dims
-                        },
+                        self.batch * l.din,
+                        dims,
                         &[
                             (0, params.buffer()),
                             (1, &self.buf.ubar),

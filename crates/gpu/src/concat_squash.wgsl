@@ -24,7 +24,6 @@ struct Dims {
                   // stores only X' (an evaluation without a backward pass); bit 5: one
                   // tangent seeded with Hutchinson's noise (src3 = ε, B × D)
     r0: u32,      // reduce_final: number of chunks; reduce_partial: rows per chunk
-    r1: u32,      // input_backward: rows
     t: f32,
     scale: f32,
 }
@@ -304,26 +303,34 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     }
 }
 
-// X̄ = Ū W (src = Ū). Hidden layers: all r1 rows into dst. First layer (bit 2): the primal
-// rows, scaled, into the state cotangent dst[at_out ..], and (with the divergence) zeros for
-// its Δlogp part.
+// X̄ = Ū W (src = Ū) for point b, input unit q, all rows of the point at once (each weight
+// loaded once for the 1 + K rows). Hidden layers: every row into dst. First layer (bit 2): the
+// primal row only, scaled, into the state cotangent dst[at_out ..], and (with the divergence)
+// zeros for its Δlogp part.
 @compute @workgroup_size(256)
 fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     let first = (d.mode & 4u) == 4u;
-    var n = d.r1 * d.din;
-    if (first) { n = d.batch * d.din; }
+    let n = d.batch * d.din;
     if (i < n) {
-        let r = i / d.din;
+        let b = i / d.din;
         let q = i % d.din;
-        var acc = 0.0;
+        var acc: array<f32, MAX_ROWS>;
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
         for (var j = 0u; j < d.dout; j = j + 1u) {
-            acc = acc + src[r * d.dout + j] * theta[d.w + j * d.din + q];
+            let wq = theta[d.w + j * d.din + q];
+            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+                if (k == 0u || !first) {
+                    acc[k] = acc[k] + src[(k * d.batch + b) * d.dout + j] * wq;
+                }
+            }
         }
         if (first) {
-            dst[d.at_out + i] = d.scale * acc;
+            dst[d.at_out + i] = d.scale * acc[0];
         } else {
-            dst[i] = acc;
+            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+                dst[(k * d.batch + b) * d.din + q] = acc[k];
+            }
         }
     } else if (first && with_divergence() && i < n + d.batch) {
         dst[d.at_out + i] = 0.0;
