@@ -24,16 +24,21 @@
 //! `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory, a 4 × 4 block
 //! per invocation). An evaluation alone (no backward pass after it) stores only each hidden
 //! layer's output `X'`; the adjoint right-hand side also keeps `U` and `Y`. Backward, per layer:
-//! the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's second-order
-//! terms, as in `nn::net`; the last layer seeds `a_z` on the primal rows and `−a_l e_k` on
-//! tangent rows `k`, or `−a_l ε` on Hutchinson's one tangent row); partial sums over chunks of 16 to 256 rows (short where the batch is small) of
-//! `W̄ = Ūᵀ X` (tiled as above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`;
-//! their totals (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`,
-//! `b̄2 = ḡ g(1−g)`); and `X̄ = Ū W` (tiled for wide layers). An evaluation is `L + 2`
-//! dispatches plus one per tiled layer; an adjoint right-hand side `5L + 1` plus one per tiled
-//! layer (plus one for RDM's `f`): the forward pass less `write_value`, then per layer the row
-//! cotangents, the parameter partials (one dispatch, weights and units together), their totals
-//! and `X̄`. WGSL has no floating-point atomics, so no kernel accumulates across invocations.
+//! the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's
+//! second-order terms, as in `nn::net`; the last layer seeds `a_z` on the primal rows and
+//! `−a_l e_k` on tangent rows `k`, or `−a_l ε` on Hutchinson's one tangent row); partial sums
+//! over chunks of 16 to 256 rows (short where the batch is small) of `W̄ = Ūᵀ X` (tiled as
+//! above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`; their totals
+//! (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`, `b̄2 = ḡ g(1−g)`); and
+//! `X̄ = Ū W`, which one kernel takes straight on through the layer below's activation and
+//! gate to that layer's `Ȳ, Ū` (all rows of a point in registers; for wide layers with tiled
+//! backward kernels, a tiled product and then the row kernel). An evaluation is `L + 2`
+//! dispatches plus one per tiled layer; an adjoint right-hand side `4L + 2` plus one per tiled
+//! wide layer (plus one for RDM's `f`): the forward pass less `write_value`, the last layer's
+//! row cotangents, per layer the parameter partials (one dispatch, weights and units
+//! together) and their totals, per layer above the first the fused `X̄` and row cotangents,
+//! and the first layer's `X̄` into the state's cotangent. WGSL has no floating-point atomics,
+//! so no kernel accumulates across invocations.
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -168,7 +173,7 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 9] = [
+const ENTRIES: [&str; 10] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -176,6 +181,7 @@ const ENTRIES: [&str; 9] = [
     "reduce_partial",
     "reduce_final",
     "input_backward",
+    "input_backward_rows",
     "reduce_weights",
     "gemm_weights",
 ];
@@ -188,6 +194,7 @@ struct Kernels {
     reduce_partial: Kernel,
     reduce_final: Kernel,
     input_backward: Kernel,
+    input_backward_rows: Kernel,
     reduce_weights: Kernel,
     gemm_weights: Kernel,
 }
@@ -222,11 +229,12 @@ struct Buffers {
     xs: Vec<wgpu::Buffer>,
     us: Vec<wgpu::Buffer>,
     ys: Vec<wgpu::Buffer>,
-    /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ, Ū; partial sums of the
-    /// weight cotangents and of the per-unit sums.
+    /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ and Ū (two each: one layer's
+    /// are read while the next layer down's are written); partial sums of the weight
+    /// cotangents and of the per-unit sums.
     xbar: [wgpu::Buffer; 2],
-    ybar: wgpu::Buffer,
-    ubar: wgpu::Buffer,
+    ybar: [wgpu::Buffer; 2],
+    ubar: [wgpu::Buffer; 2],
     partials: wgpu::Buffer,
     unit_partials: wgpu::Buffer,
 }
@@ -292,8 +300,8 @@ impl Buffers {
             us: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
             ys: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
             xbar: [ctx.storage(wide), ctx.storage(wide)],
-            ybar: ctx.storage(wide),
-            ubar: ctx.storage(wide),
+            ybar: [ctx.storage(wide), ctx.storage(wide)],
+            ubar: [ctx.storage(wide), ctx.storage(wide)],
             partials: ctx.storage(partials),
             unit_partials: ctx.storage(unit_partials),
         })
@@ -379,6 +387,7 @@ impl ConcatSquashNet {
             reduce_partial: next(),
             reduce_final: next(),
             input_backward: next(),
+            input_backward_rows: next(),
             reduce_weights: next(),
             gemm_weights: next(),
         };
@@ -688,32 +697,40 @@ impl ConcatSquashNet {
             );
         }
         let p_at = adj_at + self.state_len();
+        // X̄ of the layer above (`xbar[cur]`), where it went through memory (tiled products).
         let mut cur = 0;
+        // Ȳ and Ū of the current layer are in ybar[side], ubar[side]; `ready` when the fused
+        // input_backward_rows of the layer above already wrote them.
+        let mut side = 0;
+        let mut ready = false;
         for (i, l) in self.layers.iter().enumerate().rev() {
             let dims = Dims { t, ..self.base(l) };
-            // Ȳ, Ū for all rows: from the state's cotangent (last layer) or from X̄'.
-            let (mode, cotangent) = if i == n_layers - 1 {
-                (dims.mode | 4, x.buffer())
-            } else {
-                (dims.mode, &self.buf.xbar[cur])
-            };
-            self.run(
-                &k.layer_backward_rows,
-                self.batch * l.dout,
-                Dims {
-                    mode,
-                    at_in: a_at as u32,
-                    ..dims
-                },
-                &[
-                    (0, params.buffer()),
-                    (1, &self.buf.ys[i]),
-                    (2, cotangent),
-                    (3, &self.buf.ybar),
-                    (4, &self.buf.ubar),
-                    (7, &self.buf.noise),
-                ],
-            );
+            let (ybar, ubar) = (&self.buf.ybar[side], &self.buf.ubar[side]);
+            if !ready {
+                // Ȳ, Ū for all rows: from the state's cotangent (last layer) or from X̄'.
+                let (mode, cotangent) = if i == n_layers - 1 {
+                    (dims.mode | 4, x.buffer())
+                } else {
+                    (dims.mode, &self.buf.xbar[cur])
+                };
+                self.run(
+                    &k.layer_backward_rows,
+                    self.batch * l.dout,
+                    Dims {
+                        mode,
+                        at_in: a_at as u32,
+                        ..dims
+                    },
+                    &[
+                        (0, params.buffer()),
+                        (1, &self.buf.ys[i]),
+                        (2, cotangent),
+                        (3, ybar),
+                        (4, ubar),
+                        (7, &self.buf.noise),
+                    ],
+                );
+            }
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
             // take the tiled weight kernel (one workgroup per chunk of rows).
             let (reduce, threads, chunk) =
@@ -733,11 +750,11 @@ impl ConcatSquashNet {
                     ..dims
                 },
                 &[
-                    (1, &self.buf.ubar),
+                    (1, ubar),
                     (2, &self.buf.xs[i]),
                     (3, &self.buf.partials),
                     (4, &self.buf.unit_partials),
-                    (7, &self.buf.ybar),
+                    (7, ybar),
                     (8, &self.buf.us[i]),
                 ],
             );
@@ -758,34 +775,8 @@ impl ConcatSquashNet {
                     (3, dx.buffer()),
                 ],
             );
-            // X̄ = Ū W: all rows into the scratch, or (first layer) −X̄ into the state part.
-            if i > 0 {
-                let next = 1 - cur;
-                if self.tiles_backward() && Self::wide(l) {
-                    self.gemm(
-                        &self.buf.ubar,
-                        l.dout,
-                        l,
-                        true,
-                        &self.buf.xbar[next],
-                        l.din,
-                        rows,
-                        params,
-                    );
-                } else {
-                    self.run(
-                        &k.input_backward,
-                        self.batch * l.din,
-                        dims,
-                        &[
-                            (0, params.buffer()),
-                            (1, &self.buf.ubar),
-                            (3, &self.buf.xbar[next]),
-                        ],
-                    );
-                }
-                cur = next;
-            } else {
+            if i == 0 {
+                // −X̄ = −Ū W of the primal rows into the state part.
                 self.run(
                     &k.input_backward,
                     self.batch * (l.din + usize::from(self.has_divergence())),
@@ -795,8 +786,45 @@ impl ConcatSquashNet {
                         scale: -1.0,
                         ..dims
                     },
-                    &[(0, params.buffer()), (1, &self.buf.ubar), (3, dx.buffer())],
+                    &[(0, params.buffer()), (1, ubar), (3, dx.buffer())],
                 );
+            } else if self.tiles_backward() && Self::wide(l) {
+                // X̄ = Ū W as a tiled product; the layer below takes it through its rows.
+                let next = 1 - cur;
+                self.gemm(
+                    ubar,
+                    l.dout,
+                    l,
+                    true,
+                    &self.buf.xbar[next],
+                    l.din,
+                    rows,
+                    params,
+                );
+                cur = next;
+                ready = false;
+            } else {
+                // X̄ = Ū W straight through the activation and gate of the layer below: its
+                // Ȳ and Ū into the other side.
+                let below = &self.layers[i - 1];
+                self.run(
+                    &k.input_backward_rows,
+                    self.batch * l.din,
+                    Dims {
+                        c: below.c as u32,
+                        b2: below.b2 as u32,
+                        ..dims
+                    },
+                    &[
+                        (0, params.buffer()),
+                        (1, &self.buf.ys[i - 1]),
+                        (2, ubar),
+                        (3, &self.buf.ybar[1 - side]),
+                        (4, &self.buf.ubar[1 - side]),
+                    ],
+                );
+                side = 1 - side;
+                ready = true;
             }
         }
     }

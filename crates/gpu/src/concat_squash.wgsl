@@ -207,18 +207,52 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         }
         return;
     }
-    let p = b * d.dout + j;
+    var xb: array<f32, MAX_ROWS>;
+    for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+        xb[k] = src2[(k * d.batch + b) * d.dout + j];
+    }
+    rows_backward(b, j, d.dout, xb);
+}
+
+// Ȳ and Ū = Ȳ g of point b, unit j of a layer `width` wide, from X̄' of all its rows (xb),
+// through the activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows X̄'φ′.
+// dst = Ȳ, dst2 = Ū.
+fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>) {
+    let g = gate(j);
+    let p = b * width + j;
     let a = act3(src[p]);
-    var primal = src2[p] * a.y;
-    for (var k = 1u; k < k_count; k = k + 1u) {
-        let o = (k * d.batch + b) * d.dout + j;
-        primal = primal + src2[o] * src[o] * a.z;
-        let yb = src2[o] * a.y;
+    var primal = xb[0] * a.y;
+    for (var k = 1u; k < POINT_ROWS; k = k + 1u) {
+        let o = (k * d.batch + b) * width + j;
+        primal = primal + xb[k] * src[o] * a.z;
+        let yb = xb[k] * a.y;
         dst[o] = yb;
         dst2[o] = yb * g;
     }
     dst[p] = primal;
     dst2[p] = primal * g;
+}
+
+// Layer l's input cotangent X̄ = Ū W (src2 = Ū_l) for point b, input unit q, all rows in
+// registers, taken straight on through layer l − 1's activation and gate (what
+// layer_backward_rows does for unit q of layer l − 1, without X̄ going through memory):
+// src = Y_{l−1}, dst = Ȳ_{l−1}, dst2 = Ū_{l−1}. d.din, d.dout and d.w are layer l's; d.c and
+// d.b2 (the gate) layer l − 1's.
+@compute @workgroup_size(256)
+fn input_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= d.batch * d.din) { return; }
+    let b = i / d.din;
+    let q = i % d.din;
+    var acc: array<f32, MAX_ROWS>;
+    for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
+    for (var j = 0u; j < d.dout; j = j + 1u) {
+        let wq = theta[d.w + j * d.din + q];
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+            acc[k] = acc[k] + src2[(k * d.batch + b) * d.dout + j] * wq;
+        }
+    }
+    rows_backward(b, q, d.din, acc);
 }
 
 // Partial sums over chunks of r0 rows (chosen by the host: short chunks where the batch is
