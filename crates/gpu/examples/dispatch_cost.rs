@@ -106,15 +106,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let theta = GpuVec::zeros(&ctx, cnf.param_len());
     let z = GpuVec::from_host(&ctx, &vec![0.1; cnf.state_len()]);
     let mut dz = GpuVec::zeros(&ctx, cnf.state_len());
+    let d0 = ctx.dispatches();
+    cnf.eval(0.1, &z, &theta, &mut dz);
+    let f_dispatches = ctx.dispatches() - d0;
     let f = record_only(Box::new(|| cnf.eval(0.1, &z, &theta, &mut dz)), 1);
     let ax = GpuVec::zeros(&ctx, cnf.state_len() + cnf.param_len());
     let mut dax = GpuVec::zeros(&ctx, cnf.state_len() + cnf.param_len());
+    let d0 = ctx.dispatches();
+    cnf.adjoint_rhs(0.1, &z, 0, &theta, &ax, 0, &mut dax, None, 0);
+    let vjp_dispatches = ctx.dispatches() - d0;
     let vjp = record_only(
         Box::new(|| cnf.adjoint_rhs(0.1, &z, 0, &theta, &ax, 0, &mut dax, None, 0)),
         1,
     );
     println!(
-        "record only, toy CNF at batch {batch}: f {f:.1} µs (5 dispatches), adjoint RHS {vjp:.1} µs (16 dispatches)"
+        "record only, toy CNF at batch {batch}: f {f:.1} µs ({f_dispatches} dispatches), adjoint RHS {vjp:.1} µs ({vjp_dispatches} dispatches)"
     );
     Ok(())
 }

@@ -32,10 +32,12 @@
 //! (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`, `b̄2 = ḡ g(1−g)`); and
 //! `X̄ = Ū W`, which one kernel takes straight on through the layer below's activation and
 //! gate to that layer's `Ȳ, Ū` (all rows of a point in registers; for wide layers with tiled
-//! backward kernels, a tiled product and then the row kernel). An evaluation is `L + 2`
-//! dispatches plus one per tiled layer; an adjoint right-hand side `4L + 2` plus one per tiled
-//! wide layer (plus one for RDM's `f`): the forward pass less `write_value`, the last layer's
-//! row cotangents, per layer the parameter partials (one dispatch, weights and units
+//! backward kernels, a tiled product and then the row kernel). The first layer reads its input
+//! `X0` straight from the state and the tangent seeds (writing it for the backward pass) unless
+//! its product is tiled, which needs `X0` in memory first (one more dispatch). An evaluation is
+//! `L + 1` dispatches plus one per tiled layer; an adjoint right-hand side `4L + 1` plus one per
+//! tiled wide layer (plus one for RDM's `f`): the forward pass less `write_value`, the last
+//! layer's row cotangents, per layer the parameter partials (one dispatch, weights and units
 //! together) and their totals, per layer above the first the fused `X̄` and row cotangents,
 //! and the first layer's `X̄` into the state's cotangent. WGSL has no floating-point atomics,
 //! so no kernel accumulates across invocations.
@@ -586,19 +588,24 @@ impl ConcatSquashNet {
         let k = &self.kernels;
         let rows = self.rows();
         let first = self.layers[0];
-        self.run(
-            &k.seed_input,
-            rows * self.dim,
-            Dims {
-                at_in: z_at as u32,
-                ..self.base(&first)
-            },
-            &[
-                (1, z_vec.buffer()),
-                (3, &self.buf.xs[0]),
-                (7, &self.buf.noise),
-            ],
-        );
+        // The first layer reads X0 straight from the state and the seeds (and writes it for
+        // the backward pass), unless its product is tiled and needs X0 in memory first.
+        let seed_separately = self.tiles_forward() && Self::wide(&first);
+        if seed_separately {
+            self.run(
+                &k.seed_input,
+                rows * self.dim,
+                Dims {
+                    at_in: z_at as u32,
+                    ..self.base(&first)
+                },
+                &[
+                    (1, z_vec.buffer()),
+                    (3, &self.buf.xs[0]),
+                    (7, &self.buf.noise),
+                ],
+            );
+        }
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             let mut dims = Dims { t, ..self.base(l) };
@@ -626,16 +633,30 @@ impl ConcatSquashNet {
                 // No activation: X' is not written, but the binding must exist.
                 &self.buf.xbar[0]
             };
+            // The input (X_i, or the state) and where X0 goes (a placeholder the kernel does
+            // not write unless it reads the state and a backward pass follows).
+            let (input, x0_out) = if i == 0 && !seed_separately {
+                dims.mode |= 64;
+                dims.at_in = z_at as u32;
+                if keep {
+                    dims.mode |= 128;
+                }
+                (z_vec.buffer(), &self.buf.xs[0])
+            } else {
+                (&self.buf.xs[i], &self.buf.xbar[1])
+            };
             self.run(
                 &k.layer_forward,
                 self.batch * l.dout,
                 dims,
                 &[
                     (0, params.buffer()),
-                    (1, &self.buf.xs[i]),
+                    (1, input),
                     (3, &self.buf.us[i]),
                     (4, &self.buf.ys[i]),
                     (6, next),
+                    (7, &self.buf.noise),
+                    (9, x0_out),
                 ],
             );
         }

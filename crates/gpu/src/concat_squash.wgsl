@@ -22,7 +22,10 @@ struct Dims {
                   // (input_backward: write the state cotangent); bit 3: layer_forward finds
                   // the products X Wᵀ already in U; bit 4: layer_forward of a hidden layer
                   // stores only X' (an evaluation without a backward pass); bit 5: one
-                  // tangent seeded with Hutchinson's noise (src3 = ε, B × D)
+                  // tangent seeded with Hutchinson's noise (src3 = ε, B × D); bit 6:
+                  // layer_forward of the first layer reads X0 from the state (src, at
+                  // `at_in`) and the seeds; bit 7: it also writes X0 (dst4) for the backward
+                  // pass
     r0: u32,      // reduce_final: number of chunks; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
@@ -37,6 +40,7 @@ struct Dims {
 @group(0) @binding(6) var<storage, read_write> dst3: array<f32>;
 @group(0) @binding(7) var<storage, read> src3: array<f32>;
 @group(0) @binding(8) var<storage, read> src4: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dst4: array<f32>;
 
 // Rows per partial sum of the tiled weight-cotangent kernel (the simple one takes its chunk
 // length from the host: d.r0).
@@ -83,25 +87,40 @@ fn act3(y: f32) -> vec3<f32> {
     return vec3<f32>(th, d1, -2.0 * th * d1);
 }
 
-// X0: primal rows from the state z (at `at_in`), tangent rows the unit seeds.
+// X0 at row k of point b, column q: the state z (src, at `at_in`) on the primal row, the
+// tangent seeds below it (the unit vector e_{k−1}, or Hutchinson's noise from src3).
+fn seed_value(k: u32, b: u32, q: u32) -> f32 {
+    if (k == 0u) {
+        return src[d.at_in + b * d.din + q];
+    }
+    if (hutchinson()) {
+        return src3[b * d.din + q];
+    }
+    return select(0.0, 1.0, q + 1u == k);
+}
+
+// X0 of every row (where the first layer's product is tiled and needs it in memory first).
 @compute @workgroup_size(256)
 fn seed_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i >= d.rows * d.din) { return; }
     let r = i / d.din;
-    let col = i % d.din;
-    if (r < d.batch) {
-        dst[i] = src[d.at_in + r * d.din + col];
-    } else if (hutchinson()) {
-        dst[i] = src3[(r - d.batch) * d.din + col];
-    } else {
-        dst[i] = select(0.0, 1.0, col + 1u == r / d.batch);
+    dst[i] = seed_value(r / d.batch, r % d.batch, i % d.din);
+}
+
+// Input value of row k of point b, column q of layer_forward: X0 from the state and the seeds
+// (bit 6, the first layer) or X (src).
+fn layer_input(k: u32, b: u32, q: u32) -> f32 {
+    if ((d.mode & 64u) == 64u) {
+        return seed_value(k, b, q);
     }
+    return src[(k * d.batch + b) * d.din + q];
 }
 
 // One layer for point b, unit j, all rows: U = X Wᵀ (+ b1), Y = U g (+ t b3) on the primal row;
 // with an activation, X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows.
-// src = X, dst = U, dst2 = Y, dst3 = X'.
+// src = X (or, bit 6, the state), dst = U, dst2 = Y, dst3 = X'; bit 7: X0 into dst4, columns
+// j, j + dout, … by this invocation.
 @compute @workgroup_size(256)
 fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -120,7 +139,14 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         for (var q = 0u; q < d.din; q = q + 1u) {
             let wq = theta[d.w + j * d.din + q];
             for (var k = 0u; k < k_count; k = k + 1u) {
-                acc[k] = acc[k] + src[(k * d.batch + b) * d.din + q] * wq;
+                acc[k] = acc[k] + layer_input(k, b, q) * wq;
+            }
+        }
+    }
+    if ((d.mode & 128u) == 128u) {
+        for (var q = j; q < d.din; q = q + d.dout) {
+            for (var k = 0u; k < k_count; k = k + 1u) {
+                dst4[(k * d.batch + b) * d.din + q] = seed_value(k, b, q);
             }
         }
     }
