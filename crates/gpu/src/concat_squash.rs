@@ -35,14 +35,16 @@
 //! backward kernels, a tiled product and then the row kernel). The first layer reads its input
 //! `X0` straight from the state and the tangent seeds (writing it for the backward pass) unless
 //! its product is tiled, which needs `X0` in memory first (one more dispatch). An evaluation is
-//! `L + 1` dispatches plus one per tiled layer; an adjoint right-hand side `4L + 1` plus one per
+//! `L + 1` dispatches plus one per tiled layer; an adjoint right-hand side `3L + 2` plus one per
 //! tiled wide layer (plus one for RDM's `f`): the forward pass less `write_value`, the last
 //! layer's row cotangents, per layer the parameter partials (one dispatch, weights and units
-//! together) and their totals, per layer above the first the fused `X̄` and row cotangents,
-//! and the first layer's `X̄` into the state's cotangent. WGSL has no floating-point atomics,
+//! together, each layer's in its own part of the partial-sum buffers), per layer above the
+//! first the fused `X̄` and row cotangents, the first layer's `X̄` into the state's cotangent,
+//! and one final reduction of every layer's partials (a table of the layers in the dispatch's
+//! data). WGSL has no floating-point atomics,
 //! so no kernel accumulates across invocations.
 
-use crate::context::GpuContext;
+use crate::context::{GpuContext, MAX_DISPATCH_DATA};
 use crate::error::GpuError;
 use crate::kernel::Kernel;
 use crate::vector::GpuVec;
@@ -107,6 +109,29 @@ const REDUCE_INVOCATIONS: usize = 1 << 17;
 /// Most chunks the simple reduction makes unless its chunks are already [`CHUNK`] long (each of
 /// the final reduction's 16 invocations per item then sums at most 16 partials).
 const FEW_CHUNKS: usize = 256;
+
+/// Where each layer's partial sums go, side by side so that one dispatch finishes them all: the
+/// offsets of the weight partials (chunks × weights) and of the per-unit partials
+/// (chunks × 2 × units) of every layer, and the two buffers' lengths. Sized by the simple
+/// reduction's chunks, at least as many as the tiled one's.
+fn partial_offsets(layers: &[Layer], rows: usize) -> (Vec<usize>, Vec<usize>, usize, usize) {
+    let (mut weights, mut units) = (Vec::new(), Vec::new());
+    let (mut w_at, mut u_at) = (0, 0);
+    for l in layers {
+        let chunks = rows.div_ceil(chunk_rows(rows, l.din * l.dout));
+        weights.push(w_at);
+        units.push(u_at);
+        w_at += chunks * l.din * l.dout;
+        u_at += chunks * 2 * l.dout;
+    }
+    (weights, units, w_at, u_at)
+}
+
+/// Words per layer of `reduce_final`'s table (`LAYER_WORDS` in `concat_squash.wgsl`).
+const LAYER_WORDS: usize = 11;
+
+/// Most layers of a model: `reduce_final`'s table fits one dispatch's data.
+const MAX_LAYERS: usize = MAX_DISPATCH_DATA / LAYER_WORDS;
 
 /// Rows per partial sum of the simple reduction of a layer with `entries = din · dout` weights
 /// over `rows` stacked rows: a power of two in `[MIN_CHUNK, CHUNK]`, short where the batch is
@@ -274,22 +299,18 @@ impl Buffers {
             });
         }
         // The largest buffers: the stacked activations (R × widest layer) and the partial sums
-        // of the weight cotangents (chunks × weights of the layer, the most over layers and
-        // over both reductions: the tiled one's chunks are CHUNK long, the simple one's at
-        // most).
+        // of every layer's weight cotangents, side by side (see `partial_offsets`).
         let wide = rows * max_width;
-        let partials = layers
-            .iter()
-            .map(|l| rows.div_ceil(chunk_rows(rows, l.din * l.dout)) * l.din * l.dout)
-            .max()
-            .unwrap_or(1);
-        let unit_partials = layers
-            .iter()
-            .map(|l| rows.div_ceil(chunk_rows(rows, l.din * l.dout)) * 2 * l.dout)
-            .max()
-            .unwrap_or(1);
+        let (_, _, partials, unit_partials) = partial_offsets(layers, rows);
+        if partials.max(unit_partials) > u32::MAX as usize {
+            return Err(GpuError::Invalid {
+                what: what.into(),
+                reason: format!("batch {batch}: the partial sums exceed 32-bit indexing"),
+            });
+        }
         ctx.check_buffer(what, wide)?;
         ctx.check_buffer(what, partials)?;
+        ctx.check_buffer(what, unit_partials)?;
         Ok(Self {
             noise: if hutchinson {
                 let v = ctx.storage(batch * dim);
@@ -343,6 +364,12 @@ impl ConcatSquashNet {
             )));
         }
         let dim = dims[0];
+        if dims.len() - 1 > MAX_LAYERS {
+            return Err(invalid(format!(
+                "{} layers; at most {MAX_LAYERS} (the final reduction's table of layers rides in one dispatch's data)",
+                dims.len() - 1
+            )));
+        }
         if dims[dims.len() - 1] != dim {
             return Err(invalid(format!("input and output widths differ: {dims:?}")));
         }
@@ -718,6 +745,8 @@ impl ConcatSquashNet {
             );
         }
         let p_at = adj_at + self.state_len();
+        let (w_at, u_at, _, _) = partial_offsets(&self.layers, rows);
+        let mut table = vec![[0usize; LAYER_WORDS]; n_layers];
         // X̄ of the layer above (`xbar[cur]`), where it went through memory (tiled products).
         let mut cur = 0;
         // Ȳ and Ū of the current layer are in ybar[side], ubar[side]; `ready` when the fused
@@ -768,6 +797,8 @@ impl ConcatSquashNet {
                 threads,
                 Dims {
                     r0: chunk as u32,
+                    at_in: w_at[i] as u32,
+                    at_out: u_at[i] as u32,
                     ..dims
                 },
                 &[
@@ -779,23 +810,10 @@ impl ConcatSquashNet {
                     (8, &self.buf.us[i]),
                 ],
             );
-            self.run(
-                &k.reduce_final,
-                // 16 items per workgroup of 256.
-                (l.dout * l.din + l.dout).div_ceil(16) * 256,
-                Dims {
-                    r0: chunks as u32,
-                    at_out: p_at as u32,
-                    scale: -1.0,
-                    ..dims
-                },
-                &[
-                    (0, params.buffer()),
-                    (1, &self.buf.partials),
-                    (2, &self.buf.unit_partials),
-                    (3, dx.buffer()),
-                ],
-            );
+            // This layer's row of reduce_final's table (in layer order below).
+            table[i] = [
+                0, l.din, l.dout, l.w, l.b1, l.c, l.b2, l.b3, chunks, w_at[i], u_at[i],
+            ];
             if i == 0 {
                 // −X̄ = −Ū W of the primal rows into the state part.
                 self.run(
@@ -848,6 +866,34 @@ impl ConcatSquashNet {
                 ready = true;
             }
         }
+        // Every layer's parameter cotangents from its partial sums, in one dispatch.
+        let mut items = 0;
+        let mut words = Vec::with_capacity(n_layers * LAYER_WORDS);
+        for (row, l) in table.iter_mut().zip(&self.layers) {
+            row[0] = items;
+            items += l.din * l.dout + l.dout;
+            words.extend(row.iter().map(|&v| f32::from_bits(v as u32)));
+        }
+        let dims = Dims {
+            r0: n_layers as u32,
+            at_out: p_at as u32,
+            scale: -1.0,
+            t,
+            ..Dims::default()
+        };
+        self.ctx.dispatch_words_with_data(
+            &k.reduce_final,
+            // 16 items per workgroup of 256.
+            (items.div_ceil(16) * 256) as u32,
+            &dims.words(),
+            &[
+                (0, params.buffer()),
+                (1, &self.buf.partials),
+                (2, &self.buf.unit_partials),
+                (3, dx.buffer()),
+            ],
+            &words,
+        );
     }
 
     /// `z`, and `Δlogp` with the divergence.

@@ -26,7 +26,7 @@ struct Dims {
                   // layer_forward of the first layer reads X0 from the state (src, at
                   // `at_in`) and the seeds; bit 7: it also writes X0 (dst4) for the backward
                   // pass
-    r0: u32,      // reduce_final: number of chunks; reduce_partial: rows per chunk
+    r0: u32,      // reduce_final: number of layers; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
 }
@@ -41,6 +41,8 @@ struct Dims {
 @group(0) @binding(7) var<storage, read> src3: array<f32>;
 @group(0) @binding(8) var<storage, read> src4: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dst4: array<f32>;
+// reduce_final's table of layers, staged in the context's data ring (see reduce_final).
+@group(0) @binding(10) var<storage, read> ring_layers: array<u32>;
 
 // Rows per partial sum of the tiled weight-cotangent kernel (the simple one takes its chunk
 // length from the host: d.r0).
@@ -303,17 +305,21 @@ fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         for (var r = start; r < end; r = r + 1u) {
             acc = acc + src[r * d.dout + j] * src2[r * d.din + q];
         }
-        dst[i] = acc;
+        dst[d.at_in + i] = acc;
         return;
     }
     unit_sums(i - entries * chunks, chunks, chunk_rows);
 }
 
-// The layer's parameter cotangents, scaled, into dst at at_out + offset. Items [0, E) sum W̄
-// over the r0 chunks (src); items [E, E + dout) finish unit j from ḡ and s = Σ_primal Ȳ (src2):
-// b̄1 = g s, b̄3 = t s, c̄ = t ḡ g(1 − g), b̄2 = ḡ g(1 − g). A workgroup takes 16 items, 16
-// invocations each summing every 16th chunk, then a tree through workgroup memory: a large batch
-// has over a thousand chunks, which one invocation per item would walk alone.
+// Every layer's parameter cotangents, scaled, into dst at at_out + the layer's offsets, in one
+// dispatch after all layers' partial sums. ring_layers holds d.r0 layers of LAYER_WORDS words:
+// first item, din, dout, W, b1, c, b2, b3, chunks, offset of the weight partials (in src),
+// offset of the unit partials (in src2). A layer's items [0, E) sum W̄ over its chunks; items
+// [E, E + dout) finish unit j from ḡ and s = Σ_primal Ȳ: b̄1 = g s, b̄3 = t s,
+// c̄ = t ḡ g(1 − g), b̄2 = ḡ g(1 − g). A workgroup takes 16 items, 16 invocations each summing
+// every 16th chunk, then a tree through workgroup memory: a large batch has over a thousand
+// chunks, which one invocation per item would walk alone.
+const LAYER_WORDS: u32 = 11u;
 var<workgroup> slices: array<f32, 512>;
 
 @compute @workgroup_size(256)
@@ -322,19 +328,31 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     let t = lid.x;
     let lane = t % 16u;
     let slice = t / 16u;
-    let item = (wid.x + wid.y * nwg.x) * 16u + lane;
-    let entries = d.dout * d.din;
+    let global_item = (wid.x + wid.y * nwg.x) * 16u + lane;
+    // The layer of this item: the last whose first item is at most it.
+    var l = 0u;
+    for (var m = 1u; m < d.r0; m = m + 1u) {
+        if (ring_layers[m * LAYER_WORDS] <= global_item) { l = m; }
+    }
+    let at = l * LAYER_WORDS;
+    let item = global_item - ring_layers[at];
+    let din = ring_layers[at + 1u];
+    let dout = ring_layers[at + 2u];
+    let chunks = ring_layers[at + 8u];
+    let wp = ring_layers[at + 9u];
+    let up = ring_layers[at + 10u];
+    let entries = dout * din;
     var a = 0.0;
     var b = 0.0;
     if (item < entries) {
-        for (var c = slice; c < d.r0; c = c + 16u) {
-            a = a + src[c * entries + item];
+        for (var c = slice; c < chunks; c = c + 16u) {
+            a = a + src[wp + c * entries + item];
         }
-    } else if (item < entries + d.dout) {
+    } else if (item < entries + dout) {
         let j = item - entries;
-        for (var c = slice; c < d.r0; c = c + 16u) {
-            a = a + src2[c * 2u * d.dout + j];
-            b = b + src2[c * 2u * d.dout + d.dout + j];
+        for (var c = slice; c < chunks; c = c + 16u) {
+            a = a + src2[up + c * 2u * dout + j];
+            b = b + src2[up + c * 2u * dout + dout + j];
         }
     }
     slices[t] = a;
@@ -349,17 +367,17 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     }
     if (slice != 0u) { return; }
     if (item < entries) {
-        dst[d.at_out + d.w + item] = d.scale * slices[t];
-    } else if (item < entries + d.dout) {
+        dst[d.at_out + ring_layers[at + 3u] + item] = d.scale * slices[t];
+    } else if (item < entries + dout) {
         let j = item - entries;
         let gsum = slices[t];
         let psum = slices[256u + t];
-        let g = gate(j);
+        let g = sigmoid(d.t * theta[ring_layers[at + 5u] + j] + theta[ring_layers[at + 6u] + j]);
         let dg = gsum * g * (1.0 - g);
-        dst[d.at_out + d.b1 + j] = d.scale * g * psum;
-        dst[d.at_out + d.b3 + j] = d.scale * d.t * psum;
-        dst[d.at_out + d.c + j] = d.scale * d.t * dg;
-        dst[d.at_out + d.b2 + j] = d.scale * dg;
+        dst[d.at_out + ring_layers[at + 4u] + j] = d.scale * g * psum;
+        dst[d.at_out + ring_layers[at + 7u] + j] = d.scale * d.t * psum;
+        dst[d.at_out + ring_layers[at + 5u] + j] = d.scale * d.t * dg;
+        dst[d.at_out + ring_layers[at + 6u] + j] = d.scale * dg;
     }
 }
 
@@ -455,7 +473,7 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
             let j = ti * 4u + a;
             let q = tj * 4u + b;
             if (j < d.dout && q < d.din) {
-                dst[chunk * entries + j * d.din + q] = acc[a * 4u + b];
+                dst[d.at_in + chunk * entries + j * d.din + q] = acc[a * 4u + b];
             }
         }
     }
@@ -480,8 +498,8 @@ fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
         gsum = gsum + yb * src4[r * d.dout + j];
         if (r < d.batch) { psum = psum + yb; }
     }
-    dst2[chunk * 2u * d.dout + j] = gsum;
-    dst2[chunk * 2u * d.dout + d.dout + j] = psum;
+    dst2[d.at_out + chunk * 2u * d.dout + j] = gsum;
+    dst2[d.at_out + chunk * 2u * d.dout + d.dout + j] = psum;
 }
 
 // Tiled product with a weight matrix from θ: C[r, c] = Σ_k A[r·lda + k] · θ[w + c·ws_c + k·ws_k]

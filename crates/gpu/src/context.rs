@@ -428,6 +428,18 @@ impl GpuContext {
         buffers: &[(u32, &wgpu::Buffer)],
         data: &[f32],
     ) {
+        self.dispatch_words_with_data(kernel, n, &params.bytes(), buffers, data);
+    }
+
+    /// [`GpuContext::dispatch_with_data`] with a uniform block of `words`.
+    pub(crate) fn dispatch_words_with_data(
+        &self,
+        kernel: &Kernel,
+        n: u32,
+        words: &[u32],
+        buffers: &[(u32, &wgpu::Buffer)],
+        data: &[f32],
+    ) {
         assert!(
             (1..=MAX_DISPATCH_DATA).contains(&data.len()),
             "dispatch data of {} floats (callers split it)",
@@ -438,7 +450,7 @@ impl GpuContext {
             "{} reads no ring_ array",
             kernel.name
         );
-        self.dispatch_staged(kernel, n, &params.bytes(), buffers, Some(data));
+        self.dispatch_staged(kernel, n, words, buffers, Some(data));
     }
 
     fn dispatch_staged(
@@ -463,8 +475,8 @@ impl GpuContext {
         let slot = pending.used;
         pending.used += 1;
         pending.staging[slot * self.slot..slot * self.slot + bytes.len()].copy_from_slice(bytes);
-        // Dynamic offsets in binding order: the parameters (binding 5), then the ring array
-        // (kernels.wgsl binds it at 6).
+        // Dynamic offsets in binding order: the parameters (binding 5) and the ring array
+        // (kernels.wgsl binds it at 6, concat_squash.wgsl at 10).
         let mut offsets = [0u32; 2];
         let mut count = 0;
         if kernel.params {
