@@ -34,9 +34,12 @@
 //! gate to that layer's `Ȳ, Ū` (all rows of a point in registers; for wide layers with tiled
 //! backward kernels, a tiled product and then the row kernel). The first layer reads its input
 //! `X0` straight from the state and the tangent seeds (writing it for the backward pass) unless
-//! its product is tiled, which needs `X0` in memory first (one more dispatch). An evaluation is
-//! `L + 1` dispatches plus one per tiled layer; an adjoint right-hand side `3L + 2` plus one per
-//! tiled wide layer (plus one for RDM's `f`): the forward pass less `write_value`, the last
+//! its product is tiled, which needs `X0` in memory first (one more dispatch); the last layer
+//! writes the value `f` itself (with the exact divergence, the invocation of unit 0 of each
+//! point also computes the `D` diagonal tangent entries for `dΔlogp`; Hutchinson's estimate
+//! takes a `write_value` dispatch). An evaluation is `L` dispatches (`L + 1` with Hutchinson's
+//! estimate) plus one per tiled layer; an adjoint right-hand side `3L + 2` plus one per tiled
+//! wide layer (RDM's `f` included, but for Hutchinson's estimate): the forward pass, the last
 //! layer's row cotangents, per layer the parameter partials (one dispatch, weights and units
 //! together, each layer's in its own part of the partial-sum buffers), per layer above the
 //! first the fused `X̄` and row cotangents, the first layer's `X̄` into the state's cotangent,
@@ -462,6 +465,14 @@ impl ConcatSquashNet {
         Ok(())
     }
 
+    /// Whether the last layer's forward kernel writes the value itself: without a divergence
+    /// each invocation writes its own entry, with the exact one (`D ≤ 7`) unit 0's invocation
+    /// adds the `D` diagonal tangent entries; Hutchinson's estimate (any `D`) takes
+    /// `write_value`.
+    fn value_in_last_layer(&self) -> bool {
+        self.divergence != DivergenceKind::Hutchinson
+    }
+
     fn has_divergence(&self) -> bool {
         self.divergence != DivergenceKind::None
     }
@@ -611,7 +622,20 @@ impl ConcatSquashNet {
     /// The stacked forward pass from `z = z_vec[z_at ..]`; leaves `Y_L` (the output rows) and,
     /// with `keep`, every layer's `U_l` and `Y_l` for the backward pass (without, the hidden
     /// layers write only `X_{l+1}`: a third of their stores).
-    fn forward(&self, t: f32, z_vec: &GpuVec, z_at: usize, params: &GpuVec, keep: bool) {
+    ///
+    /// With `value = Some((out, at))` the last layer also writes the value (`dz` and, with the
+    /// exact divergence, `dΔlogp`) into `out` from `at` on; callers check
+    /// [`ConcatSquashNet::value_in_last_layer`] first (Hutchinson's estimate needs
+    /// `write_value`).
+    fn forward(
+        &self,
+        t: f32,
+        z_vec: &GpuVec,
+        z_at: usize,
+        params: &GpuVec,
+        keep: bool,
+        value: Option<(&GpuVec, usize)>,
+    ) {
         let k = &self.kernels;
         let rows = self.rows();
         let first = self.layers[0];
@@ -656,6 +680,11 @@ impl ConcatSquashNet {
                     dims.mode |= 16;
                 }
                 &self.buf.xs[i + 1]
+            } else if let Some((out, at)) = value {
+                // No activation: the value goes where X' would.
+                dims.mode |= 256;
+                dims.at_out = at as u32;
+                out.buffer()
             } else {
                 // No activation: X' is not written, but the binding must exist.
                 &self.buf.xbar[0]
@@ -693,7 +722,11 @@ impl ConcatSquashNet {
 impl ConcatSquashNet {
     /// `dz = f(t, z)` (and `dΔlogp` with the divergence).
     pub(crate) fn eval(&mut self, t: f32, z: &GpuVec, params: &GpuVec, dz: &mut GpuVec) {
-        self.forward(t, z, 0, params, false);
+        if self.value_in_last_layer() {
+            self.forward(t, z, 0, params, false, Some((dz, 0)));
+            return;
+        }
+        self.forward(t, z, 0, params, false, None);
         let last = self.layers[self.layers.len() - 1];
         self.run(
             &self.kernels.write_value,
@@ -727,9 +760,10 @@ impl ConcatSquashNet {
         let k = &self.kernels;
         let rows = self.rows();
         let n_layers = self.layers.len();
-        self.forward(t, z_vec, z_at, params, true);
+        let fused_value = value_at.filter(|_| self.value_in_last_layer());
+        self.forward(t, z_vec, z_at, params, true, fused_value.map(|v| (&*dx, v)));
         let last = self.layers[n_layers - 1];
-        if let Some(v) = value_at {
+        if let (Some(v), None) = (value_at, fused_value) {
             self.run(
                 &k.write_value,
                 self.batch,

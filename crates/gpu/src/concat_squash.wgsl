@@ -25,7 +25,8 @@ struct Dims {
                   // tangent seeded with Hutchinson's noise (src3 = ε, B × D); bit 6:
                   // layer_forward of the first layer reads X0 from the state (src, at
                   // `at_in`) and the seeds; bit 7: it also writes X0 (dst4) for the backward
-                  // pass
+                  // pass; bit 8: layer_forward of the last layer writes the value (dst3, at
+                  // `at_out`: dz and, with the exact divergence, dΔlogp)
     r0: u32,      // reduce_final: number of layers; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
@@ -122,7 +123,9 @@ fn layer_input(k: u32, b: u32, q: u32) -> f32 {
 // One layer for point b, unit j, all rows: U = X Wᵀ (+ b1), Y = U g (+ t b3) on the primal row;
 // with an activation, X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows.
 // src = X (or, bit 6, the state), dst = U, dst2 = Y, dst3 = X'; bit 7: X0 into dst4, columns
-// j, j + dout, … by this invocation.
+// j, j + dout, … by this invocation; bit 8 (the last layer, no activation): the value into dst3
+// at `at_out` as write_value does, the exact divergence by the invocation of unit 0, which
+// computes the D diagonal tangent entries Y[m + 1, b, m] itself (D ≤ 7 dot products).
 @compute @workgroup_size(256)
 fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -168,6 +171,9 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             dst[o] = u;
             dst2[o] = y;
         }
+        if (k == 0u && (d.mode & 256u) == 256u) {
+            dst3[d.at_out + b * d.dout + j] = y;
+        }
         if ((d.mode & 2u) == 2u) {
             if (k == 0u) {
                 let a = act3(y);
@@ -177,6 +183,17 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
                 dst3[o] = slope * y;
             }
         }
+    }
+    if ((d.mode & 256u) == 256u && with_divergence() && j == 0u) {
+        var div = 0.0;
+        for (var m = 0u; m < d.dout; m = m + 1u) {
+            var u = 0.0;
+            for (var q = 0u; q < d.din; q = q + 1u) {
+                u = u + layer_input(m + 1u, b, q) * theta[d.w + m * d.din + q];
+            }
+            div = div + u * gate(m);
+        }
+        dst3[d.at_out + d.batch * d.dout + b] = -div;
     }
 }
 

@@ -613,11 +613,12 @@ fn the_automatic_kernel_choice_follows_the_stacked_rows() {
     assert!(!net.is_tiled());
 }
 
-/// The dispatches of one evaluation, by kernel (profiled): `f` is `L + 1` dispatches (the first
-/// layer reads the state and seeds its tangents itself), the adjoint right-hand side `3L + 2`
-/// (the input cotangent of each layer but the first goes straight on through the activation
-/// below, fused; one final reduction for all layers), for the toy CNF's `L = 3` layers with the
-/// simple kernels.
+/// The dispatches of one evaluation, by kernel (profiled): `f` is `L` dispatches (the first
+/// layer reads the state and seeds its tangents itself, the last writes the value and the exact
+/// divergence), the adjoint right-hand side `3L + 2` (the input cotangent of each layer but the
+/// first goes straight on through the activation below, fused; one final reduction for all
+/// layers) also with RDM's value, for the toy CNF's `L = 3` layers with the simple kernels;
+/// Hutchinson's estimate takes one more dispatch for the value.
 #[test]
 fn dispatches_per_evaluation_are_pinned() {
     if context().is_none() {
@@ -646,6 +647,13 @@ fn dispatches_per_evaluation_are_pinned() {
     ctx.start_profiling().unwrap();
     cnf.eval(0.2, &z, &th, &mut dz);
     let _ = dz.to_host();
+    let want: Vec<(String, usize)> = vec![("layer_forward".to_string(), 3)];
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    let mut hutchinson =
+        GpuCnf::hutchinson(&ctx, &[2, 64, 64, 2], GpuActivation::Tanh, batch).unwrap();
+    ctx.start_profiling().unwrap();
+    hutchinson.eval(0.2, &z, &th, &mut dz);
+    let _ = dz.to_host();
     let want: Vec<(String, usize)> = [("layer_forward", 3), ("write_value", 1)]
         .iter()
         .map(|&(k, c)| (k.to_string(), c))
@@ -667,5 +675,12 @@ fn dispatches_per_evaluation_are_pinned() {
     .iter()
     .map(|&(k, c)| (k.to_string(), c))
     .collect();
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    // RDM's layout, with the value `f` in front: the same dispatches.
+    let x = GpuVec::from_host(&ctx, &random_state(2 * n + np, &mut rng));
+    let mut dx = GpuVec::zeros(&ctx, 2 * n + np);
+    ctx.start_profiling().unwrap();
+    cnf.adjoint_rhs(0.2, &x, 0, &th, &x, n, &mut dx, Some(0), n);
+    let _ = dx.to_host();
     assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
 }
