@@ -20,7 +20,11 @@
 //!   and its parameters (and small arrays such as IRDM's interpolation coefficients) into rings
 //!   uploaded with the submission, so an adaptive step costs one submission and one readback
 //!   (all norm groups together) and creates no buffer (the reduction and readback buffers are
-//!   kept; [`GpuContext::buffers_created`] counts).
+//!   kept; [`GpuContext::buffers_created`] counts). Bind groups are kept too (parameters and
+//!   ring arrays bound with dynamic offsets), so a solver's later steps create none
+//!   ([`GpuContext::bind_groups_created`]).
+//! * [`GpuContext::start_profiling`]: the device time of every kernel ([`KernelTime`]) from
+//!   timestamp queries, to find where an iteration's device time goes.
 
 mod cnf;
 mod concat_squash;
