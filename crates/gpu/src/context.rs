@@ -22,6 +22,8 @@ pub(crate) struct Pipelines {
     pub scale: Kernel,
     pub axpby: Kernel,
     pub lincomb4: Kernel,
+    /// Eight inputs per dispatch, where the device binds nine storage buffers per kernel.
+    pub lincomb8: Option<Kernel>,
     pub err_sq: Kernel,
     pub dot: Kernel,
     pub nonfinite: Kernel,
@@ -175,7 +177,7 @@ struct KeptGroup {
     group: wgpu::BindGroup,
 }
 
-/// Kernel parameters, laid out as `Params` in `kernels.wgsl` (48 bytes).
+/// Kernel parameters, laid out as `Params` in `kernels.wgsl` (64 bytes).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Params {
     pub n: u32,
@@ -190,10 +192,12 @@ pub(crate) struct Params {
     /// `combine_rows`: rows between two combined rows.
     pub stride: u32,
     pub c: [f32; 4],
+    /// `lincomb8`: coefficients 4 to 7.
+    pub c2: [f32; 4],
 }
 
 impl Params {
-    fn bytes(&self) -> [u32; 12] {
+    fn bytes(&self) -> [u32; 16] {
         [
             self.n,
             self.mode,
@@ -207,6 +211,10 @@ impl Params {
             self.c[1].to_bits(),
             self.c[2].to_bits(),
             self.c[3].to_bits(),
+            self.c2[0].to_bits(),
+            self.c2[1].to_bits(),
+            self.c2[2].to_bits(),
+            self.c2[3].to_bits(),
         ]
     }
 }
@@ -294,6 +302,16 @@ impl GpuContext {
             nonfinite: make(),
             max_abs: make(),
             combine_rows: make(),
+            lincomb8: (device.limits().max_storage_buffers_per_shader_stage >= 9).then(|| {
+                let mut k = compile(
+                    &device,
+                    "irdm kernels",
+                    include_str!("kernels.wgsl"),
+                    &["lincomb8"],
+                    &[],
+                );
+                k.pop().expect("one kernel")
+            }),
         };
         eprintln!(
             "gpu: using adapter {:?} ({:?}, {:?})",

@@ -10,7 +10,8 @@ struct Params {
     b: f32,       // axpby b, err_sq scalar atol
     flags: u32,   // combine_rows: 1 = accumulate into out
     stride: u32,  // combine_rows: rows between two combined rows
-    c: vec4<f32>, // lincomb coefficients
+    c: vec4<f32>, // lincomb coefficients 0-3
+    c2: vec4<f32>, // lincomb8 coefficients 4-7
 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
@@ -21,6 +22,11 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 // Small per-dispatch arrays staged in the context's data ring (bound with a dynamic offset).
 @group(0) @binding(6) var<storage, read> ring_coeffs: array<f32>;
+// Inputs 4-7 of lincomb8 (compiled only where a kernel may bind nine storage buffers).
+@group(0) @binding(7) var<storage, read> x4: array<f32>;
+@group(0) @binding(8) var<storage, read> x5: array<f32>;
+@group(0) @binding(9) var<storage, read> x6: array<f32>;
+@group(0) @binding(10) var<storage, read> x7: array<f32>;
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -49,6 +55,17 @@ fn lincomb4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let i = index(gid, nwg);
     if (i < p.n) {
         var acc = p.c.x * x0[i] + p.c.y * x1[i] + p.c.z * x2[i] + p.c.w * x3[i];
+        if (p.mode == 1u) { acc = acc + out[i]; }
+        out[i] = acc;
+    }
+}
+
+@compute @workgroup_size(256)
+fn lincomb8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) {
+        var acc = p.c.x * x0[i] + p.c.y * x1[i] + p.c.z * x2[i] + p.c.w * x3[i]
+            + p.c2.x * x4[i] + p.c2.y * x5[i] + p.c2.z * x6[i] + p.c2.w * x7[i];
         if (p.mode == 1u) { acc = acc + out[i]; }
         out[i] = acc;
     }

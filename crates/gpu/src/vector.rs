@@ -96,33 +96,40 @@ impl GpuVec {
         u32::try_from(self.len).expect("GpuVec lengths fit in u32")
     }
 
-    fn lincomb(&mut self, accumulate: bool, coeffs: &[f32], xs: &[Self]) {
+    /// `self = Σ c_i x_i` over `terms`, up to eight terms per dispatch (four where the device
+    /// binds fewer than nine storage buffers per kernel); later dispatches accumulate.
+    fn lincomb(&mut self, terms: &[(f32, &wgpu::Buffer)]) {
         let n = self.n();
-        let mut first = !accumulate;
-        for (cs, vs) in coeffs.chunks(4).zip(xs.chunks(4)) {
-            let mut c = [0.0f32; 4];
-            c[..cs.len()].copy_from_slice(cs);
+        let (kernel, width) = match &self.ctx.pipelines.lincomb8 {
+            Some(k) => (k, 8),
+            None => (&self.ctx.pipelines.lincomb4, 4),
+        };
+        let mut first = true;
+        for chunk in terms.chunks(width) {
+            let mut c = [0.0f32; 8];
+            for (slot, (coeff, _)) in c.iter_mut().zip(chunk) {
+                *slot = *coeff;
+            }
             // Unused slots repeat the first input with coefficient 0.
-            let pick = |k: usize| &vs[k.min(vs.len() - 1)].buf;
+            let pick = |k: usize| chunk[k.min(chunk.len() - 1)].1;
             let params = Params {
                 n,
                 mode: u32::from(!first),
-                c,
+                c: [c[0], c[1], c[2], c[3]],
+                c2: [c[4], c[5], c[6], c[7]],
                 ..Params::default()
             };
-            let kernel = &self.ctx.pipelines.lincomb4;
-            self.ctx.dispatch(
-                kernel,
-                n,
-                params,
-                &[
-                    (0, &self.buf),
-                    (1, pick(0)),
-                    (2, pick(1)),
-                    (3, pick(2)),
-                    (4, pick(3)),
-                ],
-            );
+            let mut bound = vec![
+                (0, &self.buf),
+                (1, pick(0)),
+                (2, pick(1)),
+                (3, pick(2)),
+                (4, pick(3)),
+            ];
+            if width == 8 {
+                bound.extend([(7, pick(4)), (8, pick(5)), (9, pick(6)), (10, pick(7))]);
+            }
+            self.ctx.dispatch(kernel, n, params, &bound);
             first = false;
         }
         if first {
@@ -211,12 +218,18 @@ impl Vector for GpuVec {
     }
 
     fn linear_combination(&mut self, coeffs: &[f32], xs: &[Self]) {
-        self.lincomb(false, coeffs, xs);
+        let terms: Vec<(f32, &wgpu::Buffer)> =
+            coeffs.iter().zip(xs).map(|(&c, x)| (c, &x.buf)).collect();
+        self.lincomb(&terms);
     }
 
     fn offset_linear_combination(&mut self, base: &Self, coeffs: &[f32], xs: &[Self]) {
-        self.copy_from(base);
-        self.lincomb(true, coeffs, xs);
+        // The base as a term with coefficient 1: no copy (which would also end the shared
+        // compute pass).
+        let terms: Vec<(f32, &wgpu::Buffer)> = std::iter::once((1.0, &base.buf))
+            .chain(coeffs.iter().zip(xs).map(|(&c, x)| (c, &x.buf)))
+            .collect();
+        self.lincomb(&terms);
     }
 
     fn set_row(&mut self, k: usize, src: &Self) {
@@ -350,5 +363,67 @@ impl Vector for GpuVec {
 
     fn copy_from_host(&mut self, data: &[f32]) {
         self.ctx.write(&self.buf, data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linear combinations of 0 to 12 vectors, plain and offset, with eight inputs per dispatch
+    /// and with four (the fallback for devices that bind fewer than nine storage buffers).
+    #[test]
+    fn linear_combinations_with_either_kernel_match_the_host() {
+        let mut ctx = match GpuContext::new() {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+                    "IRDM_REQUIRE_GPU=1 but {e}"
+                );
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let n = 300;
+        let host: Vec<Vec<f32>> = (0..12)
+            .map(|i| {
+                (0..n)
+                    .map(|j| ((i * 31 + j * 7) % 17) as f32 * 0.1 - 0.8)
+                    .collect()
+            })
+            .collect();
+        let base: Vec<f32> = (0..n).map(|j| (j % 5) as f32).collect();
+        for eight in [true, false] {
+            if !eight {
+                Arc::get_mut(&mut ctx)
+                    .expect("no other handle yet")
+                    .pipelines
+                    .lincomb8 = None;
+            }
+            let xs: Vec<GpuVec> = host.iter().map(|x| GpuVec::from_host(&ctx, x)).collect();
+            let vbase = GpuVec::from_host(&ctx, &base);
+            let mut out = GpuVec::zeros(&ctx, n);
+            for m in 0..=12 {
+                let cs: Vec<f32> = (0..m).map(|i| 0.3 * i as f32 - 1.1).collect();
+                let want: Vec<f32> = (0..n)
+                    .map(|j| (0..m).map(|i| cs[i] * host[i][j]).sum())
+                    .collect();
+                out.linear_combination(&cs, &xs[..m]);
+                for (g, w) in out.to_host().iter().zip(&want) {
+                    assert!((g - w).abs() < 1e-5, "eight {eight}, {m} terms: {g} vs {w}");
+                }
+                out.offset_linear_combination(&vbase, &cs, &xs[..m]);
+                for ((g, w), b) in out.to_host().iter().zip(&want).zip(&base) {
+                    assert!(
+                        (g - (w + b)).abs() < 1e-5,
+                        "eight {eight}, offset, {m} terms"
+                    );
+                }
+            }
+            drop(xs);
+            drop(vbase);
+            drop(out);
+        }
     }
 }
