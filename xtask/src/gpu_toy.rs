@@ -223,7 +223,7 @@ pub fn run(
         let mut rng = nn::Rng::new(seed);
         let mut records: Vec<Vec<IterationRecord>> = vec![Vec::new(); entries.len()];
         // Dispatches and submissions over the timed iterations, per method.
-        let mut counts = vec![(0usize, 0usize); entries.len()];
+        let mut counts = vec![(0usize, 0usize, 0usize); entries.len()];
         let mut sample = || -> Vec<f32> {
             nn::data::Toy::Pinwheel
                 .sample(&mut rng, batch)
@@ -234,12 +234,13 @@ pub fn run(
         for i in 0..=iters {
             let x = sample();
             for (k, t) in trainers.iter_mut().enumerate() {
-                let (d0, s0) = (ctx.dispatches(), ctx.submissions());
+                let (d0, s0, r0) = (ctx.dispatches(), ctx.submissions(), ctx.readbacks());
                 let r = t.step_on(&x)?;
                 if i > 0 {
                     records[k].push(r);
                     counts[k].0 += ctx.dispatches() - d0;
                     counts[k].1 += ctx.submissions() - s0;
+                    counts[k].2 += ctx.readbacks() - r0;
                 }
             }
         }
@@ -249,7 +250,7 @@ pub fn run(
         for t in &mut trainers {
             profiles.push(profile_step(ctx, t, &x)?);
         }
-        for ((((label, method), recs), (dispatches, submissions)), profile) in
+        for ((((label, method), recs), (dispatches, submissions, readbacks)), profile) in
             entries.iter().zip(records).zip(counts).zip(profiles)
         {
             let n = recs.len() as f64;
@@ -271,6 +272,7 @@ pub fn run(
                 loss_last: recs.last().map_or(f64::NAN, |r| r.loss),
                 dispatches_per_iter: dispatches as f64 / n,
                 submissions_per_iter: submissions as f64 / n,
+                readbacks_per_iter: readbacks as f64 / n,
                 profile,
             });
         }

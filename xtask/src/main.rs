@@ -440,7 +440,9 @@ mod tests {
         for r in &res.gpu_runs {
             assert!(r.loss_first.is_finite() && r.nfe_fwd_mean > 0.0, "{r:?}");
             assert!(
-                r.submissions_per_iter >= 1.0 && r.dispatches_per_iter > r.submissions_per_iter,
+                r.readbacks_per_iter >= 1.0
+                    && r.submissions_per_iter >= r.readbacks_per_iter
+                    && r.dispatches_per_iter > r.submissions_per_iter,
                 "{r:?}"
             );
             // The profiled iteration dispatches about as much as a timed one (other data).

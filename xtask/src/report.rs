@@ -341,7 +341,7 @@ fn gpu_section(md: &mut String, res: &Results) {
     );
     let _ = writeln!(
         md,
-        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions |"
+        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions / readbacks |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for r in &res.gpu_runs {
@@ -351,7 +351,7 @@ fn gpu_section(md: &mut String, res: &Results) {
             .find(|b| b.batch == r.batch && b.label == "rdm");
         let _ = writeln!(
             md,
-            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} | {:.0} / {:.0} |",
+            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} | {:.0} / {:.0} / {:.0} |",
             r.batch,
             r.label,
             r.time_per_iter_median_s,
@@ -364,7 +364,8 @@ fn gpu_section(md: &mut String, res: &Results) {
             r.loss_first,
             r.loss_last,
             r.dispatches_per_iter,
-            r.submissions_per_iter
+            r.submissions_per_iter,
+            r.readbacks_per_iter
         );
     }
     gpu_profile_table(md, res);

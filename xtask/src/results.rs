@@ -305,6 +305,9 @@ pub struct GpuRun {
     /// Command-buffer submissions per timed iteration (mean; most end in a readback).
     #[serde(default)]
     pub submissions_per_iter: f64,
+    /// Readbacks per timed iteration (mean): submissions the host waited for.
+    #[serde(default)]
+    pub readbacks_per_iter: f64,
     /// Device time per kernel over one further iteration run with timestamp queries, slowest
     /// first (empty where the adapter has no timestamps).
     #[serde(default)]

@@ -56,6 +56,8 @@ pub struct GpuContext {
     /// Mappable staging buffer of the readbacks, reused likewise.
     readback: BufferCache,
     submissions: AtomicUsize,
+    /// Readbacks (submissions waited for) so far.
+    readbacks: AtomicUsize,
     /// Dispatches recorded so far.
     dispatches: AtomicUsize,
     /// Buffers created through this context (see [`GpuContext::buffers_created`]).
@@ -361,6 +363,7 @@ impl GpuContext {
                 wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             ),
             submissions: AtomicUsize::new(0),
+            readbacks: AtomicUsize::new(0),
             dispatches: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
             groups_created: AtomicUsize::new(0),
@@ -761,6 +764,12 @@ impl GpuContext {
         self.submissions.load(Ordering::Relaxed)
     }
 
+    /// Readbacks so far: submissions the host waited for to read values (the rest were
+    /// submitted without waiting, so that the device starts while the host records).
+    pub fn readbacks(&self) -> usize {
+        self.readbacks.load(Ordering::Relaxed)
+    }
+
     /// Buffers created so far: vectors, uploads from the host, and the first (or a larger)
     /// reduction or readback buffer. A solver step creates none once its vectors exist: kernel
     /// parameters and small arrays ride in rings, and reduction and readback buffers are kept.
@@ -873,6 +882,7 @@ impl GpuContext {
             }
         });
         self.flush();
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
         let data = self.map_and_read(&staging, len)?;
         // Kept only after a good readback (a failed map leaves it in no state to reuse).
         staging.unmap();
