@@ -179,6 +179,12 @@ struct KeptGroup {
     group: wgpu::BindGroup,
 }
 
+/// Buffers bound to a dispatch: `(binding, buffer)`.
+pub(crate) type Bound<'a> = [(u32, &'a wgpu::Buffer)];
+
+/// One range of a reduction and the buffers its dispatch binds.
+pub(crate) type ReduceItem<'a> = (Range<usize>, &'a Bound<'a>);
+
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (64 bytes).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Params {
@@ -826,9 +832,20 @@ impl GpuContext {
         params: Params,
         inputs: &[(u32, &wgpu::Buffer)],
     ) -> Result<Vec<Vec<f32>>, GpuError> {
-        let counts: Vec<u32> = ranges
+        let items: Vec<ReduceItem<'_>> = ranges.iter().map(|r| (r.clone(), inputs)).collect();
+        self.reduce_many(kernel, &items, params)
+    }
+
+    /// [`GpuContext::reduce_ranges`] with inputs of their own per range.
+    pub(crate) fn reduce_many(
+        &self,
+        kernel: &Kernel,
+        items: &[ReduceItem<'_>],
+        params: Params,
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
+        let counts: Vec<u32> = items
             .iter()
-            .map(|r| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
+            .map(|(r, _)| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
             .collect();
         let groups: Vec<usize> = counts
             .iter()
@@ -840,11 +857,11 @@ impl GpuContext {
         let (buffer, cap) = self
             .partials
             .take(&self.device, groups.iter().sum(), &self.created);
-        let mut bound: Vec<(u32, &wgpu::Buffer)> = vec![(0, &buffer)];
-        bound.extend_from_slice(inputs);
         let mut at = 0;
-        let mut sources = Vec::with_capacity(ranges.len());
-        for ((range, &count), &g) in ranges.iter().zip(&counts).zip(&groups) {
+        let mut sources = Vec::with_capacity(items.len());
+        for (((range, inputs), &count), &g) in items.iter().zip(&counts).zip(&groups) {
+            let mut bound: Vec<(u32, &wgpu::Buffer)> = vec![(0, &buffer)];
+            bound.extend_from_slice(inputs);
             let p = Params {
                 n: range.end as u32,
                 start: range.start as u32,

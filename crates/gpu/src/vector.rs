@@ -14,7 +14,7 @@
 //! The `Vector` methods cannot return errors: a failed readback yields NaN (which the solver
 //! reports as a non-finite error norm) or a NaN-filled host copy.
 
-use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params};
+use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params, ReduceItem};
 use crate::error::GpuError;
 use crate::kernel::Kernel;
 use rk::{Atol, Vector};
@@ -311,6 +311,59 @@ impl Vector for GpuVec {
             worst = worst.max(rms);
         }
         worst
+    }
+
+    fn error_norm_pair(
+        &self,
+        other: &Self,
+        y0: &Self,
+        y1: &Self,
+        rtol: f32,
+        atol: &Atol<Self>,
+        groups: &[Range<usize>],
+    ) -> (f32, f32) {
+        let (mode, atol_scalar) = match atol {
+            Atol::Scalar(a) => (0, *a),
+            Atol::PerComponent(_) => (1, 0.0),
+        };
+        let atol_of = |x: &'_ Self| match atol {
+            Atol::Scalar(_) => x.buf.clone(),
+            Atol::PerComponent(v) => v.buf.clone(),
+        };
+        let (a_self, a_other) = (atol_of(self), atol_of(other));
+        let live: Vec<Range<usize>> = groups.iter().filter(|g| !g.is_empty()).cloned().collect();
+        let mine = [(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, &a_self)];
+        let theirs = [(1, &other.buf), (2, &y0.buf), (3, &y1.buf), (4, &a_other)];
+        // Both norms' reductions in one submission and one readback.
+        let items: Vec<ReduceItem<'_>> = live
+            .iter()
+            .map(|g| (g.clone(), &mine[..]))
+            .chain(live.iter().map(|g| (g.clone(), &theirs[..])))
+            .collect();
+        let params = Params {
+            mode,
+            a: rtol,
+            b: atol_scalar,
+            ..Params::default()
+        };
+        let Ok(sums) = self
+            .ctx
+            .reduce_many(&self.ctx.pipelines.err_sq, &items, params)
+        else {
+            return (f32::NAN, f32::NAN);
+        };
+        let norm = |sums: &[Vec<f32>]| {
+            let mut worst = 0.0f32;
+            for (g, partial) in live.iter().zip(sums) {
+                let rms = (sum_f64(partial) / g.len() as f32).sqrt();
+                if rms.is_nan() {
+                    return rms;
+                }
+                worst = worst.max(rms);
+            }
+            worst
+        };
+        (norm(&sums[..live.len()]), norm(&sums[live.len()..]))
     }
 
     fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<f32> {

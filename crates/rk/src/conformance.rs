@@ -284,6 +284,24 @@ macro_rules! vector_conformance_tests {
                     ve.error_norm(&vy0, &vy1, rtol, &per, &[0..n]).as_f64(),
                     rms(0..n, &|i| at[i]),
                 );
+                // Two norms at once: each as alone.
+                let (a, b) = ve.error_norm_pair(&vy1, &vy0, &vy1, rtol, &per, &groups);
+                check(
+                    a.as_f64(),
+                    rms(0..10, &|i| at[i]).max(rms(10..38, &|i| at[i])),
+                );
+                let y1_rms = |range: std::ops::Range<usize>| {
+                    let len = range.len() as f64;
+                    (range
+                        .map(|i| {
+                            let w = at[i] + 1e-2 * y0[i].abs().max(y1[i].abs());
+                            (y1[i] / w).powi(2)
+                        })
+                        .sum::<f64>()
+                        / len)
+                        .sqrt()
+                };
+                check(b.as_f64(), y1_rms(0..10).max(y1_rms(10..38)));
                 let mut bad = e.clone();
                 bad[3] = f64::NAN;
                 let vbad = ($make)(&bad);

@@ -246,10 +246,9 @@ impl<V: Vector> Solver<V> {
     ) -> Result<V::Scalar> {
         let of = V::Scalar::of;
         let rtol = self.options.rtol;
-        let d0 = self
-            .y
-            .error_norm(&self.y, &self.y, rtol, &self.atol, &self.groups);
-        let d1 = self.k[0].error_norm(&self.y, &self.y, rtol, &self.atol, &self.groups);
+        let (d0, d1) =
+            self.y
+                .error_norm_pair(&self.k[0], &self.y, &self.y, rtol, &self.atol, &self.groups);
         let mut h0 = if d0 < of(1e-5) || d1 < of(1e-5) {
             of(1e-6)
         } else {

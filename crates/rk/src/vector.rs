@@ -91,6 +91,23 @@ pub trait Vector: Sized {
         atol: &Atol<Self>,
         groups: &[Range<usize>],
     ) -> Self::Scalar;
+    /// [`Vector::error_norm`] of `self` and of `other` with the same weights, `(‖self‖,
+    /// ‖other‖)`: the initial step selection needs two norms at once, which a GPU backend reads
+    /// back together. The default computes them one after the other.
+    fn error_norm_pair(
+        &self,
+        other: &Self,
+        y0: &Self,
+        y1: &Self,
+        rtol: Self::Scalar,
+        atol: &Atol<Self>,
+        groups: &[Range<usize>],
+    ) -> (Self::Scalar, Self::Scalar) {
+        (
+            self.error_norm(y0, y1, rtol, atol, groups),
+            other.error_norm(y0, y1, rtol, atol, groups),
+        )
+    }
     /// Whether every component is finite.
     fn all_finite(&self) -> bool;
     /// `Σ_i self_i · other_i`.
