@@ -854,12 +854,11 @@ impl ConcatSquashNet {
                     &k.input_backward,
                     self.batch * (l.din + usize::from(self.has_divergence())),
                     Dims {
-                        mode: dims.mode | 4,
                         at_out: adj_at as u32,
                         scale: -1.0,
                         ..dims
                     },
-                    &[(0, params.buffer()), (1, ubar), (3, dx.buffer())],
+                    &[(0, params.buffer()), (2, ubar), (3, dx.buffer())],
                 );
             } else if self.tiles_backward() && Self::wide(l) {
                 // X̄ = Ū W as a tiled product; the layer below takes it through its rows.

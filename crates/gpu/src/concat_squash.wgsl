@@ -18,8 +18,7 @@ struct Dims {
     at_in: u32,   // offset of the first input value in a state vector
     at_out: u32,  // offset of the first output value in a state vector
     mode: u32,    // bit 0: softplus (else tanh); bit 1: activation after this layer;
-                  // bit 2: last layer (backward: cotangent from the state) / first layer
-                  // (input_backward: write the state cotangent); bit 3: layer_forward finds
+                  // bit 2: last layer (backward: cotangent from the state); bit 3: layer_forward finds
                   // the products X Wᵀ already in U; bit 4: layer_forward of a hidden layer
                   // stores only X' (an evaluation without a backward pass); bit 5: one
                   // tangent seeded with Hutchinson's noise (src3 = ε, B × D); bit 6:
@@ -278,6 +277,22 @@ fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>) {
     dst2[p] = primal * g;
 }
 
+// X̄ = Ū W (src2 = Ū) for point b, input unit q: every row of the point, or (all_rows false)
+// the primal row only; each weight loaded once for all of them.
+fn input_cotangent(b: u32, q: u32, all_rows: bool) -> array<f32, MAX_ROWS> {
+    var acc: array<f32, MAX_ROWS>;
+    for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
+    for (var j = 0u; j < d.dout; j = j + 1u) {
+        let wq = theta[d.w + j * d.din + q];
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+            if (k == 0u || all_rows) {
+                acc[k] = acc[k] + src2[(k * d.batch + b) * d.dout + j] * wq;
+            }
+        }
+    }
+    return acc;
+}
+
 // Layer l's input cotangent X̄ = Ū W (src2 = Ū_l) for point b, input unit q, all rows in
 // registers, taken straight on through layer l − 1's activation and gate (what
 // layer_backward_rows does for unit q of layer l − 1, without X̄ going through memory):
@@ -289,15 +304,7 @@ fn input_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     if (i >= d.batch * d.din) { return; }
     let b = i / d.din;
     let q = i % d.din;
-    var acc: array<f32, MAX_ROWS>;
-    for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
-    for (var j = 0u; j < d.dout; j = j + 1u) {
-        let wq = theta[d.w + j * d.din + q];
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            acc[k] = acc[k] + src2[(k * d.batch + b) * d.dout + j] * wq;
-        }
-    }
-    rows_backward(b, q, d.din, acc);
+    rows_backward(b, q, d.din, input_cotangent(b, q, true));
 }
 
 // Partial sums over chunks of r0 rows (chosen by the host: short chunks where the batch is
@@ -398,36 +405,17 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     }
 }
 
-// X̄ = Ū W (src = Ū) for point b, input unit q, all rows of the point at once (each weight
-// loaded once for the 1 + K rows). Hidden layers: every row into dst. First layer (bit 2): the
-// primal row only, scaled, into the state cotangent dst[at_out ..], and (with the divergence)
-// zeros for its Δlogp part.
+// The first layer's input cotangent, scaled: X̄ = Ū W (src2 = Ū) of the primal rows into the
+// state cotangent dst[at_out ..], and (with the divergence) zeros for its Δlogp part. (The
+// layers above take theirs straight on through the activation below: input_backward_rows.)
 @compute @workgroup_size(256)
 fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    let first = (d.mode & 4u) == 4u;
     let n = d.batch * d.din;
     if (i < n) {
-        let b = i / d.din;
-        let q = i % d.din;
-        var acc: array<f32, MAX_ROWS>;
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
-        for (var j = 0u; j < d.dout; j = j + 1u) {
-            let wq = theta[d.w + j * d.din + q];
-            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                if (k == 0u || !first) {
-                    acc[k] = acc[k] + src[(k * d.batch + b) * d.dout + j] * wq;
-                }
-            }
-        }
-        if (first) {
-            dst[d.at_out + i] = d.scale * acc[0];
-        } else {
-            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                dst[(k * d.batch + b) * d.din + q] = acc[k];
-            }
-        }
-    } else if (first && with_divergence() && i < n + d.batch) {
+        let acc = input_cotangent(i / d.din, i % d.din, false);
+        dst[d.at_out + i] = d.scale * acc[0];
+    } else if (with_divergence() && i < n + d.batch) {
         dst[d.at_out + i] = 0.0;
     }
 }

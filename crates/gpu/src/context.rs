@@ -961,6 +961,23 @@ impl GpuContext {
     }
 }
 
+/// A context of its own for a unit test, or `None` (the test says "skipped") without an adapter,
+/// unless `IRDM_REQUIRE_GPU=1` (CI), where a missing adapter fails.
+#[cfg(test)]
+pub(crate) fn test_context() -> Option<Arc<GpuContext>> {
+    match GpuContext::new() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            assert!(
+                std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+                "IRDM_REQUIRE_GPU=1 but {e}"
+            );
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -971,17 +988,7 @@ mod tests {
     /// buffer creation, so that they never keep a dropped vector's memory for long.
     #[test]
     fn kept_bind_groups_are_reused_and_dropped_at_the_next_creation() {
-        let ctx = match GpuContext::new() {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
-                    "IRDM_REQUIRE_GPU=1 but {e}"
-                );
-                eprintln!("skipped: {e}");
-                return;
-            }
-        };
+        let Some(ctx) = test_context() else { return };
         let mut v = GpuVec::zeros(&ctx, 64);
         let before = ctx.bind_groups_created();
         for _ in 0..10 {

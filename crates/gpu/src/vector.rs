@@ -427,16 +427,8 @@ mod tests {
     /// and with four (the fallback for devices that bind fewer than nine storage buffers).
     #[test]
     fn linear_combinations_with_either_kernel_match_the_host() {
-        let mut ctx = match GpuContext::new() {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
-                    "IRDM_REQUIRE_GPU=1 but {e}"
-                );
-                eprintln!("skipped: {e}");
-                return;
-            }
+        let Some(mut ctx) = crate::context::test_context() else {
+            return;
         };
         let n = 300;
         let host: Vec<Vec<f32>> = (0..12)
