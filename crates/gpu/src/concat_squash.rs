@@ -334,6 +334,13 @@ impl Buffers {
     }
 }
 
+impl Drop for ConcatSquashNet {
+    /// The model's buffers are released: kept bind groups must let go of them.
+    fn drop(&mut self) {
+        self.ctx.buffers_released();
+    }
+}
+
 impl std::fmt::Debug for ConcatSquashNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConcatSquashNet")
@@ -461,6 +468,8 @@ impl ConcatSquashNet {
             self.tangents,
             self.divergence == DivergenceKind::Hutchinson,
         )?;
+        // The old buffers are gone: kept bind groups must let go of them.
+        self.ctx.buffers_released();
         self.batch = batch;
         Ok(())
     }

@@ -64,6 +64,11 @@ pub struct GpuContext {
     created: AtomicUsize,
     /// Bind groups created (see [`GpuContext::bind_groups_created`]).
     groups_created: AtomicUsize,
+    /// Changes to the set of buffers kernels may bind (a creation, a release): kept bind groups
+    /// are dropped when it moves (see [`BindGroups`]).
+    buffer_set: AtomicUsize,
+    /// Storage buffers of dropped vectors, by length, for the next vector of that length.
+    pool: Mutex<Pool>,
 }
 
 /// One buffer kept between uses: taken out for the duration of a reduction or readback (a
@@ -157,19 +162,68 @@ struct Pending {
 
 /// Bind groups kept for reuse, keyed by kernel and bound buffers: the parameter uniform and the
 /// data ring are bound with dynamic offsets, so a dispatch with the same kernel and buffers as an
-/// earlier one (every step of a solve after the first) reuses its bind group.
+/// earlier one (every step of a solve after the first, and with pooled vectors every training
+/// iteration after the first) reuses its bind group.
 ///
-/// A kept bind group holds its buffers alive, so the groups are dropped whenever the context
-/// has created a buffer since they were made (`epoch`): every buffer a kernel binds is created
-/// through the context, so the kept groups only ever hold buffers that all existed at once,
-/// never more memory than was in use before, and a dropped vector's memory returns at the next
-/// creation. A solve creates no buffer after its first step, so within it the groups stay.
+/// A kept bind group holds its buffers alive, so the groups are dropped whenever the set of
+/// buffers kernels may bind changes (`epoch`): a storage buffer created, or one released rather
+/// than pooled (every buffer a kernel binds is created through the context, and released either
+/// into the pool or with a note). The kept groups thus only ever hold buffers that are alive or
+/// pooled, never memory the user has let go of.
 #[derive(Default)]
 struct BindGroups {
     /// Groups by a hash of (kernel, buffers); each bucket compared exactly.
     kept: HashMap<u64, Vec<KeptGroup>>,
-    /// `created` when the groups were last dropped.
+    /// `buffer_set` when the groups were last dropped.
     epoch: usize,
+    /// Groups kept (at most [`MAX_KEPT_GROUPS`]).
+    count: usize,
+}
+
+/// Most bind groups kept: beyond, all are dropped and made anew as needed. Vectors from the pool
+/// take whichever buffer of their length was dropped last, so each training iteration meets some
+/// new (kernel, buffers) combinations; the bound keeps them from piling up.
+const MAX_KEPT_GROUPS: usize = 1024;
+
+/// Most floats the pool of dropped vectors' buffers holds (256 MiB).
+pub const POOL_FLOATS: usize = 1 << 26;
+
+/// Storage buffers of dropped vectors by length: a training loop drops and makes the same
+/// vectors every iteration, and a buffer from the pool needs no allocation and keeps its bind
+/// groups.
+struct Pool {
+    by_len: HashMap<usize, Vec<wgpu::Buffer>>,
+    floats: usize,
+    /// Most floats held ([`POOL_FLOATS`]; smaller in tests).
+    limit: usize,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            by_len: HashMap::new(),
+            floats: 0,
+            limit: POOL_FLOATS,
+        }
+    }
+}
+
+impl Pool {
+    fn take(&mut self, len: usize) -> Option<wgpu::Buffer> {
+        let buffer = self.by_len.get_mut(&len)?.pop()?;
+        self.floats -= len;
+        Some(buffer)
+    }
+
+    /// Keeps `buffer` unless the pool would pass its limit; whether it was kept.
+    fn put(&mut self, buffer: wgpu::Buffer, len: usize) -> bool {
+        if self.floats + len > self.limit {
+            return false;
+        }
+        self.floats += len;
+        self.by_len.entry(len).or_default().push(buffer);
+        true
+    }
 }
 
 /// One kept bind group and what it binds.
@@ -373,6 +427,8 @@ impl GpuContext {
             dispatches: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
             groups_created: AtomicUsize::new(0),
+            buffer_set: AtomicUsize::new(0),
+            pool: Mutex::new(Pool::default()),
         }))
     }
 
@@ -400,9 +456,20 @@ impl GpuContext {
         Ok(())
     }
 
-    /// A storage buffer of `len` floats (zero-initialized by wgpu).
+    /// A zeroed storage buffer of `len` floats: a dropped vector's of that length from the pool
+    /// (cleared by a recorded command), or a new one (zero-initialized by wgpu).
     pub(crate) fn storage(&self, len: usize) -> wgpu::Buffer {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(len.max(1));
+        if let Some(buffer) = pooled {
+            self.record(|e| e.clear_buffer(&buffer, 0, None));
+            return buffer;
+        }
         self.created.fetch_add(1, Ordering::Relaxed);
+        self.buffer_set.fetch_add(1, Ordering::Relaxed);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: (4 * len.max(1)) as u64,
@@ -411,6 +478,41 @@ impl GpuContext {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
+    }
+
+    /// Takes back the storage buffer of a dropped vector of `len` floats: kept for the next
+    /// vector of that length while the pool holds under [`POOL_FLOATS`] floats, else released.
+    pub(crate) fn recycle(&self, buffer: wgpu::Buffer, len: usize) {
+        let kept = self
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(buffer, len.max(1));
+        if !kept {
+            self.buffer_set.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Notes that buffers kernels may have bound were released (a model's, on a new batch size
+    /// or when dropped), so that kept bind groups let go of them.
+    pub(crate) fn buffers_released(&self) {
+        self.buffer_set.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Releases the pooled buffers of dropped vectors and the kept bind groups (both are
+    /// otherwise held for reuse; the pool holds at most [`POOL_FLOATS`] floats).
+    pub fn release_cached(&self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.by_len.clear();
+        pool.floats = 0;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.bind_groups = BindGroups::default();
+        self.buffer_set.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Floats held in the pool of dropped vectors' buffers.
+    pub fn pooled_floats(&self) -> usize {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).floats
     }
 
     /// Workgroup grid covering `n` elements (2-D when one dimension would exceed the limit).
@@ -551,11 +653,12 @@ impl GpuContext {
         kernel: &Kernel,
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> wgpu::BindGroup {
-        let created = self.created.load(Ordering::Relaxed);
+        let buffer_set = self.buffer_set.load(Ordering::Relaxed);
         let kept = &mut pending.bind_groups;
-        if kept.epoch != created {
+        if kept.epoch != buffer_set || kept.count >= MAX_KEPT_GROUPS {
             kept.kept.clear();
-            kept.epoch = created;
+            kept.count = 0;
+            kept.epoch = buffer_set;
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         kernel.id.hash(&mut hasher);
@@ -611,6 +714,7 @@ impl GpuContext {
             layout: &kernel.layout,
             entries: &entries,
         });
+        kept.count += 1;
         bucket.push(KeptGroup {
             kernel: kernel.id,
             buffers: buffers.iter().map(|(i, b)| (*i, (*b).clone())).collect(),
@@ -789,6 +893,12 @@ impl GpuContext {
         self.groups_created.load(Ordering::Relaxed)
     }
 
+    /// Lowers the pool's limit (tests of what happens beyond it).
+    #[cfg(test)]
+    fn set_pool_limit(&self, floats: usize) {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).limit = floats;
+    }
+
     /// Bind groups kept now.
     #[cfg(test)]
     fn kept_bind_groups(&self) -> usize {
@@ -854,9 +964,14 @@ impl GpuContext {
                 (x * y) as usize
             })
             .collect();
+        let created_before = self.created.load(Ordering::Relaxed);
         let (buffer, cap) = self
             .partials
             .take(&self.device, groups.iter().sum(), &self.created);
+        // A new partial-sum buffer (the old one, if any, is dropped): kernels bind it.
+        if self.created.load(Ordering::Relaxed) != created_before {
+            self.buffer_set.fetch_add(1, Ordering::Relaxed);
+        }
         let mut at = 0;
         let mut sources = Vec::with_capacity(items.len());
         for (((range, inputs), &count), &g) in items.iter().zip(&counts).zip(&groups) {
@@ -984,10 +1099,10 @@ mod tests {
     use crate::GpuVec;
     use rk::Vector;
 
-    /// Kept bind groups are reused for the same kernel and buffers, and dropped at the next
-    /// buffer creation, so that they never keep a dropped vector's memory for long.
+    /// Kept bind groups are reused for the same kernel and buffers, and dropped when a buffer is
+    /// created or released, so that they never keep memory the user has let go of.
     #[test]
-    fn kept_bind_groups_are_reused_and_dropped_at_the_next_creation() {
+    fn kept_bind_groups_are_reused_and_dropped_when_the_buffers_change() {
         let Some(ctx) = test_context() else { return };
         let mut v = GpuVec::zeros(&ctx, 64);
         let before = ctx.bind_groups_created();
@@ -998,12 +1113,88 @@ mod tests {
         assert_eq!(ctx.kept_bind_groups(), 1);
         v.scale(2.0);
         assert_eq!(ctx.kept_bind_groups(), 2);
-        let mut w = GpuVec::zeros(&ctx, 64);
-        drop(v);
+        let mut w = GpuVec::zeros(&ctx, 65);
         w.fill(3.0);
         // The creation of w dropped v's groups; only w's is kept.
         assert_eq!(ctx.kept_bind_groups(), 1);
         assert_eq!(ctx.bind_groups_created() - before, 3);
         assert!(w.to_host().iter().all(|&x| x == 3.0));
+        // A model's release (here: dropped) drops the kept groups too.
+        let cnf = crate::GpuCnf::toy(&ctx, 4, crate::GpuActivation::Tanh).unwrap();
+        w.fill(4.0);
+        assert_eq!(ctx.kept_bind_groups(), 1);
+        drop(cnf);
+        w.fill(5.0);
+        assert_eq!(ctx.kept_bind_groups(), 1);
+        assert_eq!(ctx.bind_groups_created() - before, 5);
+        // Beyond the pool's limit a dropped vector's buffer is released, with the same effect.
+        ctx.release_cached();
+        ctx.set_pool_limit(1500);
+        let big = GpuVec::zeros(&ctx, 1000);
+        let big2 = GpuVec::zeros(&ctx, 1000);
+        drop(big);
+        assert_eq!(ctx.pooled_floats(), 1000);
+        w.fill(6.0);
+        let groups = ctx.bind_groups_created();
+        drop(big2);
+        assert_eq!(ctx.pooled_floats(), 1000, "over the limit: released");
+        w.fill(7.0);
+        assert_eq!(ctx.bind_groups_created(), groups + 1);
+    }
+
+    /// However many (kernel, buffers) combinations meet, at most `MAX_KEPT_GROUPS` groups are
+    /// kept, and the results stay right across the drop.
+    #[test]
+    fn kept_bind_groups_are_bounded() {
+        let Some(ctx) = test_context() else { return };
+        let vs: Vec<GpuVec> = (0..40)
+            .map(|i| GpuVec::from_host(&ctx, &[i as f32; 8]))
+            .collect();
+        let mut out = GpuVec::zeros(&ctx, 8);
+        let mut most = 0;
+        for (i, a) in vs.iter().enumerate() {
+            for (j, b) in vs.iter().enumerate() {
+                out.offset_linear_combination(a, &[2.0], std::slice::from_ref(b));
+                most = most.max(ctx.kept_bind_groups());
+                if (i + j) % 97 == 0 {
+                    let want = (i + 2 * j) as f32;
+                    assert!(out.to_host().iter().all(|&x| x == want), "{i} {j}");
+                }
+            }
+        }
+        assert!(ctx.bind_groups_created() > MAX_KEPT_GROUPS);
+        assert!(most <= MAX_KEPT_GROUPS, "{most}");
+    }
+
+    /// A dropped vector's buffer serves the next vector of its length, zeroed, without a new
+    /// buffer, and with its bind groups.
+    #[test]
+    fn pooled_buffers_come_back_zeroed_with_their_bind_groups() {
+        let Some(ctx) = test_context() else { return };
+        let mut v = GpuVec::zeros(&ctx, 1000);
+        v.fill(5.0);
+        let _ = v.to_host();
+        drop(v);
+        assert_eq!(ctx.pooled_floats(), 1000);
+        let (buffers, groups) = (ctx.buffers_created(), ctx.bind_groups_created());
+        let mut w = GpuVec::zeros(&ctx, 1000);
+        assert_eq!(ctx.buffers_created(), buffers);
+        assert_eq!(ctx.pooled_floats(), 0);
+        assert!(
+            w.to_host().iter().all(|&x| x == 0.0),
+            "a pooled buffer comes back zeroed"
+        );
+        w.fill(2.0);
+        assert_eq!(
+            ctx.bind_groups_created(),
+            groups,
+            "v's group for fill serves w"
+        );
+        assert!(w.to_host().iter().all(|&x| x == 2.0));
+        ctx.release_cached();
+        drop(w);
+        assert_eq!(ctx.pooled_floats(), 1000);
+        ctx.release_cached();
+        assert_eq!(ctx.pooled_floats(), 0);
     }
 }

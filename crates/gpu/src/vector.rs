@@ -28,6 +28,13 @@ pub struct GpuVec {
     len: usize,
 }
 
+impl Drop for GpuVec {
+    /// The buffer goes to the context's pool, for the next vector of this length.
+    fn drop(&mut self) {
+        self.ctx.recycle(self.buf.clone(), self.len);
+    }
+}
+
 impl std::fmt::Debug for GpuVec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuVec").field("len", &self.len).finish()
