@@ -22,7 +22,8 @@
 //!   (all norm groups together) and creates no buffer (the reduction and readback buffers are
 //!   kept; [`GpuContext::buffers_created`] counts). Bind groups are kept too (parameters and
 //!   ring arrays bound with dynamic offsets), so a solver's later steps create none
-//!   ([`GpuContext::bind_groups_created`]).
+//!   ([`GpuContext::bind_groups_created`]), and a dropped vector's buffer serves the next vector
+//!   of its length ([`GpuContext::release_cached`] frees them).
 //! * [`GpuContext::start_profiling`]: the device time of every kernel ([`KernelTime`]) from
 //!   timestamp queries, to find where an iteration's device time goes.
 
