@@ -105,8 +105,8 @@ const CHUNK: usize = 256;
 /// Fewest rows per partial sum of the simple parameter reduction.
 const MIN_CHUNK: usize = 16;
 
-/// Partial sums (chunks × weight entries) the simple reduction aims at: enough invocations to
-/// fill a large GPU.
+/// Invocations (chunks × items per chunk) the simple reduction aims at: enough to fill a large
+/// GPU.
 const REDUCE_INVOCATIONS: usize = 1 << 17;
 
 /// Most chunks the simple reduction makes unless its chunks are already [`CHUNK`] long (each of
@@ -121,7 +121,7 @@ fn partial_offsets(layers: &[Layer], rows: usize) -> (Vec<usize>, Vec<usize>, us
     let (mut weights, mut units) = (Vec::new(), Vec::new());
     let (mut w_at, mut u_at) = (0, 0);
     for l in layers {
-        let chunks = rows.div_ceil(chunk_rows(rows, l.din * l.dout));
+        let chunks = rows.div_ceil(chunk_rows(rows, reduce_items(l)));
         weights.push(w_at);
         units.push(u_at);
         w_at += chunks * l.din * l.dout;
@@ -136,13 +136,22 @@ const LAYER_WORDS: usize = 11;
 /// Most layers of a model: `reduce_final`'s table fits one dispatch's data.
 const MAX_LAYERS: usize = MAX_DISPATCH_DATA / LAYER_WORDS;
 
-/// Rows per partial sum of the simple reduction of a layer with `entries = din · dout` weights
-/// over `rows` stacked rows: a power of two in `[MIN_CHUNK, CHUNK]`, short where the batch is
-/// small. Each invocation sums its chunk serially, so at batch 100 (300 rows) chunks of 256 left
-/// two chunks and 256-long loops, a GPU's memory latency 256 times over; chunks of 16 make the
-/// loops 16 long and the invocations 16 times as many.
-fn chunk_rows(rows: usize, entries: usize) -> usize {
-    let for_invocations = (rows * entries).div_ceil(REDUCE_INVOCATIONS);
+/// Inputs `q` per invocation of the simple weight reduction (`QB` in `concat_squash.wgsl`).
+const REDUCE_BLOCK: usize = 4;
+
+/// Invocations per chunk of the simple weight reduction of a layer: one per unit and block of
+/// [`REDUCE_BLOCK`] inputs.
+fn reduce_items(l: &Layer) -> usize {
+    l.dout * l.din.div_ceil(REDUCE_BLOCK)
+}
+
+/// Rows per partial sum of the simple reduction of a layer with `items` invocations per chunk
+/// ([`reduce_items`]) over `rows` stacked rows: a power of two in `[MIN_CHUNK, CHUNK]`, short
+/// where the batch is small. Each invocation sums its chunk serially, so at batch 100 (300 rows)
+/// chunks of 256 left two chunks and 256-long loops, a GPU's memory latency 256 times over;
+/// chunks of 16 make the loops 16 long and the invocations 16 times as many.
+fn chunk_rows(rows: usize, items: usize) -> usize {
+    let for_invocations = (rows * items).div_ceil(REDUCE_INVOCATIONS);
     let for_final = rows.div_ceil(FEW_CHUNKS);
     for_invocations
         .max(for_final)
@@ -830,8 +839,8 @@ impl ConcatSquashNet {
                 if self.tiles_backward() && l.dout <= TILE && l.din <= TILE {
                     (&k.reduce_weights, rows.div_ceil(CHUNK) * 256, CHUNK)
                 } else {
-                    let chunk = chunk_rows(rows, l.din * l.dout);
-                    let threads = (l.dout * l.din + l.dout) * rows.div_ceil(chunk);
+                    let chunk = chunk_rows(rows, reduce_items(l));
+                    let threads = (reduce_items(l) + l.dout) * rows.div_ceil(chunk);
                     (&k.reduce_partial, threads, chunk)
                 };
             let chunks = rows.div_ceil(chunk);

@@ -49,6 +49,8 @@ struct Dims {
 const CHUNK: u32 = 256u;
 // Rows per point (1 + D) that the row-wise kernels hold in registers.
 const MAX_ROWS: u32 = 8u;
+// Inputs per invocation of reduce_partial (REDUCE_BLOCK in concat_squash.rs).
+const QB: u32 = 4u;
 // Rows per point of this model (1 + K), fixed when the pipelines are built: the row loops then
 // have a constant trip count, which a driver can unroll and keep in registers.
 override POINT_ROWS: u32 = 1u;
@@ -316,23 +318,37 @@ fn input_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     let entries = d.dout * d.din;
+    // Each invocation: QB neighbouring inputs q0 … q0 + QB − 1 of one unit j, so each Ū value
+    // is loaded once for QB products.
+    let blocks = (d.din + QB - 1u) / QB;
+    let items = d.dout * blocks;
     let chunk_rows = d.r0;
     let chunks = (d.rows + chunk_rows - 1u) / chunk_rows;
-    if (i < entries * chunks) {
-        let e = i % entries;
-        let chunk = i / entries;
-        let j = e / d.din;
-        let q = e % d.din;
+    if (i < items * chunks) {
+        let item = i % items;
+        let chunk = i / items;
+        let j = item / blocks;
+        let q0 = (item % blocks) * QB;
         let start = chunk * chunk_rows;
         let end = min(start + chunk_rows, d.rows);
-        var acc = 0.0;
+        var acc: array<f32, QB>;
+        for (var b = 0u; b < QB; b = b + 1u) { acc[b] = 0.0; }
         for (var r = start; r < end; r = r + 1u) {
-            acc = acc + src[r * d.dout + j] * src2[r * d.din + q];
+            let u = src[r * d.dout + j];
+            for (var b = 0u; b < QB; b = b + 1u) {
+                if (q0 + b < d.din) {
+                    acc[b] = acc[b] + u * src2[r * d.din + q0 + b];
+                }
+            }
         }
-        dst[d.at_in + i] = acc;
+        for (var b = 0u; b < QB; b = b + 1u) {
+            if (q0 + b < d.din) {
+                dst[d.at_in + chunk * entries + j * d.din + q0 + b] = acc[b];
+            }
+        }
         return;
     }
-    unit_sums(i - entries * chunks, chunks, chunk_rows);
+    unit_sums(i - items * chunks, chunks, chunk_rows);
 }
 
 // Every layer's parameter cotangents, scaled, into dst at at_out + the layer's offsets, in one
