@@ -762,6 +762,28 @@ impl GpuContext {
     /// [`GpuContext::stop_profiling`] each dispatch runs in a compute pass of its own with
     /// timestamps at its start and end, and each submission waits for its stamps. An error if
     /// the adapter has no timestamp queries. Restarting discards the sums so far.
+    ///
+    /// ```
+    /// use gpu::{GpuActivation, GpuCnf, GpuContext, GpuVec};
+    /// use rk::{Rhs, Vector};
+    ///
+    /// # fn main() -> Result<(), gpu::GpuError> {
+    /// let Ok(ctx) = GpuContext::new() else { return Ok(()) }; // no adapter here
+    /// let mut cnf = GpuCnf::toy(&ctx, 100, GpuActivation::Tanh)?;
+    /// let theta = GpuVec::from_host(&ctx, &vec![0.01; cnf.param_len()]);
+    /// let z = GpuVec::from_host(&ctx, &vec![0.5; cnf.state_len()]);
+    /// let mut dz = GpuVec::zeros(&ctx, cnf.state_len());
+    /// if ctx.start_profiling().is_ok() {
+    ///     cnf.eval(0.0, &z, &theta, &mut dz);
+    ///     let profile = ctx.stop_profiling()?;
+    ///     // The toy CNF's three layers: one dispatch each.
+    ///     assert_eq!(profile.iter().map(|k| k.calls).sum::<usize>(), 3);
+    ///     assert!(profile.iter().all(|k| k.kernel == "layer_forward"));
+    /// }
+    /// assert!(dz.all_finite());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start_profiling(&self) -> Result<(), GpuError> {
         if !self
             .device
