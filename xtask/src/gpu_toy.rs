@@ -222,7 +222,7 @@ pub fn run(
             .collect::<AnyResult<Vec<_>>>()?;
         let mut rng = nn::Rng::new(seed);
         let mut records: Vec<Vec<IterationRecord>> = vec![Vec::new(); entries.len()];
-        // Dispatches and submissions over the timed iterations, per method.
+        // Dispatches, submissions and readbacks over the timed iterations, per method.
         let mut counts = vec![(0usize, 0usize, 0usize); entries.len()];
         let mut sample = || -> Vec<f32> {
             nn::data::Toy::Pinwheel

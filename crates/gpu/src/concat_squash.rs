@@ -113,21 +113,88 @@ const REDUCE_INVOCATIONS: usize = 1 << 17;
 /// the final reduction's 16 invocations per item then sums at most 16 partials).
 const FEW_CHUNKS: usize = 256;
 
-/// Where each layer's partial sums go, side by side so that one dispatch finishes them all: the
-/// offsets of the weight partials (chunks × weights) and of the per-unit partials
-/// (chunks × 2 × units) of every layer, and the two buffers' lengths. Sized by the simple
-/// reduction's chunks, at least as many as the tiled one's.
-fn partial_offsets(layers: &[Layer], rows: usize) -> (Vec<usize>, Vec<usize>, usize, usize) {
-    let (mut weights, mut units) = (Vec::new(), Vec::new());
-    let (mut w_at, mut u_at) = (0, 0);
-    for l in layers {
-        let chunks = rows.div_ceil(chunk_rows(rows, reduce_items(l)));
-        weights.push(w_at);
-        units.push(u_at);
-        w_at += chunks * l.din * l.dout;
-        u_at += chunks * 2 * l.dout;
+/// How every layer's parameter cotangents are reduced at one batch size, worked out once per
+/// batch: each layer's partial sums side by side (so that one dispatch finishes them all, sized
+/// by the simple reduction's chunks, at least as many as the tiled one's), and for either
+/// choice of backward kernels the rows per chunk of each layer and `reduce_final`'s table.
+struct ReducePlan {
+    /// Offset of each layer's weight partials (chunks × weights).
+    weights_at: Vec<usize>,
+    /// Offset of each layer's per-unit partials (chunks × 2 × units).
+    units_at: Vec<usize>,
+    /// Floats of the two partial-sum buffers.
+    weight_floats: usize,
+    unit_floats: usize,
+    /// Indexed by whether the backward kernels are tiled: rows per chunk of each layer.
+    chunk: [Vec<usize>; 2],
+    /// Likewise: `reduce_final`'s table of layers (`LAYER_WORDS` words each, as f32 bits).
+    table: [Vec<f32>; 2],
+    /// Items of `reduce_final`: weights and units of every layer.
+    items: usize,
+}
+
+impl ReducePlan {
+    fn new(layers: &[Layer], rows: usize) -> Self {
+        let (mut weights_at, mut units_at) = (Vec::new(), Vec::new());
+        let (mut w_at, mut u_at) = (0, 0);
+        for l in layers {
+            let chunks = rows.div_ceil(chunk_rows(rows, reduce_items(l)));
+            weights_at.push(w_at);
+            units_at.push(u_at);
+            w_at += chunks * l.din * l.dout;
+            u_at += chunks * 2 * l.dout;
+        }
+        let chunk = [false, true].map(|tiled_backward| {
+            layers
+                .iter()
+                .map(|l| {
+                    if tiled_reduction(l, tiled_backward) {
+                        CHUNK
+                    } else {
+                        chunk_rows(rows, reduce_items(l))
+                    }
+                })
+                .collect::<Vec<usize>>()
+        });
+        let table = chunk.clone().map(|chunk| {
+            let mut first = 0;
+            let mut words = Vec::with_capacity(layers.len() * LAYER_WORDS);
+            for (i, l) in layers.iter().enumerate() {
+                let row = [
+                    first,
+                    l.din,
+                    l.dout,
+                    l.w,
+                    l.b1,
+                    l.c,
+                    l.b2,
+                    l.b3,
+                    rows.div_ceil(chunk[i]),
+                    weights_at[i],
+                    units_at[i],
+                ];
+                words.extend(row.map(|v| f32::from_bits(v as u32)));
+                first += l.din * l.dout + l.dout;
+            }
+            words
+        });
+        let items = layers.iter().map(|l| l.din * l.dout + l.dout).sum();
+        Self {
+            weights_at,
+            units_at,
+            weight_floats: w_at,
+            unit_floats: u_at,
+            chunk,
+            table,
+            items,
+        }
     }
-    (weights, units, w_at, u_at)
+}
+
+/// Whether a layer's weight cotangents take the tiled kernel (layers up to [`TILE`] wide, with
+/// tiled backward kernels).
+fn tiled_reduction(l: &Layer, tiled_backward: bool) -> bool {
+    tiled_backward && l.dout <= TILE && l.din <= TILE
 }
 
 /// Words per layer of `reduce_final`'s table (`LAYER_WORDS` in `concat_squash.wgsl`).
@@ -276,6 +343,8 @@ struct Buffers {
     ubar: [wgpu::Buffer; 2],
     partials: wgpu::Buffer,
     unit_partials: wgpu::Buffer,
+    /// Where the partial sums go and how they are finished.
+    plan: ReducePlan,
 }
 
 impl Buffers {
@@ -311,9 +380,10 @@ impl Buffers {
             });
         }
         // The largest buffers: the stacked activations (R × widest layer) and the partial sums
-        // of every layer's weight cotangents, side by side (see `partial_offsets`).
+        // of every layer's weight cotangents, side by side (see `ReducePlan`).
         let wide = rows * max_width;
-        let (_, _, partials, unit_partials) = partial_offsets(layers, rows);
+        let plan = ReducePlan::new(layers, rows);
+        let (partials, unit_partials) = (plan.weight_floats, plan.unit_floats);
         if partials.max(unit_partials) > u32::MAX as usize {
             return Err(GpuError::Invalid {
                 what: what.into(),
@@ -339,6 +409,7 @@ impl Buffers {
             ubar: [ctx.storage(wide), ctx.storage(wide)],
             partials: ctx.storage(partials),
             unit_partials: ctx.storage(unit_partials),
+            plan,
         })
     }
 }
@@ -797,8 +868,8 @@ impl ConcatSquashNet {
             );
         }
         let p_at = adj_at + self.state_len();
-        let (w_at, u_at, _, _) = partial_offsets(&self.layers, rows);
-        let mut table = vec![[0usize; LAYER_WORDS]; n_layers];
+        let plan = &self.buf.plan;
+        let tiled = usize::from(self.tiles_backward());
         // X̄ of the layer above (`xbar[cur]`), where it went through memory (tiled products).
         let mut cur = 0;
         // Ȳ and Ū of the current layer are in ybar[side], ubar[side]; `ready` when the fused
@@ -835,22 +906,20 @@ impl ConcatSquashNet {
             }
             // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
             // take the tiled weight kernel (one workgroup per chunk of rows).
-            let (reduce, threads, chunk) =
-                if self.tiles_backward() && l.dout <= TILE && l.din <= TILE {
-                    (&k.reduce_weights, rows.div_ceil(CHUNK) * 256, CHUNK)
-                } else {
-                    let chunk = chunk_rows(rows, reduce_items(l));
-                    let threads = (reduce_items(l) + l.dout) * rows.div_ceil(chunk);
-                    (&k.reduce_partial, threads, chunk)
-                };
-            let chunks = rows.div_ceil(chunk);
+            let chunk = plan.chunk[tiled][i];
+            let (reduce, threads) = if tiled_reduction(l, self.tiles_backward()) {
+                (&k.reduce_weights, rows.div_ceil(chunk) * 256)
+            } else {
+                let threads = (reduce_items(l) + l.dout) * rows.div_ceil(chunk);
+                (&k.reduce_partial, threads)
+            };
             self.run(
                 reduce,
                 threads,
                 Dims {
                     r0: chunk as u32,
-                    at_in: w_at[i] as u32,
-                    at_out: u_at[i] as u32,
+                    at_in: plan.weights_at[i] as u32,
+                    at_out: plan.units_at[i] as u32,
                     ..dims
                 },
                 &[
@@ -862,10 +931,6 @@ impl ConcatSquashNet {
                     (8, &self.buf.us[i]),
                 ],
             );
-            // This layer's row of reduce_final's table (in layer order below).
-            table[i] = [
-                0, l.din, l.dout, l.w, l.b1, l.c, l.b2, l.b3, chunks, w_at[i], u_at[i],
-            ];
             if i == 0 {
                 // −X̄ = −Ū W of the primal rows into the state part.
                 self.run(
@@ -918,13 +983,6 @@ impl ConcatSquashNet {
             }
         }
         // Every layer's parameter cotangents from its partial sums, in one dispatch.
-        let mut items = 0;
-        let mut words = Vec::with_capacity(n_layers * LAYER_WORDS);
-        for (row, l) in table.iter_mut().zip(&self.layers) {
-            row[0] = items;
-            items += l.din * l.dout + l.dout;
-            words.extend(row.iter().map(|&v| f32::from_bits(v as u32)));
-        }
         let dims = Dims {
             r0: n_layers as u32,
             at_out: p_at as u32,
@@ -935,7 +993,7 @@ impl ConcatSquashNet {
         self.ctx.dispatch_words_with_data(
             &k.reduce_final,
             // 16 items per workgroup of 256.
-            (items.div_ceil(16) * 256) as u32,
+            (plan.items.div_ceil(16) * 256) as u32,
             &dims.words(),
             &[
                 (0, params.buffer()),
@@ -943,7 +1001,7 @@ impl ConcatSquashNet {
                 (2, &self.buf.unit_partials),
                 (3, dx.buffer()),
             ],
-            &words,
+            &plan.table[tiled],
         );
     }
 

@@ -134,30 +134,29 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let b = i / d.dout;
     let j = i % d.dout;
     let g = gate(j);
-    let k_count = POINT_ROWS;
-    // All rows at once, so each weight is loaded once per invocation (k_count <= MAX_ROWS).
+    // All rows at once, so each weight is loaded once per invocation (POINT_ROWS <= MAX_ROWS).
     // Bit 3: the products X Wᵀ are already in dst (gemm_weights); only the rest is done here.
     var acc: array<f32, MAX_ROWS>;
     if ((d.mode & 8u) == 8u) {
-        for (var k = 0u; k < k_count; k = k + 1u) { acc[k] = dst[(k * d.batch + b) * d.dout + j]; }
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = dst[(k * d.batch + b) * d.dout + j]; }
     } else {
-        for (var k = 0u; k < k_count; k = k + 1u) { acc[k] = 0.0; }
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
         for (var q = 0u; q < d.din; q = q + 1u) {
             let wq = theta[d.w + j * d.din + q];
-            for (var k = 0u; k < k_count; k = k + 1u) {
+            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
                 acc[k] = acc[k] + layer_input(k, b, q) * wq;
             }
         }
     }
     if ((d.mode & 128u) == 128u) {
         for (var q = j; q < d.din; q = q + d.dout) {
-            for (var k = 0u; k < k_count; k = k + 1u) {
+            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
                 dst4[(k * d.batch + b) * d.din + q] = seed_value(k, b, q);
             }
         }
     }
     var slope = 0.0;
-    for (var k = 0u; k < k_count; k = k + 1u) {
+    for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
         let r = k * d.batch + b;
         var u = acc[k];
         var y = 0.0;
@@ -233,12 +232,11 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let b = i / d.dout;
     let j = i % d.dout;
     let g = gate(j);
-    let k_count = POINT_ROWS;
     if ((d.mode & 4u) == 4u) {
         let D = d.dout;
         var al = 0.0;
         if (with_divergence()) { al = src2[d.at_in + d.batch * D + b]; }
-        for (var k = 0u; k < k_count; k = k + 1u) {
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
             let o = (k * d.batch + b) * D + j;
             var yb = 0.0;
             if (k == 0u) {

@@ -89,16 +89,17 @@ impl BufferCache {
         }
     }
 
-    /// A buffer of at least `floats` floats and its capacity (`created` counts a new one).
+    /// A buffer of at least `floats` floats, its capacity, and whether it is new (`created`
+    /// counts a new one).
     fn take(
         &self,
         device: &wgpu::Device,
         floats: usize,
         created: &AtomicUsize,
-    ) -> (wgpu::Buffer, usize) {
+    ) -> (wgpu::Buffer, usize, bool) {
         let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).take();
         match kept {
-            Some((b, cap)) if cap >= floats => (b, cap),
+            Some((b, cap)) if cap >= floats => (b, cap, false),
             _ => {
                 let cap = floats.max(1).next_power_of_two();
                 created.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +109,7 @@ impl BufferCache {
                     usage: self.usage,
                     mapped_at_creation: false,
                 });
-                (b, cap)
+                (b, cap, true)
             }
         }
     }
@@ -334,7 +335,7 @@ impl GpuContext {
             adapter: info.name.clone(),
             source,
         })?;
-        let entries = [
+        let mut entries = vec![
             "fill",
             "scale",
             "axpby",
@@ -345,6 +346,11 @@ impl GpuContext {
             "max_abs",
             "combine_rows",
         ];
+        // lincomb8 binds nine storage buffers: only where the device allows that many.
+        let eight_inputs = device.limits().max_storage_buffers_per_shader_stage >= 9;
+        if eight_inputs {
+            entries.push("lincomb8");
+        }
         let compiled = compile(
             &device,
             "irdm kernels",
@@ -364,16 +370,7 @@ impl GpuContext {
             nonfinite: make(),
             max_abs: make(),
             combine_rows: make(),
-            lincomb8: (device.limits().max_storage_buffers_per_shader_stage >= 9).then(|| {
-                let mut k = compile(
-                    &device,
-                    "irdm kernels",
-                    include_str!("kernels.wgsl"),
-                    &["lincomb8"],
-                    &[],
-                );
-                k.pop().expect("one kernel")
-            }),
+            lincomb8: eight_inputs.then(&mut make),
         };
         eprintln!(
             "gpu: using adapter {:?} ({:?}, {:?})",
@@ -604,12 +601,11 @@ impl GpuContext {
         let slot = pending.used;
         pending.used += 1;
         pending.staging[slot * self.slot..slot * self.slot + bytes.len()].copy_from_slice(bytes);
-        // Dynamic offsets in binding order: the parameters (binding 5) and the ring array
-        // (kernels.wgsl binds it at 6, concat_squash.wgsl at 10).
-        let mut offsets = [0u32; 2];
+        // Dynamic offsets, in binding order: the parameters' slot and the ring array's place.
+        let mut dynamic = [(0u32, 0u32); 2];
         let mut count = 0;
         if kernel.params {
-            offsets[count] = (slot * self.slot) as u32;
+            dynamic[count] = (PARAMS_BINDING, (slot * self.slot) as u32);
             count += 1;
         }
         if let Some(d) = data {
@@ -617,15 +613,11 @@ impl GpuContext {
             pending.data[at..at + d.len()].copy_from_slice(d);
             pending.data_used += data_len;
             let ring = kernel.ring.expect("checked by dispatch_with_data");
-            let ring_offset = (4 * at) as u32;
-            if ring < PARAMS_BINDING {
-                offsets.copy_within(0..count, 1);
-                offsets[0] = ring_offset;
-            } else {
-                offsets[count] = ring_offset;
-            }
+            dynamic[count] = (ring, (4 * at) as u32);
             count += 1;
         }
+        dynamic[..count].sort_unstable_by_key(|&(binding, _)| binding);
+        let offsets = dynamic.map(|(_, offset)| offset);
         let group = self.bind_group(&mut pending, kernel, buffers);
         if pending.profiler.is_some() {
             self.begin_timed_pass(&mut pending, kernel.name);
@@ -909,8 +901,9 @@ impl GpuContext {
         self.created.load(Ordering::Relaxed)
     }
 
-    /// Bind groups created so far: one per kernel and set of buffers, kept and reused until the
-    /// next buffer creation, so a solver's steps after the first create none.
+    /// Bind groups created so far: one per kernel and set of buffers, kept and reused until a
+    /// buffer kernels may bind is created or released, so a solver's steps after the first
+    /// create none.
     pub fn bind_groups_created(&self) -> usize {
         self.groups_created.load(Ordering::Relaxed)
     }
@@ -986,12 +979,11 @@ impl GpuContext {
                 (x * y) as usize
             })
             .collect();
-        let created_before = self.created.load(Ordering::Relaxed);
-        let (buffer, cap) = self
-            .partials
-            .take(&self.device, groups.iter().sum(), &self.created);
+        let (buffer, cap, new) =
+            self.partials
+                .take(&self.device, groups.iter().sum(), &self.created);
         // A new partial-sum buffer (the old one, if any, is dropped): kernels bind it.
-        if self.created.load(Ordering::Relaxed) != created_before {
+        if new {
             self.buffer_set.fetch_add(1, Ordering::Relaxed);
         }
         let mut at = 0;
@@ -1025,7 +1017,7 @@ impl GpuContext {
         if len == 0 {
             return Ok(sources.iter().map(|_| Vec::new()).collect());
         }
-        let (staging, cap) = self.readback.take(&self.device, len, &self.created);
+        let (staging, cap, _) = self.readback.take(&self.device, len, &self.created);
         self.record(|e| {
             let mut offset = 0;
             for (src, at, n) in sources {
@@ -1053,29 +1045,7 @@ impl GpuContext {
     /// Maps the first `len` floats of a submitted staging buffer, waits, and copies them out
     /// (the caller unmaps).
     fn map_and_read(&self, staging: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
-        let slice = staging.slice(..(4 * len) as u64);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        // Another thread's poll may run this map's callback; wait for it rather than assume
-        // that our own poll did.
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(GpuError::Readback(e.to_string())),
-            Err(e) => {
-                return Err(GpuError::Readback(format!(
-                    "the map callback did not run: {e}"
-                )));
-            }
-        }
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| GpuError::Readback(format!("{e:?}")))?;
-        Ok(bytemuck::cast_slice::<u8, f32>(&view).to_vec())
+        map_and_copy(&self.device, staging, 4 * len).map_err(GpuError::Readback)
     }
 
     /// Records an upload of floats into `dst` (through a buffer mapped at creation and a
@@ -1096,6 +1066,32 @@ impl GpuContext {
         let size = (4 * data.len()) as u64;
         self.record(|e| e.copy_buffer_to_buffer(&upload, 0, dst, 0, size));
     }
+}
+
+/// Maps the first `bytes` bytes of a submitted mappable buffer, waits, and copies them out as
+/// `T` (the caller unmaps); the error says what failed.
+pub(crate) fn map_and_copy<T: bytemuck::Pod>(
+    device: &wgpu::Device,
+    buffer: &wgpu::Buffer,
+    bytes: usize,
+) -> Result<Vec<T>, String> {
+    let slice = buffer.slice(..bytes as u64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    // Another thread's poll may run this map's callback; wait for it rather than assume that
+    // our own poll did.
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| e.to_string())?;
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(format!("the map callback did not run: {e}")),
+    }
+    let view = slice.get_mapped_range().map_err(|e| format!("{e:?}"))?;
+    Ok(bytemuck::cast_slice::<u8, T>(&view).to_vec())
 }
 
 /// A context of its own for a unit test, or `None` (the test says "skipped") without an adapter,

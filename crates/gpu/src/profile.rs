@@ -8,6 +8,7 @@
 //! between passes or the submissions. Profiling waits for every submission, so it is for finding
 //! where device time goes, not for timing whole iterations.
 
+use crate::context::map_and_copy;
 use crate::error::GpuError;
 use std::collections::BTreeMap;
 
@@ -118,23 +119,7 @@ impl Profiler {
     }
 
     fn read(&self, device: &wgpu::Device, n: usize) -> Result<Vec<u64>, String> {
-        let slice = self.readback.slice(..(8 * n) as u64);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| e.to_string())?;
-        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(e) => return Err(format!("the map callback did not run: {e}")),
-        }
-        let ticks = {
-            let view = slice.get_mapped_range().map_err(|e| format!("{e:?}"))?;
-            bytemuck::cast_slice::<u8, u64>(&view).to_vec()
-        };
+        let ticks = map_and_copy(device, &self.readback, 8 * n)?;
         self.readback.unmap();
         Ok(ticks)
     }

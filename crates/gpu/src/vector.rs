@@ -103,43 +103,51 @@ impl GpuVec {
         u32::try_from(self.len).expect("GpuVec lengths fit in u32")
     }
 
-    /// `self = Σ c_i x_i` over `terms`, up to eight terms per dispatch (four where the device
-    /// binds fewer than nine storage buffers per kernel); later dispatches accumulate.
-    fn lincomb(&mut self, terms: &[(f32, &wgpu::Buffer)]) {
+    /// `self = base + Σ c_i x_i` (no base: `Σ c_i x_i`), up to eight terms per dispatch (four
+    /// where the device binds fewer than nine storage buffers per kernel); later dispatches
+    /// accumulate.
+    fn lincomb(&mut self, base: Option<&Self>, coeffs: &[f32], xs: &[Self]) {
         let n = self.n();
         let (kernel, width) = match &self.ctx.pipelines.lincomb8 {
             Some(k) => (k, 8),
             None => (&self.ctx.pipelines.lincomb4, 4),
         };
-        let mut first = true;
-        for chunk in terms.chunks(width) {
+        let offset = usize::from(base.is_some());
+        let terms = offset + coeffs.len().min(xs.len());
+        // Term i: the base with coefficient 1, then the pairs (c, x).
+        let term = |i: usize| match (i, base) {
+            (0, Some(b)) => (1.0, &b.buf),
+            _ => (coeffs[i - offset], &xs[i - offset].buf),
+        };
+        for first in (0..terms).step_by(width) {
+            let last = (first + width).min(terms) - 1;
             let mut c = [0.0f32; 8];
-            for (slot, (coeff, _)) in c.iter_mut().zip(chunk) {
-                *slot = *coeff;
+            // Unused slots repeat the last input with coefficient 0.
+            let mut inputs = [term(last).1; 8];
+            for (slot, i) in (first..=last).enumerate() {
+                (c[slot], inputs[slot]) = term(i);
             }
-            // Unused slots repeat the first input with coefficient 0.
-            let pick = |k: usize| chunk[k.min(chunk.len() - 1)].1;
             let params = Params {
                 n,
-                mode: u32::from(!first),
+                mode: u32::from(first > 0),
                 c: [c[0], c[1], c[2], c[3]],
                 c2: [c[4], c[5], c[6], c[7]],
                 ..Params::default()
             };
-            let mut bound = vec![
+            let bound = [
                 (0, &self.buf),
-                (1, pick(0)),
-                (2, pick(1)),
-                (3, pick(2)),
-                (4, pick(3)),
+                (1, inputs[0]),
+                (2, inputs[1]),
+                (3, inputs[2]),
+                (4, inputs[3]),
+                (7, inputs[4]),
+                (8, inputs[5]),
+                (9, inputs[6]),
+                (10, inputs[7]),
             ];
-            if width == 8 {
-                bound.extend([(7, pick(4)), (8, pick(5)), (9, pick(6)), (10, pick(7))]);
-            }
-            self.ctx.dispatch(kernel, n, params, &bound);
-            first = false;
+            self.ctx.dispatch(kernel, n, params, &bound[..1 + width]);
         }
-        if first {
+        if terms == 0 {
             // No terms: the result is zero.
             self.fill(0.0);
         }
@@ -160,6 +168,57 @@ impl GpuVec {
 /// Partial sums added in `f64` on the host.
 fn sum_f64(v: &[f32]) -> f32 {
     v.iter().map(|&x| f64::from(x)).sum::<f64>() as f32
+}
+
+/// [`Vector::error_norm`] of each of `errs` with the same weights: every group's reduction of
+/// every vector is recorded first and all partial sums come back in one readback (one
+/// submission and one wait, however many groups and vectors).
+fn error_norms<const K: usize>(
+    errs: [&GpuVec; K],
+    y0: &GpuVec,
+    y1: &GpuVec,
+    rtol: f32,
+    atol: &Atol<GpuVec>,
+    groups: &[Range<usize>],
+) -> [f32; K] {
+    let (mode, atol_scalar) = match atol {
+        Atol::Scalar(a) => (0, *a),
+        Atol::PerComponent(_) => (1, 0.0),
+    };
+    // Binding 4 is read only with a per-component atol; otherwise any buffer fills it.
+    let inputs = errs.map(|e| {
+        let atol_buf = match atol {
+            Atol::Scalar(_) => &e.buf,
+            Atol::PerComponent(v) => &v.buf,
+        };
+        [(1, &e.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)]
+    });
+    let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    let items: Vec<ReduceItem<'_>> = inputs
+        .iter()
+        .flat_map(|bound| live.iter().map(move |g| ((*g).clone(), &bound[..])))
+        .collect();
+    let params = Params {
+        mode,
+        a: rtol,
+        b: atol_scalar,
+        ..Params::default()
+    };
+    let ctx = &errs[0].ctx;
+    let Ok(sums) = ctx.reduce_many(&ctx.pipelines.err_sq, &items, params) else {
+        return [f32::NAN; K];
+    };
+    std::array::from_fn(|k| {
+        let mut worst = 0.0f32;
+        for (g, partial) in live.iter().zip(&sums[k * live.len()..]) {
+            let rms = (sum_f64(partial) / g.len() as f32).sqrt();
+            if rms.is_nan() {
+                return rms;
+            }
+            worst = worst.max(rms);
+        }
+        worst
+    })
 }
 
 impl Vector for GpuVec {
@@ -225,18 +284,13 @@ impl Vector for GpuVec {
     }
 
     fn linear_combination(&mut self, coeffs: &[f32], xs: &[Self]) {
-        let terms: Vec<(f32, &wgpu::Buffer)> =
-            coeffs.iter().zip(xs).map(|(&c, x)| (c, &x.buf)).collect();
-        self.lincomb(&terms);
+        self.lincomb(None, coeffs, xs);
     }
 
     fn offset_linear_combination(&mut self, base: &Self, coeffs: &[f32], xs: &[Self]) {
         // The base as a term with coefficient 1: no copy (which would also end the shared
         // compute pass).
-        let terms: Vec<(f32, &wgpu::Buffer)> = std::iter::once((1.0, &base.buf))
-            .chain(coeffs.iter().zip(xs).map(|(&c, x)| (c, &x.buf)))
-            .collect();
-        self.lincomb(&terms);
+        self.lincomb(Some(base), coeffs, xs);
     }
 
     fn set_row(&mut self, k: usize, src: &Self) {
@@ -287,37 +341,8 @@ impl Vector for GpuVec {
         atol: &Atol<Self>,
         groups: &[Range<usize>],
     ) -> f32 {
-        let (mode, atol_scalar, atol_buf) = match atol {
-            Atol::Scalar(a) => (0, *a, &self.buf),
-            Atol::PerComponent(v) => (1, 0.0, &v.buf),
-        };
-        // Every group's reduction is recorded first and all partial sums come back in one
-        // readback: one submission and one wait per norm, however many groups.
-        let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
-        let params = Params {
-            mode,
-            a: rtol,
-            b: atol_scalar,
-            ..Params::default()
-        };
-        let ranges: Vec<Range<usize>> = live.iter().map(|g| (*g).clone()).collect();
-        let Ok(sums) = self.ctx.reduce_ranges(
-            &self.ctx.pipelines.err_sq,
-            &ranges,
-            params,
-            &[(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)],
-        ) else {
-            return f32::NAN;
-        };
-        let mut worst = 0.0f32;
-        for (g, partial) in live.iter().zip(&sums) {
-            let rms = (sum_f64(partial) / g.len() as f32).sqrt();
-            if rms.is_nan() {
-                return rms;
-            }
-            worst = worst.max(rms);
-        }
-        worst
+        let [norm] = error_norms([self], y0, y1, rtol, atol, groups);
+        norm
     }
 
     fn error_norm_pair(
@@ -329,48 +354,8 @@ impl Vector for GpuVec {
         atol: &Atol<Self>,
         groups: &[Range<usize>],
     ) -> (f32, f32) {
-        let (mode, atol_scalar) = match atol {
-            Atol::Scalar(a) => (0, *a),
-            Atol::PerComponent(_) => (1, 0.0),
-        };
-        let atol_of = |x: &'_ Self| match atol {
-            Atol::Scalar(_) => x.buf.clone(),
-            Atol::PerComponent(v) => v.buf.clone(),
-        };
-        let (a_self, a_other) = (atol_of(self), atol_of(other));
-        let live: Vec<Range<usize>> = groups.iter().filter(|g| !g.is_empty()).cloned().collect();
-        let mine = [(1, &self.buf), (2, &y0.buf), (3, &y1.buf), (4, &a_self)];
-        let theirs = [(1, &other.buf), (2, &y0.buf), (3, &y1.buf), (4, &a_other)];
-        // Both norms' reductions in one submission and one readback.
-        let items: Vec<ReduceItem<'_>> = live
-            .iter()
-            .map(|g| (g.clone(), &mine[..]))
-            .chain(live.iter().map(|g| (g.clone(), &theirs[..])))
-            .collect();
-        let params = Params {
-            mode,
-            a: rtol,
-            b: atol_scalar,
-            ..Params::default()
-        };
-        let Ok(sums) = self
-            .ctx
-            .reduce_many(&self.ctx.pipelines.err_sq, &items, params)
-        else {
-            return (f32::NAN, f32::NAN);
-        };
-        let norm = |sums: &[Vec<f32>]| {
-            let mut worst = 0.0f32;
-            for (g, partial) in live.iter().zip(sums) {
-                let rms = (sum_f64(partial) / g.len() as f32).sqrt();
-                if rms.is_nan() {
-                    return rms;
-                }
-                worst = worst.max(rms);
-            }
-            worst
-        };
-        (norm(&sums[..live.len()]), norm(&sums[live.len()..]))
+        let [a, b] = error_norms([self, other], y0, y1, rtol, atol, groups);
+        (a, b)
     }
 
     fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<f32> {
