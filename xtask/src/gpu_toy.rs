@@ -185,6 +185,15 @@ pub fn kernel_rates(
         }
     }
     let (e, v) = (median(&mut eval_t), median(&mut vjp_t));
+    // One more of each with every dispatch timed on the device.
+    let eval_profile = profile(ctx, || {
+        cnf.eval(0.25, &z, &th, &mut out);
+        let _ = out.dot(&out);
+    })?;
+    let vjp_profile = profile(ctx, || {
+        cnf.adjoint_rhs(0.25, &z, 0, &th, &xg, 0, &mut dx, None, 0);
+        let _ = dx.dot(&dx);
+    })?;
     let flops = cnf.flops_per_eval() as f64;
     Ok(GpuKernel {
         batch,
@@ -194,6 +203,8 @@ pub fn kernel_rates(
         vjp_gflops: 3.0 * flops / v / 1e9,
         peak_gflops: None,
         tiled,
+        eval_profile,
+        vjp_profile,
     })
 }
 
@@ -287,14 +298,23 @@ fn profile_step(
     trainer: &mut GpuTrainer,
     x: &[f32],
 ) -> AnyResult<Vec<ProfiledKernel>> {
+    let mut stepped = Ok(());
+    let profile = profile(ctx, || stepped = trainer.step_on(x).map(|_| ()))?;
+    stepped?;
+    Ok(profile)
+}
+
+/// `work` with every dispatch timed on the device: the device time per kernel, slowest first
+/// (empty, with a note, where the adapter has no timestamp queries; `work` runs either way).
+fn profile(ctx: &Arc<GpuContext>, work: impl FnOnce()) -> AnyResult<Vec<ProfiledKernel>> {
     if let Err(e) = ctx.start_profiling() {
         eprintln!("gpu: no kernel profile: {e}");
+        work();
         return Ok(Vec::new());
     }
-    let stepped = trainer.step_on(x);
-    let profile = ctx.stop_profiling()?;
-    stepped?;
-    Ok(profile
+    work();
+    Ok(ctx
+        .stop_profiling()?
         .into_iter()
         .map(|k| ProfiledKernel {
             kernel: k.kernel,

@@ -1,6 +1,6 @@
 //! `report.md`: the paper's tables from a [`Results`] record.
 
-use crate::results::{ClassRun, Results, Run};
+use crate::results::{ClassRun, ProfiledKernel, Results, Run};
 use crate::toy::NODE_COUNTS;
 use std::fmt::Write as _;
 
@@ -398,5 +398,44 @@ fn gpu_section(md: &mut String, res: &Results) {
             k.vjp_gflops
         );
     }
+    gpu_kernel_profile_table(md, res);
     let _ = writeln!(md);
+}
+
+/// Device time per kernel of one evaluation and one adjoint right-hand side, per batch and
+/// kernel choice (where the adapter has timestamp queries).
+fn gpu_kernel_profile_table(md: &mut String, res: &Results) {
+    if res
+        .gpu_kernels
+        .iter()
+        .all(|k| k.eval_profile.is_empty() && k.vjp_profile.is_empty())
+    {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "
+Device time per kernel of one evaluation and one adjoint right-hand side (timestamp queries; kernel calls× µs, slowest first):
+"
+    );
+    let _ = writeln!(md, "| batch | kernels | f | adjoint RHS |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    let list = |p: &[ProfiledKernel]| -> String {
+        let total: f64 = p.iter().map(|k| k.seconds).sum();
+        let each: Vec<String> = p
+            .iter()
+            .map(|k| format!("{} {}× {:.1}", k.kernel, k.calls, 1e6 * k.seconds))
+            .collect();
+        format!("{:.1} µs: {}", 1e6 * total, each.join(", "))
+    };
+    for k in &res.gpu_kernels {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            k.batch,
+            if k.tiled { "tiled" } else { "simple" },
+            list(&k.eval_profile),
+            list(&k.vjp_profile)
+        );
+    }
 }

@@ -345,4 +345,11 @@ pub struct GpuKernel {
     /// Whether the tiled product kernels were used (else one output per invocation).
     #[serde(default)]
     pub tiled: bool,
+    /// Device time per kernel of one further evaluation, timed with timestamp queries
+    /// (empty where the adapter has none).
+    #[serde(default)]
+    pub eval_profile: Vec<ProfiledKernel>,
+    /// Likewise for one adjoint right-hand side.
+    #[serde(default)]
+    pub vjp_profile: Vec<ProfiledKernel>,
 }

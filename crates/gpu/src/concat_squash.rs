@@ -85,7 +85,8 @@ pub enum GpuKernels {
     /// [`AUTO_TILED_ROWS`] stacked rows on (where they were faster: batch 10⁴ and 10⁵ of the toy
     /// CNF), simple ones below and in every backward pass (faster at every measured batch).
     Auto,
-    /// One output per invocation everywhere.
+    /// One output per invocation everywhere (from [`TRANSPOSED_WEIGHT_ROWS`] stacked rows on,
+    /// the forward products of a net with a wide layer read a transposed copy of the weights).
     Simple,
     /// Workgroup-memory tiles with 4 × 4 register blocks for every product of layers at least
     /// 16 wide (forward, input cotangent) and the weight cotangents of layers up to 64 wide.
@@ -94,6 +95,13 @@ pub enum GpuKernels {
 
 /// Stacked rows `R = (1 + K)B` from which [`GpuKernels::Auto`] tiles the forward products.
 pub const AUTO_TILED_ROWS: usize = 16_384;
+
+/// Stacked rows `R` from which the simple forward products of a net with a layer at least 16
+/// wide each way read a transposed copy of the weights, made by one more dispatch per
+/// evaluation (`transpose_weights`): with an invocation per point and unit, consecutive units
+/// reading `W[j, q]` straight from `θ` touch addresses `din` apart, one memory transaction per
+/// unit instead of one per 32; below this size the extra dispatch costs more than it saves.
+pub const TRANSPOSED_WEIGHT_ROWS: usize = 2048;
 
 /// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
 const TILE: usize = 64;
@@ -279,7 +287,7 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 10] = [
+const ENTRIES: [&str; 11] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -290,6 +298,7 @@ const ENTRIES: [&str; 10] = [
     "input_backward_rows",
     "reduce_weights",
     "gemm_weights",
+    "transpose_weights",
 ];
 
 struct Kernels {
@@ -303,6 +312,7 @@ struct Kernels {
     input_backward_rows: Kernel,
     reduce_weights: Kernel,
     gemm_weights: Kernel,
+    transpose_weights: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -320,6 +330,9 @@ pub(crate) struct ConcatSquashNet {
     param_len: usize,
     /// Simple or tiled (workgroup-memory) kernels for the products.
     kernels_choice: GpuKernels,
+    /// Every layer's `W` transposed (`din × dout` at `W`'s offset; the rest of the parameter
+    /// layout unused), for the simple forward products from [`TRANSPOSED_WEIGHT_ROWS`] rows on.
+    weights_t: wgpu::Buffer,
     /// Everything sized by the batch.
     buf: Buffers,
     /// Model name in errors.
@@ -509,6 +522,7 @@ impl ConcatSquashNet {
             input_backward_rows: next(),
             reduce_weights: next(),
             gemm_weights: next(),
+            transpose_weights: next(),
         };
         let buf = Buffers::new(
             ctx,
@@ -528,6 +542,7 @@ impl ConcatSquashNet {
             divergence,
             tangents,
             param_len: off,
+            weights_t: ctx.storage(off),
             buf,
             what: what.into(),
             ctx: Arc::clone(ctx),
@@ -653,6 +668,16 @@ impl ConcatSquashNet {
         }
     }
 
+    /// Whether the simple forward products read the transposed weights: from
+    /// [`TRANSPOSED_WEIGHT_ROWS`] rows on, where a layer at least 16 wide each way has a simple
+    /// product (in a narrower layer, few units share a point or few weights are read per unit,
+    /// and the strided reads cost about what the extra dispatch does).
+    fn transposes_weights(&self) -> bool {
+        self.rows() >= TRANSPOSED_WEIGHT_ROWS
+            && !self.tiles_forward()
+            && self.layers.iter().any(Self::wide)
+    }
+
     /// Whether the backward pass's products and weight cotangents are tiled.
     fn tiles_backward(&self) -> bool {
         self.kernels_choice == GpuKernels::Tiled
@@ -728,6 +753,20 @@ impl ConcatSquashNet {
         let k = &self.kernels;
         let rows = self.rows();
         let first = self.layers[0];
+        let transposed = self.transposes_weights();
+        if transposed {
+            self.ctx.dispatch_words_with_data(
+                &k.transpose_weights,
+                self.buf.plan.items as u32,
+                &Dims {
+                    r0: self.layers.len() as u32,
+                    ..Dims::default()
+                }
+                .words(),
+                &[(0, params.buffer()), (3, &self.weights_t)],
+                &self.buf.plan.table[0],
+            );
+        }
         // The first layer reads X0 straight from the state and the seeds (and writes it for
         // the backward pass), unless its product is tiled and needs X0 in memory first.
         let seed_separately = self.tiles_forward() && Self::wide(&first);
@@ -762,6 +801,8 @@ impl ConcatSquashNet {
                     params,
                 );
                 dims.mode |= 8;
+            } else if transposed {
+                dims.mode |= 512;
             }
             let next = if i < last {
                 dims.mode |= 2;
@@ -797,6 +838,7 @@ impl ConcatSquashNet {
                 &[
                     (0, params.buffer()),
                     (1, input),
+                    (2, &self.weights_t),
                     (3, &self.buf.us[i]),
                     (4, &self.buf.ys[i]),
                     (6, next),

@@ -25,7 +25,8 @@ struct Dims {
                   // layer_forward of the first layer reads X0 from the state (src, at
                   // `at_in`) and the seeds; bit 7: it also writes X0 (dst4) for the backward
                   // pass; bit 8: layer_forward of the last layer writes the value (dst3, at
-                  // `at_out`: dz and, with the exact divergence, dΔlogp)
+                  // `at_out`: dz and, with the exact divergence, dΔlogp); bit 9:
+                  // layer_forward reads the weights transposed from src2 (transpose_weights)
     r0: u32,      // reduce_final: number of layers; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
@@ -112,6 +113,36 @@ fn seed_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     dst[i] = seed_value(r / d.batch, r % d.batch, i % d.din);
 }
 
+// Weight W[j, q] of layer_forward's layer: from θ (row-major, dout × din), or with bit 9 from
+// the transposed copy in src2 (din × dout at the same offset), where the invocations of one
+// point, which take consecutive units j, read consecutive addresses instead of addresses din
+// apart (one memory transaction per q instead of one per unit).
+fn forward_weight(j: u32, q: u32) -> f32 {
+    if ((d.mode & 512u) == 512u) {
+        return src2[d.w + q * d.dout + j];
+    }
+    return theta[d.w + j * d.din + q];
+}
+
+// Every layer's W transposed into dst at the same offset (dst[w + q·dout + j] = θ[w + j·din + q]),
+// for layer_forward's bit 9: one invocation per weight of every layer, the layers found in the
+// table that reduce_final reads (ring_layers; first item, din, dout and W of each layer).
+@compute @workgroup_size(256)
+fn transpose_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    var l = 0u;
+    for (var m = 1u; m < d.r0; m = m + 1u) {
+        if (ring_layers[m * LAYER_WORDS] <= i) { l = m; }
+    }
+    let at = l * LAYER_WORDS;
+    let e = i - ring_layers[at];
+    let din = ring_layers[at + 1u];
+    let dout = ring_layers[at + 2u];
+    if (e >= din * dout) { return; }
+    let w = ring_layers[at + 3u];
+    dst[w + (e % din) * dout + e / din] = theta[w + e];
+}
+
 // Input value of row k of point b, column q of layer_forward: X0 from the state and the seeds
 // (bit 6, the first layer) or X (src).
 fn layer_input(k: u32, b: u32, q: u32) -> f32 {
@@ -142,7 +173,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     } else {
         for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
         for (var q = 0u; q < d.din; q = q + 1u) {
-            let wq = theta[d.w + j * d.din + q];
+            let wq = forward_weight(j, q);
             for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
                 acc[k] = acc[k] + layer_input(k, b, q) * wq;
             }
@@ -436,9 +467,12 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 
 // Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of CHUNK rows
 // accumulates the whole dout × din block Σ_r Ū[r, j] X[r, q] (src = Ū, src2 = X), 16 rows at a
-// time through workgroup memory, each invocation a 4 × 4 sub-block in registers; partial of
-// chunk c, entry j·din + q at dst[c · dout · din + j · din + q]. Then the chunk's per-unit sums
-// of `unit_sums` (so a layer's parameter partials are one dispatch).
+// time through workgroup memory, each invocation a 4 × 4 sub-block in registers (units
+// 4·ti … 4·ti + 3, inputs tj, tj + 16, tj + 32, tj + 48: the 16 invocations of a row of the
+// block read 16 consecutive words, no bank conflicts, and store 16 consecutive entries);
+// partial of chunk c, entry j·din + q at dst[c · dout · din + j · din + q]. Then the chunk's
+// per-unit sums (as `unit_sums`, four invocations per unit over every fourth row, added through
+// workgroup memory), so a layer's parameter partials are one dispatch.
 var<workgroup> tile_u: array<f32, 1024>;
 var<workgroup> tile_x: array<f32, 1024>;
 
@@ -477,7 +511,7 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
             let u2 = tile_u[base + ti * 4u + 2u];
             let u3 = tile_u[base + ti * 4u + 3u];
             for (var b = 0u; b < 4u; b = b + 1u) {
-                let xb = tile_x[base + tj * 4u + b];
+                let xb = tile_x[base + tj + 16u * b];
                 acc[b] = acc[b] + u0 * xb;
                 acc[4u + b] = acc[4u + b] + u1 * xb;
                 acc[8u + b] = acc[8u + b] + u2 * xb;
@@ -490,15 +524,33 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     for (var a = 0u; a < 4u; a = a + 1u) {
         for (var b = 0u; b < 4u; b = b + 1u) {
             let j = ti * 4u + a;
-            let q = tj * 4u + b;
+            let q = tj + 16u * b;
             if (j < d.dout && q < d.din) {
                 dst[d.at_in + chunk * entries + j * d.din + q] = acc[a * 4u + b];
             }
         }
     }
-    // The same chunk's per-unit sums (src3 = Ȳ, src4 = U into dst2), one invocation per unit.
+    // The chunk's per-unit sums (src3 = Ȳ, src4 = U into dst2): unit j = t % 64 by four
+    // invocations, part p = t / 64 taking rows start + p, start + p + 4, …; the parts meet in
+    // workgroup memory (the tiles are free after the last barrier above).
+    let j = t % 64u;
+    let part = t / 64u;
+    var gsum = 0.0;
+    var psum = 0.0;
+    if (j < d.dout) {
+        for (var r = start + part; r < end; r = r + 4u) {
+            let yb = src3[r * d.dout + j];
+            gsum = gsum + yb * src4[r * d.dout + j];
+            if (r < d.batch) { psum = psum + yb; }
+        }
+    }
+    tile_u[t] = gsum;
+    tile_x[t] = psum;
+    workgroupBarrier();
     if (t < d.dout) {
-        unit_sums(chunk * d.dout + t, chunks, CHUNK);
+        let o = d.at_out + chunk * 2u * d.dout;
+        dst2[o + t] = tile_u[t] + tile_u[t + 64u] + tile_u[t + 128u] + tile_u[t + 192u];
+        dst2[o + d.dout + t] = tile_x[t] + tile_x[t + 64u] + tile_x[t + 128u] + tile_x[t + 192u];
     }
 }
 
@@ -524,9 +576,14 @@ fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
 // Tiled product with a weight matrix from θ: C[r, c] = Σ_k A[r·lda + k] · θ[w + c·ws_c + k·ws_k]
 // for r < M (= rows), c < N (= dout), k < K (= din); lda = at_in, ldc = at_out, ws_c = b1,
 // ws_k = c (the Dims fields reused). One workgroup per 64 × 64 tile of C, K in steps of 16
-// through workgroup memory, a 4 × 4 block per invocation. src = A, dst = C.
-var<workgroup> tile_a: array<f32, 1024>;
-var<workgroup> tile_w: array<f32, 1024>;
+// through workgroup memory, a 4 × 4 block per invocation: rows 4·ti … 4·ti + 3 and columns
+// tj, tj + 16, tj + 32, tj + 48, so that the 16 invocations of a row of the block read 16
+// consecutive words of the weight tile (no bank conflicts) and store 16 consecutive columns.
+// Both tiles are stored k-major with rows of TILE_PITCH = 65 words (a padding word, so that
+// storing 16 consecutive k of one row does not hit one bank 16 times). src = A, dst = C.
+const TILE_PITCH: u32 = 65u;
+var<workgroup> tile_a: array<f32, 1040>;
+var<workgroup> tile_w: array<f32, 1040>;
 
 @compute @workgroup_size(256)
 fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
@@ -542,6 +599,9 @@ fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     let t = lid.x;
     let ti = t / 16u;
     let tj = t % 16u;
+    // Weights with unit column stride (C = A W) are loaded along the columns, the others
+    // (C = A Wᵀ, unit k stride) along k: consecutive invocations read consecutive words.
+    let w_along_c = d.b1 == 1u;
     var acc: array<f32, 16>;
     for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
     for (var k0 = 0u; k0 < kk_total; k0 = k0 + 16u) {
@@ -549,24 +609,30 @@ fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
             let idx = t + l * 256u;
             let row = idx / 16u;
             let kq = idx % 16u;
-            let k = k0 + kq;
             let r = tile_r * 64u + row;
             var a = 0.0;
-            if (r < m && k < kk_total) { a = src[r * d.at_in + k]; }
-            tile_a[idx] = a;
-            let c = tile_c * 64u + row;
+            if (r < m && k0 + kq < kk_total) { a = src[r * d.at_in + k0 + kq]; }
+            tile_a[kq * TILE_PITCH + row] = a;
+            var col = row;
+            var kw = kq;
+            if (w_along_c) {
+                col = idx % 64u;
+                kw = idx / 64u;
+            }
+            let c = tile_c * 64u + col;
             var wv = 0.0;
-            if (c < n && k < kk_total) { wv = theta[d.w + c * d.b1 + k * d.c]; }
-            tile_w[idx] = wv;
+            if (c < n && k0 + kw < kk_total) { wv = theta[d.w + c * d.b1 + (k0 + kw) * d.c]; }
+            tile_w[kw * TILE_PITCH + col] = wv;
         }
         workgroupBarrier();
         for (var kq = 0u; kq < 16u; kq = kq + 1u) {
-            let a0 = tile_a[(ti * 4u) * 16u + kq];
-            let a1 = tile_a[(ti * 4u + 1u) * 16u + kq];
-            let a2 = tile_a[(ti * 4u + 2u) * 16u + kq];
-            let a3 = tile_a[(ti * 4u + 3u) * 16u + kq];
+            let base = kq * TILE_PITCH;
+            let a0 = tile_a[base + ti * 4u];
+            let a1 = tile_a[base + ti * 4u + 1u];
+            let a2 = tile_a[base + ti * 4u + 2u];
+            let a3 = tile_a[base + ti * 4u + 3u];
             for (var b = 0u; b < 4u; b = b + 1u) {
-                let wb = tile_w[(tj * 4u + b) * 16u + kq];
+                let wb = tile_w[base + tj + 16u * b];
                 acc[b] = acc[b] + a0 * wb;
                 acc[4u + b] = acc[4u + b] + a1 * wb;
                 acc[8u + b] = acc[8u + b] + a2 * wb;
@@ -578,7 +644,7 @@ fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     for (var a = 0u; a < 4u; a = a + 1u) {
         for (var b = 0u; b < 4u; b = b + 1u) {
             let r = tile_r * 64u + ti * 4u + a;
-            let c = tile_c * 64u + tj * 4u + b;
+            let c = tile_c * 64u + tj + 16u * b;
             if (r < m && c < n) {
                 dst[r * d.at_out + c] = acc[a * 4u + b];
             }

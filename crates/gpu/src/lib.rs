@@ -37,7 +37,7 @@ mod profile;
 mod vector;
 
 pub use cnf::GpuCnf;
-pub use concat_squash::{AUTO_TILED_ROWS, GpuActivation, GpuKernels};
+pub use concat_squash::{AUTO_TILED_ROWS, GpuActivation, GpuKernels, TRANSPOSED_WEIGHT_ROWS};
 pub use context::{ADAPTER_ENV, GpuContext, POOL_FLOATS};
 pub use error::GpuError;
 pub use net_rhs::GpuNetRhs;

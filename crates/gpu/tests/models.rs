@@ -8,7 +8,10 @@ mod common;
 
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, Vjp, forward_on};
 use common::context;
-use gpu::{AUTO_TILED_ROWS, GpuActivation, GpuCnf, GpuContext, GpuKernels, GpuNetRhs, GpuVec};
+use gpu::{
+    AUTO_TILED_ROWS, GpuActivation, GpuCnf, GpuContext, GpuKernels, GpuNetRhs, GpuVec,
+    TRANSPOSED_WEIGHT_ROWS,
+};
 use nn::{Activation, Cnf, Divergence, LayerKind, NetRhs, Noise, OdeNet, Rng};
 use rk::Rhs;
 use std::sync::Arc;
@@ -120,33 +123,39 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 
 /// The toy net, a softplus net over several reduction chunks, a batch of one, a layer wider
 /// than the tiled weight-cotangent kernel takes (its fallback), a 20 → 70 layer through the
-/// tiled product with partial tiles in every direction, and 30 reduction chunks (more than the
-/// 16 slices of the final reduction, so each slice sums several).
-const CNF_CASES: [(&[usize], Activation, usize); 6] = [
+/// tiled product with partial tiles in every direction, 30 reduction chunks (more than the 16
+/// slices of the final reduction, so each slice sums several), and the toy net at 2 100 stacked
+/// rows (at least `TRANSPOSED_WEIGHT_ROWS`: the simple forward products read the transposed
+/// weights).
+const CNF_CASES: [(&[usize], Activation, usize); 7] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[3, 5, 4, 3], Activation::Softplus, 300),
     (&[2, 8, 2], Activation::Tanh, 1),
     (&[2, 80, 2], Activation::Tanh, 5),
     (&[2, 20, 70, 2], Activation::Softplus, 37),
     (&[2, 24, 2], Activation::Softplus, 2500),
+    (&[2, 64, 64, 2], Activation::Tanh, 700),
 ];
 
 /// Hutchinson's estimator takes any width: the toy net, a 10-wide state over several reduction
-/// chunks, a batch of one.
-const HUTCHINSON_CASES: [(&[usize], Activation, usize); 3] = [
+/// chunks, a batch of one, and 2 200 stacked rows with wide layers (transposed weights).
+const HUTCHINSON_CASES: [(&[usize], Activation, usize); 4] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[10, 32, 10], Activation::Softplus, 300),
     (&[3, 8, 3], Activation::Tanh, 1),
+    (&[4, 32, 32, 4], Activation::Tanh, 1100),
 ];
 
 /// The plain net takes states wider than the CNF's 7 (no tangent rows): a 12-wide state, a
-/// 20-wide one through the tiled products at both ends, a batch of one and a many-chunk batch.
-const NET_CASES: [(&[usize], Activation, usize); 5] = [
+/// 20-wide one through the tiled products at both ends, a batch of one, a many-chunk batch, and
+/// 2 100 rows with a wide layer (transposed weights).
+const NET_CASES: [(&[usize], Activation, usize); 6] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[12, 5, 4, 12], Activation::Softplus, 300),
     (&[3, 8, 3], Activation::Tanh, 1),
     (&[20, 80, 20], Activation::Tanh, 700),
     (&[4, 20, 70, 4], Activation::Softplus, 37),
+    (&[6, 40, 40, 6], Activation::Tanh, 2100),
 ];
 
 /// `f` on the device against the host: the relative error.
@@ -618,7 +627,8 @@ fn the_automatic_kernel_choice_follows_the_stacked_rows() {
 /// divergence), the adjoint right-hand side `3L + 2` (the input cotangent of each layer but the
 /// first goes straight on through the activation below, fused; one final reduction for all
 /// layers) also with RDM's value, for the toy CNF's `L = 3` layers with the simple kernels;
-/// Hutchinson's estimate takes one more dispatch for the value.
+/// Hutchinson's estimate takes one more dispatch for the value, and so does the transposition
+/// of the weights from `TRANSPOSED_WEIGHT_ROWS` stacked rows on.
 #[test]
 fn dispatches_per_evaluation_are_pinned() {
     if context().is_none() {
@@ -683,4 +693,30 @@ fn dispatches_per_evaluation_are_pinned() {
     cnf.adjoint_rhs(0.2, &x, 0, &th, &x, n, &mut dx, Some(0), n);
     let _ = dx.to_host();
     assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    // From `TRANSPOSED_WEIGHT_ROWS` stacked rows on, one more dispatch transposes the weights
+    // first (once per evaluation, for every layer).
+    cnf.set_batch(TRANSPOSED_WEIGHT_ROWS.div_ceil(3)).unwrap();
+    let n = cnf.state_len();
+    let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
+    let mut dz = GpuVec::zeros(&ctx, n);
+    ctx.start_profiling().unwrap();
+    cnf.eval(0.2, &z, &th, &mut dz);
+    let _ = dz.to_host();
+    let want: Vec<(String, usize)> = [("layer_forward", 3), ("transpose_weights", 1)]
+        .iter()
+        .map(|&(k, c)| (k.to_string(), c))
+        .collect();
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    cnf.set_batch(TRANSPOSED_WEIGHT_ROWS.div_ceil(3) - 1)
+        .unwrap();
+    let n = cnf.state_len();
+    let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
+    let mut dz = GpuVec::zeros(&ctx, n);
+    ctx.start_profiling().unwrap();
+    cnf.eval(0.2, &z, &th, &mut dz);
+    let _ = dz.to_host();
+    assert_eq!(
+        counts(ctx.stop_profiling().unwrap()),
+        vec![("layer_forward".to_string(), 3)]
+    );
 }
