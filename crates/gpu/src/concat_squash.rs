@@ -106,11 +106,11 @@ pub const TRANSPOSED_WEIGHT_ROWS: usize = 2048;
 /// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
 const TILE: usize = 64;
 
-/// Rows per partial sum of the tiled weight-cotangent kernel, and the most of the simple one
-/// (`CHUNK` in `concat_squash.wgsl`).
+/// Most rows per partial sum of the parameter reductions.
 const CHUNK: usize = 256;
 
-/// Fewest rows per partial sum of the simple parameter reduction.
+/// Fewest rows per partial sum of the parameter reductions (a multiple of the tiled one's 16
+/// rows per step).
 const MIN_CHUNK: usize = 16;
 
 /// Invocations (chunks × items per chunk) the simple reduction aims at: enough to fill a large
@@ -143,27 +143,28 @@ struct ReducePlan {
 
 impl ReducePlan {
     fn new(layers: &[Layer], rows: usize) -> Self {
-        let (mut weights_at, mut units_at) = (Vec::new(), Vec::new());
-        let (mut w_at, mut u_at) = (0, 0);
-        for l in layers {
-            let chunks = rows.div_ceil(chunk_rows(rows, reduce_items(l)));
-            weights_at.push(w_at);
-            units_at.push(u_at);
-            w_at += chunks * l.din * l.dout;
-            u_at += chunks * 2 * l.dout;
-        }
         let chunk = [false, true].map(|tiled_backward| {
             layers
                 .iter()
                 .map(|l| {
                     if tiled_reduction(l, tiled_backward) {
-                        CHUNK
+                        tiled_chunk_rows(rows)
                     } else {
                         chunk_rows(rows, reduce_items(l))
                     }
                 })
                 .collect::<Vec<usize>>()
         });
+        // Room for the partials of either choice: the more chunks of the two.
+        let (mut weights_at, mut units_at) = (Vec::new(), Vec::new());
+        let (mut w_at, mut u_at) = (0, 0);
+        for (i, l) in layers.iter().enumerate() {
+            let chunks = rows.div_ceil(chunk[0][i].min(chunk[1][i]));
+            weights_at.push(w_at);
+            units_at.push(u_at);
+            w_at += chunks * l.din * l.dout;
+            u_at += chunks * 2 * l.dout;
+        }
         let table = chunk.clone().map(|chunk| {
             let mut first = 0;
             let mut words = Vec::with_capacity(layers.len() * LAYER_WORDS);
@@ -203,6 +204,16 @@ impl ReducePlan {
 /// tiled backward kernels).
 fn tiled_reduction(l: &Layer, tiled_backward: bool) -> bool {
     tiled_backward && l.dout <= TILE && l.din <= TILE
+}
+
+/// Rows per partial sum of the tiled weight-cotangent kernel over `rows` stacked rows (one
+/// workgroup per chunk): a power of two in `[MIN_CHUNK, CHUNK]`, at most [`FEW_CHUNKS`] chunks
+/// unless they are `CHUNK` long. Chunks of 256 rows at batch 10³ of the toy CNF left 12
+/// workgroups, each 16 steps long; chunks of 16 make 188 one step long.
+fn tiled_chunk_rows(rows: usize) -> usize {
+    rows.div_ceil(FEW_CHUNKS)
+        .next_power_of_two()
+        .clamp(MIN_CHUNK, CHUNK)
 }
 
 /// Words per layer of `reduce_final`'s table (`LAYER_WORDS` in `concat_squash.wgsl`).
@@ -1202,6 +1213,55 @@ pub(crate) use concat_squash_model;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tiled reduction's chunks: enough workgroups at small batch, at most `FEW_CHUNKS`
+    /// unless `CHUNK` long; the partial-sum buffers hold the more chunks of either choice.
+    #[test]
+    fn tiled_chunks_follow_the_batch() {
+        assert_eq!(tiled_chunk_rows(300), 16);
+        assert_eq!(tiled_chunk_rows(3_000), 16);
+        assert_eq!(tiled_chunk_rows(30_000), 128);
+        assert_eq!(tiled_chunk_rows(300_000), 256);
+        for rows in [1, 7, 300, 4_097, 30_000, 3_000_000] {
+            let c = tiled_chunk_rows(rows);
+            assert!(c.is_power_of_two() && (MIN_CHUNK..=CHUNK).contains(&c));
+            assert!(c == CHUNK || rows.div_ceil(c) <= FEW_CHUNKS);
+        }
+        let toy = [(2, 64), (64, 64), (64, 2)];
+        let mut off = 0;
+        let layers: Vec<Layer> = toy
+            .iter()
+            .map(|&(din, dout)| {
+                let l = Layer {
+                    din,
+                    dout,
+                    w: off,
+                    b1: off + din * dout,
+                    c: off + din * dout + dout,
+                    b2: off + din * dout + 2 * dout,
+                    b3: off + din * dout + 3 * dout,
+                };
+                off += din * dout + 4 * dout;
+                l
+            })
+            .collect();
+        for rows in [300, 3_000, 30_000] {
+            let plan = ReducePlan::new(&layers, rows);
+            for tiled in [0, 1] {
+                let mut w_end = 0;
+                for (i, l) in layers.iter().enumerate() {
+                    let chunks = rows.div_ceil(plan.chunk[tiled][i]);
+                    w_end = w_end.max(plan.weights_at[i] + chunks * l.din * l.dout);
+                    let next = plan.weights_at.get(i + 1).copied();
+                    assert!(next.is_none_or(|n| n >= plan.weights_at[i] + chunks * l.din * l.dout));
+                    let u_next = plan.units_at.get(i + 1).copied();
+                    assert!(u_next.is_none_or(|n| n >= plan.units_at[i] + chunks * 2 * l.dout));
+                    assert!(plan.units_at[i] + chunks * 2 * l.dout <= plan.unit_floats);
+                }
+                assert!(w_end <= plan.weight_floats);
+            }
+        }
+    }
 
     /// The simple reduction's chunks: short at small batch, `CHUNK` at large, always a power of
     /// two in range, and few enough for the final reduction unless already `CHUNK` long.

@@ -45,9 +45,6 @@ struct Dims {
 // reduce_final's table of layers, staged in the context's data ring (see reduce_final).
 @group(0) @binding(10) var<storage, read> ring_layers: array<u32>;
 
-// Rows per partial sum of the tiled weight-cotangent kernel (the simple one takes its chunk
-// length from the host: d.r0).
-const CHUNK: u32 = 256u;
 // Rows per point (1 + D) that the row-wise kernels hold in registers.
 const MAX_ROWS: u32 = 8u;
 // Inputs per invocation of reduce_partial (REDUCE_BLOCK in concat_squash.rs).
@@ -465,14 +462,16 @@ fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of CHUNK rows
-// accumulates the whole dout × din block Σ_r Ū[r, j] X[r, q] (src = Ū, src2 = X), 16 rows at a
-// time through workgroup memory, each invocation a 4 × 4 sub-block in registers (units
-// 4·ti … 4·ti + 3, inputs tj, tj + 16, tj + 32, tj + 48: the 16 invocations of a row of the
-// block read 16 consecutive words, no bank conflicts, and store 16 consecutive entries);
-// partial of chunk c, entry j·din + q at dst[c · dout · din + j · din + q]. Then the chunk's
-// per-unit sums (as `unit_sums`, four invocations per unit over every fourth row, added through
-// workgroup memory), so a layer's parameter partials are one dispatch.
+// Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of d.r0 rows
+// (a multiple of 16 chosen by the host) accumulates the whole dout × din block
+// Σ_r Ū[r, j] X[r, q] (src = Ū, src2 = X), 16 rows at a time through workgroup memory, each
+// invocation a 4 × 4 sub-block in registers (units 4·ti … 4·ti + 3, inputs tj, tj + 16,
+// tj + 32, tj + 48: the 16 invocations of a row of the block read 16 consecutive words, no
+// bank conflicts, and store 16 consecutive entries); partial of chunk c, entry j·din + q at
+// dst[c · dout · din + j · din + q]. Alongside, the chunk's per-unit sums of `unit_sums`
+// (src3 = Ȳ, src4 = U into dst2): invocation t adds unit t % 64 of rows t / 64, t / 64 + 4, …
+// of each step in registers, loaded with the step's tiles, and the four parts of a unit meet in
+// workgroup memory at the end. A layer's parameter partials are one dispatch.
 var<workgroup> tile_u: array<f32, 1024>;
 var<workgroup> tile_x: array<f32, 1024>;
 
@@ -480,15 +479,18 @@ var<workgroup> tile_x: array<f32, 1024>;
 fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
     let chunk = wid.x + wid.y * nwg.x;
-    let chunks = (d.rows + CHUNK - 1u) / CHUNK;
+    let chunk_rows = d.r0;
+    let chunks = (d.rows + chunk_rows - 1u) / chunk_rows;
     if (chunk >= chunks) { return; }
     let t = lid.x;
     let ti = t / 16u;
     let tj = t % 16u;
     var acc: array<f32, 16>;
     for (var k = 0u; k < 16u; k = k + 1u) { acc[k] = 0.0; }
-    let start = chunk * CHUNK;
-    let end = min(start + CHUNK, d.rows);
+    var gsum = 0.0;
+    var psum = 0.0;
+    let start = chunk * chunk_rows;
+    let end = min(start + chunk_rows, d.rows);
     for (var r0 = start; r0 < end; r0 = r0 + 16u) {
         for (var k = 0u; k < 4u; k = k + 1u) {
             let idx = t + k * 256u;
@@ -497,7 +499,13 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
             var u = 0.0;
             var x = 0.0;
             if (r < end) {
-                if (col < d.dout) { u = src[r * d.dout + col]; }
+                if (col < d.dout) {
+                    u = src[r * d.dout + col];
+                    // Row r, unit col = t % 64 of the per-unit sums.
+                    let yb = src3[r * d.dout + col];
+                    gsum = gsum + yb * src4[r * d.dout + col];
+                    if (r < d.batch) { psum = psum + yb; }
+                }
                 if (col < d.din) { x = src2[r * d.din + col]; }
             }
             tile_u[idx] = u;
@@ -530,20 +538,7 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
             }
         }
     }
-    // The chunk's per-unit sums (src3 = Ȳ, src4 = U into dst2): unit j = t % 64 by four
-    // invocations, part p = t / 64 taking rows start + p, start + p + 4, …; the parts meet in
-    // workgroup memory (the tiles are free after the last barrier above).
-    let j = t % 64u;
-    let part = t / 64u;
-    var gsum = 0.0;
-    var psum = 0.0;
-    if (j < d.dout) {
-        for (var r = start + part; r < end; r = r + 4u) {
-            let yb = src3[r * d.dout + j];
-            gsum = gsum + yb * src4[r * d.dout + j];
-            if (r < d.batch) { psum = psum + yb; }
-        }
-    }
+    // The four parts of each unit's sums (the tiles are free after the last barrier above).
     tile_u[t] = gsum;
     tile_x[t] = psum;
     workgroupBarrier();
