@@ -189,11 +189,22 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
         batch: args.batch,
         ..TrainConfig::default()
     };
+    // The product kernels fastest on this adapter at this batch, as in `bench --gpu`.
+    let kernels = match &gpu_ctx {
+        Some(ctx) => Some(crate::gpu_toy::tuned_kernels(ctx, args.batch, &init)?),
+        None => None,
+    };
     let mut ours: Vec<Ours> = pairs
         .iter()
         .map(|(_, m, _)| -> Result<Ours, Box<dyn std::error::Error>> {
             Ok(match &gpu_ctx {
-                Some(ctx) => Ours::Gpu(Box::new(GpuTrainer::new(ctx, args.batch, *m, &init)?)),
+                Some(ctx) => Ours::Gpu(Box::new(GpuTrainer::new(
+                    ctx,
+                    args.batch,
+                    *m,
+                    &init,
+                    kernels.unwrap_or(gpu::GpuKernels::Auto),
+                )?)),
                 None => Ours::Cpu(Box::new(Trainer::new(
                     config.clone(),
                     *m,
@@ -259,8 +270,11 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let mut machine = machine::describe("cpu");
     if let Some(ctx) = &gpu_ctx {
         machine.backend = format!(
-            "gpu: {} ({:?}, {:?})",
-            ctx.adapter_info.name, ctx.adapter_info.device_type, ctx.adapter_info.backend
+            "gpu: {} ({:?}, {:?}), kernels {:?}",
+            ctx.adapter_info.name,
+            ctx.adapter_info.device_type,
+            ctx.adapter_info.backend,
+            kernels.unwrap_or(gpu::GpuKernels::Auto)
         );
     }
     let json = serde_json::json!({

@@ -6,7 +6,7 @@
 use crate::results::{GpuKernel, GpuRun, ProfiledKernel, describe};
 use crate::toy::median;
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, forward_on};
-use gpu::{GpuActivation, GpuCnf, GpuContext, GpuVec};
+use gpu::{GpuActivation, GpuCnf, GpuContext, GpuKernels, GpuVec};
 use nn::optim::{Adam, AdamConfig, Optimizer};
 use nn::train::IterationRecord;
 use rk::{Rhs, Vector};
@@ -34,14 +34,17 @@ pub struct GpuTrainer {
 }
 
 impl GpuTrainer {
-    /// A trainer for batches of `batch` points starting from `init` (the `nn::toy_cnf` layout).
+    /// A trainer for batches of `batch` points starting from `init` (the `nn::toy_cnf` layout),
+    /// with the given product kernels (see [`tuned_kernels`]).
     pub fn new(
         ctx: &Arc<GpuContext>,
         batch: usize,
         method: Method,
         init: &[f32],
+        kernels: GpuKernels,
     ) -> AnyResult<Self> {
-        let cnf = GpuCnf::toy(ctx, batch, GpuActivation::Tanh)?;
+        let mut cnf = GpuCnf::toy(ctx, batch, GpuActivation::Tanh)?;
+        cnf.set_kernels(kernels);
         if init.len() != cnf.param_len() {
             return Err(format!(
                 "initial weights: {} floats, the toy CNF has {}",
@@ -142,6 +145,17 @@ pub fn known_f32_peak_gflops(adapter: &str) -> Option<f64> {
     }
 }
 
+/// The product kernels `GpuCnf::tune_kernels` finds fastest for the toy CNF at `batch` on this
+/// adapter (10 calls per timing), which the trainers of the GPU suite and of `compare-torch`
+/// then use; logged on stderr.
+pub fn tuned_kernels(ctx: &Arc<GpuContext>, batch: usize, init: &[f32]) -> AnyResult<GpuKernels> {
+    let mut cnf = GpuCnf::toy(ctx, batch, GpuActivation::Tanh)?;
+    let th = GpuVec::try_from_host(ctx, init)?;
+    let kernels = cnf.tune_kernels(&th, 10)?;
+    eprintln!("gpu: batch {batch}: tuned kernels {kernels:?}");
+    Ok(kernels)
+}
+
 /// Median seconds of one evaluation and of one adjoint right-hand side at `batch` with the
 /// simple or the tiled product kernels, each timed over `reps` calls closed by a readback.
 pub fn kernel_rates(
@@ -226,10 +240,11 @@ pub fn run(
             // 40 calls per timing, so that the closing readback (~0.1 ms) weighs little.
             kernels.push(kernel_rates(ctx, batch, init, 40, tiled)?);
         }
+        let kernels = tuned_kernels(ctx, batch, init)?;
         let entries = methods();
         let mut trainers = entries
             .iter()
-            .map(|(_, m)| GpuTrainer::new(ctx, batch, *m, init))
+            .map(|(_, m)| GpuTrainer::new(ctx, batch, *m, init, kernels))
             .collect::<AnyResult<Vec<_>>>()?;
         let mut rng = nn::Rng::new(seed);
         let mut records: Vec<Vec<IterationRecord>> = vec![Vec::new(); entries.len()];
@@ -285,6 +300,7 @@ pub fn run(
                 submissions_per_iter: submissions as f64 / n,
                 readbacks_per_iter: readbacks as f64 / n,
                 profile,
+                kernels: format!("{kernels:?}"),
             });
         }
     }

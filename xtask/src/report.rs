@@ -341,9 +341,9 @@ fn gpu_section(md: &mut String, res: &Results) {
     );
     let _ = writeln!(
         md,
-        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions / readbacks |"
+        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions / readbacks | kernels (tuned) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for r in &res.gpu_runs {
         let rdm = res
             .gpu_runs
@@ -351,7 +351,7 @@ fn gpu_section(md: &mut String, res: &Results) {
             .find(|b| b.batch == r.batch && b.label == "rdm");
         let _ = writeln!(
             md,
-            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} | {:.0} / {:.0} / {:.0} |",
+            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} | {:.0} / {:.0} / {:.0} | {} |",
             r.batch,
             r.label,
             r.time_per_iter_median_s,
@@ -365,7 +365,8 @@ fn gpu_section(md: &mut String, res: &Results) {
             r.loss_last,
             r.dispatches_per_iter,
             r.submissions_per_iter,
-            r.readbacks_per_iter
+            r.readbacks_per_iter,
+            if r.kernels.is_empty() { "–" } else { &r.kernels }
         );
     }
     gpu_profile_table(md, res);

@@ -312,6 +312,9 @@ pub struct GpuRun {
     /// first (empty where the adapter has no timestamps).
     #[serde(default)]
     pub profile: Vec<ProfiledKernel>,
+    /// The product kernels the trainers used (`GpuCnf::tune_kernels`' choice at this batch).
+    #[serde(default)]
+    pub kernels: String,
 }
 
 /// One kernel's share of a profiled GPU iteration.

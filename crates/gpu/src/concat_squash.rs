@@ -91,6 +91,23 @@ pub enum GpuKernels {
     /// Workgroup-memory tiles with 4 × 4 register blocks for every product of layers at least
     /// 16 wide (forward, input cotangent) and the weight cotangents of layers up to 64 wide.
     Tiled,
+    /// Tiled forward products ([`GpuKernels::Tiled`]'s), simple backward ones.
+    TiledForward,
+    /// Simple forward products, tiled backward ones (input and weight cotangents as in
+    /// [`GpuKernels::Tiled`]).
+    TiledBackward,
+}
+
+impl GpuKernels {
+    /// The fixed choice with tiled forward and/or backward products.
+    pub fn from_parts(forward_tiled: bool, backward_tiled: bool) -> Self {
+        match (forward_tiled, backward_tiled) {
+            (false, false) => Self::Simple,
+            (true, false) => Self::TiledForward,
+            (false, true) => Self::TiledBackward,
+            (true, true) => Self::Tiled,
+        }
+    }
 }
 
 /// Stacked rows `R = (1 + K)B` from which [`GpuKernels::Auto`] tiles the forward products.
@@ -673,8 +690,8 @@ impl ConcatSquashNet {
     /// Whether the forward products are tiled at the current batch.
     pub(crate) fn tiles_forward(&self) -> bool {
         match self.kernels_choice {
-            GpuKernels::Tiled => true,
-            GpuKernels::Simple => false,
+            GpuKernels::Tiled | GpuKernels::TiledForward => true,
+            GpuKernels::Simple | GpuKernels::TiledBackward => false,
             GpuKernels::Auto => self.rows() >= AUTO_TILED_ROWS,
         }
     }
@@ -691,7 +708,74 @@ impl ConcatSquashNet {
 
     /// Whether the backward pass's products and weight cotangents are tiled.
     fn tiles_backward(&self) -> bool {
-        self.kernels_choice == GpuKernels::Tiled
+        matches!(
+            self.kernels_choice,
+            GpuKernels::Tiled | GpuKernels::TiledBackward
+        )
+    }
+
+    /// Times the simple and the tiled products on this device at the current batch and keeps
+    /// the faster forward and the faster backward ones (see the wrappers' `tune_kernels`).
+    pub(crate) fn tune_kernels(
+        &mut self,
+        params: &GpuVec,
+        reps: usize,
+    ) -> Result<GpuKernels, GpuError> {
+        let invalid = |reason: String| GpuError::Invalid {
+            what: format!("{} kernel tuning", self.what),
+            reason,
+        };
+        if rk::Vector::len(params) != self.param_len {
+            return Err(invalid(format!(
+                "{} parameters, the model has {}",
+                rk::Vector::len(params),
+                self.param_len
+            )));
+        }
+        if reps == 0 {
+            return Err(invalid("needs at least one call per timing".into()));
+        }
+        let n = self.state_len();
+        let state: Vec<f32> = (0..n).map(|i| 0.1 * (i % 7) as f32 - 0.3).collect();
+        let z = GpuVec::try_from_host(&self.ctx, &state)?;
+        let mut dz = GpuVec::try_zeros(&self.ctx, n)?;
+        let mut x = state;
+        x.extend(std::iter::repeat_n(0.0, self.param_len));
+        let x = GpuVec::try_from_host(&self.ctx, &x)?;
+        let mut dx = GpuVec::try_zeros(&self.ctx, rk::Vector::len(&x))?;
+        // Seconds per evaluation and per adjoint right-hand side: the fastest of three rounds
+        // of `reps` calls closed by a readback, after one warm-up call of each.
+        let mut time = |net: &mut Self, kernels: GpuKernels| -> (f64, f64) {
+            net.set_kernels(kernels);
+            let (mut eval, mut vjp) = (f64::INFINITY, f64::INFINITY);
+            for round in 0..4 {
+                let start = std::time::Instant::now();
+                for _ in 0..if round == 0 { 1 } else { reps } {
+                    net.eval(0.5, &z, params, &mut dz);
+                }
+                let _ = rk::Vector::dot(&dz, &dz);
+                let e = start.elapsed().as_secs_f64();
+                let start = std::time::Instant::now();
+                for _ in 0..if round == 0 { 1 } else { reps } {
+                    net.adjoint_rhs(0.5, &z, 0, params, &x, 0, &mut dx, None, 0);
+                }
+                let _ = rk::Vector::dot(&dx, &dx);
+                let v = start.elapsed().as_secs_f64();
+                if round > 0 {
+                    eval = eval.min(e / reps as f64);
+                    vjp = vjp.min(v / reps as f64);
+                }
+            }
+            (eval, vjp)
+        };
+        let (eval_simple, vjp_simple) = time(self, GpuKernels::Simple);
+        let (eval_tiled, vjp_tiled) = time(self, GpuKernels::Tiled);
+        // An adjoint right-hand side is a forward pass and a backward pass.
+        let forward_tiled = eval_tiled < eval_simple;
+        let backward_tiled = vjp_tiled - eval_tiled < vjp_simple - eval_simple;
+        let chosen = GpuKernels::from_parts(forward_tiled, backward_tiled);
+        self.set_kernels(chosen);
+        Ok(chosen)
     }
 
     /// Whether a layer is wide enough for the tiled product.
@@ -1137,6 +1221,28 @@ macro_rules! concat_squash_model {
             /// tiled side by side.
             pub fn set_kernels(&mut self, kernels: $crate::GpuKernels) {
                 self.0.set_kernels(kernels);
+            }
+
+            /// Times the simple and the tiled products on this device at the current batch with
+            /// the parameters `params` (`reps` calls per timing, the fastest of three rounds;
+            /// an evaluation and an adjoint right-hand side each) and keeps the faster forward
+            /// and the faster backward ones: [`GpuKernels::Simple`](crate::GpuKernels::Simple),
+            /// [`TiledForward`](crate::GpuKernels::TiledForward),
+            /// [`TiledBackward`](crate::GpuKernels::TiledBackward) or
+            /// [`Tiled`](crate::GpuKernels::Tiled), returned. Which is faster depends on the
+            /// adapter and the batch (the H200 and lavapipe disagree), so a long training run
+            /// gains from tuning once per batch size; the choices agree up to f32 rounding, so
+            /// the choice (made by timing) may move results in their last bits. Call again
+            /// after [`set_batch`](Self::set_batch).
+            ///
+            /// Errors: `params` of the wrong length, `reps == 0`, or scratch vectors beyond the
+            /// device's buffer limit.
+            pub fn tune_kernels(
+                &mut self,
+                params: &$crate::GpuVec,
+                reps: usize,
+            ) -> Result<$crate::GpuKernels, $crate::GpuError> {
+                self.0.tune_kernels(params, reps)
             }
 
             /// [`GpuKernels::Tiled`](crate::GpuKernels::Tiled) (`true`) or

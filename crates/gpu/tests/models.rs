@@ -230,28 +230,35 @@ fn check_adjoint_rhs<G: VectorVjp<GpuVec>, H: Vjp<f32>>(
 }
 
 /// The GPU models' kernel switch, for the generic checks below.
-trait Tiled {
-    fn tiled(&mut self, tiled: bool);
+trait Kernels {
+    fn use_kernels(&mut self, kernels: GpuKernels);
 }
 
-impl Tiled for GpuCnf {
-    fn tiled(&mut self, tiled: bool) {
-        self.set_tiled(tiled);
+impl Kernels for GpuCnf {
+    fn use_kernels(&mut self, kernels: GpuKernels) {
+        self.set_kernels(kernels);
     }
 }
 
-impl Tiled for GpuNetRhs {
-    fn tiled(&mut self, tiled: bool) {
-        self.set_tiled(tiled);
+impl Kernels for GpuNetRhs {
+    fn use_kernels(&mut self, kernels: GpuKernels) {
+        self.set_kernels(kernels);
     }
 }
+
+/// Every fixed kernel choice: simple, tiled, and tiled one way only.
+const FIXED_KERNELS: [GpuKernels; 4] = [
+    GpuKernels::Simple,
+    GpuKernels::Tiled,
+    GpuKernels::TiledForward,
+    GpuKernels::TiledBackward,
+];
 
 type Case = (&'static [usize], Activation, usize);
 type MakePair<G, H> = fn(&Arc<GpuContext>, &[usize], Activation, usize, u64) -> Pair<G, H>;
 
-/// `check` on every case with the simple and the tiled kernels: each error it returns is below
-/// `tol`.
-fn check_cases<G: Tiled, H>(
+/// `check` on every case with every fixed kernel choice: each error it returns is below `tol`.
+fn check_cases<G: Kernels, H>(
     ctx: &Arc<GpuContext>,
     label: &str,
     cases: &[Case],
@@ -260,14 +267,14 @@ fn check_cases<G: Tiled, H>(
     tol: f64,
     check: fn(&Arc<GpuContext>, &mut Pair<G, H>) -> Vec<f64>,
 ) {
-    for tiled in [false, true] {
+    for kernels in FIXED_KERNELS {
         for (k, &(dims, act, batch)) in cases.iter().enumerate() {
             let mut p = make(ctx, dims, act, batch, seed + k as u64);
-            p.gpu.tiled(tiled);
+            p.gpu.use_kernels(kernels);
             let e = check(ctx, &mut p);
             assert!(
                 e.iter().all(|&e| e < tol),
-                "{label} {dims:?} tiled {tiled}: {e:?}"
+                "{label} {dims:?} {kernels:?}: {e:?}"
             );
         }
     }
@@ -622,6 +629,28 @@ fn the_automatic_kernel_choice_follows_the_stacked_rows() {
     assert!(!net.is_tiled());
 }
 
+/// Tuning times the kernels and keeps a fixed choice, which still matches the host; bad
+/// arguments are errors that leave the choice alone.
+#[test]
+fn tuned_kernels_are_a_fixed_choice_that_matches_the_host() {
+    let Some(ctx) = context() else { return };
+    let mut p = cnf_pair(&ctx, &[2, 64, 64, 2], Activation::Tanh, 200, 4);
+    let th = GpuVec::from_host(&ctx, &p.params);
+    let short = GpuVec::from_host(&ctx, &p.params[1..]);
+    assert!(p.gpu.tune_kernels(&short, 2).is_err());
+    assert!(p.gpu.tune_kernels(&th, 0).is_err());
+    assert_eq!(p.gpu.kernels(), GpuKernels::Auto);
+    let chosen = p.gpu.tune_kernels(&th, 2).unwrap();
+    assert!(FIXED_KERNELS.contains(&chosen), "{chosen:?}");
+    assert_eq!(p.gpu.kernels(), chosen);
+    assert!(check_rhs(&ctx, &mut p)[0] < 1e-5);
+    let e = check_adjoint_rhs(&ctx, &mut p);
+    assert!(e.iter().all(|&e| e < 1e-4), "{chosen:?}: {e:?}");
+    let mut net = GpuNetRhs::new(&ctx, &[3, 16, 3], GpuActivation::Tanh, 10).unwrap();
+    let th = GpuVec::zeros(&ctx, net.param_len());
+    assert!(FIXED_KERNELS.contains(&net.tune_kernels(&th, 1).unwrap()));
+}
+
 /// The dispatches of one evaluation, by kernel (profiled): `f` is `L` dispatches (the first
 /// layer reads the state and seeds its tangents itself, the last writes the value and the exact
 /// divergence), the adjoint right-hand side `3L + 2` (the input cotangent of each layer but the
@@ -693,6 +722,32 @@ fn dispatches_per_evaluation_are_pinned() {
     cnf.adjoint_rhs(0.2, &x, 0, &th, &x, n, &mut dx, Some(0), n);
     let _ = dx.to_host();
     assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    // Tiled one way only: the tiled product in `f` (the middle layer's) or the tiled weight
+    // reductions in the adjoint right-hand side, not both.
+    for (kernels, forward, backward) in [
+        (GpuKernels::TiledForward, 1, 0),
+        (GpuKernels::TiledBackward, 0, 3),
+        (GpuKernels::Tiled, 1, 3),
+    ] {
+        cnf.set_kernels(kernels);
+        let calls = |profile: Vec<gpu::KernelTime>, kernel: &str| {
+            profile
+                .iter()
+                .find(|t| t.kernel == kernel)
+                .map_or(0, |t| t.calls)
+        };
+        ctx.start_profiling().unwrap();
+        cnf.eval(0.2, &z, &th, &mut dz);
+        let _ = dz.to_host();
+        let p = ctx.stop_profiling().unwrap();
+        assert_eq!(calls(p, "gemm_weights"), forward, "{kernels:?}");
+        ctx.start_profiling().unwrap();
+        cnf.adjoint_rhs(0.2, &x, 0, &th, &x, n, &mut dx, Some(0), n);
+        let _ = dx.to_host();
+        let p = ctx.stop_profiling().unwrap();
+        assert_eq!(calls(p, "reduce_weights"), backward, "{kernels:?}");
+    }
+    cnf.set_kernels(GpuKernels::Auto);
     // From `TRANSPOSED_WEIGHT_ROWS` stacked rows on, one more dispatch transposes the weights
     // first (once per evaluation, for every layer).
     cnf.set_batch(TRANSPOSED_WEIGHT_ROWS.div_ceil(3)).unwrap();
