@@ -366,7 +366,11 @@ fn gpu_section(md: &mut String, res: &Results) {
             r.dispatches_per_iter,
             r.submissions_per_iter,
             r.readbacks_per_iter,
-            if r.kernels.is_empty() { "–" } else { &r.kernels }
+            if r.kernels.is_empty() {
+                "–"
+            } else {
+                &r.kernels
+            }
         );
     }
     gpu_profile_table(md, res);

@@ -38,14 +38,17 @@
 //! writes the value `f` itself (with the exact divergence, the invocation of unit 0 of each
 //! point also computes the `D` diagonal tangent entries for `dΔlogp`; Hutchinson's estimate
 //! takes a `write_value` dispatch). An evaluation is `L` dispatches (`L + 1` with Hutchinson's
-//! estimate) plus one per tiled layer; an adjoint right-hand side `3L + 2` plus one per tiled
-//! wide layer (RDM's `f` included, but for Hutchinson's estimate): the forward pass, the last
-//! layer's row cotangents, per layer the parameter partials (one dispatch, weights and units
-//! together, each layer's in its own part of the partial-sum buffers), per layer above the
-//! first the fused `X̄` and row cotangents, the first layer's `X̄` into the state's cotangent,
-//! and one final reduction of every layer's partials (a table of the layers in the dispatch's
-//! data). WGSL has no floating-point atomics,
-//! so no kernel accumulates across invocations.
+//! estimate, one more for the weights' transposition from [`TRANSPOSED_WEIGHT_ROWS`] rows on)
+//! plus one per tiled layer; with the simple kernels an adjoint right-hand side is `2L + 2`
+//! (RDM's `f` included, but for Hutchinson's estimate): the forward pass, the last layer's row
+//! cotangents, one dispatch per layer in which the first invocations sum the layer's parameter
+//! partials (weights and units together, each layer's in its own part of the partial-sum
+//! buffers) and the rest take its `X̄` on through the rows of the layer below (`Ȳ, Ū` of two
+//! layers side by side, one read and one written) or, in the first layer, into the state's
+//! cotangent; and one final reduction of every layer's partials (a table of the layers in the
+//! dispatch's data). Tiled backward kernels take a dispatch of their own for each layer's
+//! weight partials and, in wide layers, one for the product `X̄` and one for the rows below.
+//! WGSL has no floating-point atomics, so no kernel accumulates across invocations.
 
 use crate::context::{GpuContext, MAX_DISPATCH_DATA};
 use crate::error::GpuError;
@@ -291,10 +294,13 @@ struct Dims {
     r0: u32,
     t: f32,
     scale: f32,
+    side_in: u32,
+    side_out: u32,
+    adj: u32,
 }
 
 impl Dims {
-    fn words(&self) -> [u32; 15] {
+    fn words(&self) -> [u32; 18] {
         [
             self.rows,
             self.batch,
@@ -311,11 +317,14 @@ impl Dims {
             self.r0,
             self.t.to_bits(),
             self.scale.to_bits(),
+            self.side_in,
+            self.side_out,
+            self.adj,
         ]
     }
 }
 
-const ENTRIES: [&str; 11] = [
+const ENTRIES: [&str; 13] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -327,6 +336,8 @@ const ENTRIES: [&str; 11] = [
     "reduce_weights",
     "gemm_weights",
     "transpose_weights",
+    "layer_backward",
+    "first_layer_backward",
 ];
 
 struct Kernels {
@@ -341,6 +352,8 @@ struct Kernels {
     reduce_weights: Kernel,
     gemm_weights: Kernel,
     transpose_weights: Kernel,
+    layer_backward: Kernel,
+    first_layer_backward: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -376,12 +389,14 @@ struct Buffers {
     xs: Vec<wgpu::Buffer>,
     us: Vec<wgpu::Buffer>,
     ys: Vec<wgpu::Buffer>,
-    /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ and Ū (two each: one layer's
-    /// are read while the next layer down's are written); partial sums of the weight
+    /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ and Ū (two sides each, `side`
+    /// floats apart, in one buffer: one layer's are read while the next layer down's are
+    /// written, in one dispatch where the two are fused); partial sums of the weight
     /// cotangents and of the per-unit sums.
     xbar: [wgpu::Buffer; 2],
-    ybar: [wgpu::Buffer; 2],
-    ubar: [wgpu::Buffer; 2],
+    ybar: wgpu::Buffer,
+    ubar: wgpu::Buffer,
+    side: usize,
     partials: wgpu::Buffer,
     unit_partials: wgpu::Buffer,
     /// Where the partial sums go and how they are finished.
@@ -410,7 +425,7 @@ impl Buffers {
         let dim = layers[0].din;
         let max_width = layers.iter().map(|l| l.din.max(l.dout)).max().unwrap_or(1);
         if rows
-            .checked_mul(max_width * max_width)
+            .checked_mul(max_width * max_width.max(2))
             .is_none_or(|v| v > u32::MAX as usize)
         {
             return Err(GpuError::Invalid {
@@ -420,8 +435,8 @@ impl Buffers {
                 ),
             });
         }
-        // The largest buffers: the stacked activations (R × widest layer) and the partial sums
-        // of every layer's weight cotangents, side by side (see `ReducePlan`).
+        // The largest buffers: the two sides of Ȳ and of Ū (2R × widest layer) and the partial
+        // sums of every layer's weight cotangents, side by side (see `ReducePlan`).
         let wide = rows * max_width;
         let plan = ReducePlan::new(layers, rows);
         let (partials, unit_partials) = (plan.weight_floats, plan.unit_floats);
@@ -431,7 +446,7 @@ impl Buffers {
                 reason: format!("batch {batch}: the partial sums exceed 32-bit indexing"),
             });
         }
-        ctx.check_buffer(what, wide)?;
+        ctx.check_buffer(what, 2 * wide)?;
         ctx.check_buffer(what, partials)?;
         ctx.check_buffer(what, unit_partials)?;
         Ok(Self {
@@ -446,8 +461,9 @@ impl Buffers {
             us: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
             ys: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
             xbar: [ctx.storage(wide), ctx.storage(wide)],
-            ybar: [ctx.storage(wide), ctx.storage(wide)],
-            ubar: [ctx.storage(wide), ctx.storage(wide)],
+            ybar: ctx.storage(2 * wide),
+            ubar: ctx.storage(2 * wide),
+            side: wide,
             partials: ctx.storage(partials),
             unit_partials: ctx.storage(unit_partials),
             plan,
@@ -551,6 +567,8 @@ impl ConcatSquashNet {
             reduce_weights: next(),
             gemm_weights: next(),
             transpose_weights: next(),
+            layer_backward: next(),
+            first_layer_backward: next(),
         };
         let buf = Buffers::new(
             ctx,
@@ -784,11 +802,13 @@ impl ConcatSquashNet {
     }
 
     /// `C = A Wᵀ` (`transpose_back = false`: `C[r, j] = Σ_q A[r, q] W[j, q]`, `A` is `rows × din`)
-    /// or `C = A W` (`true`: `C[r, q] = Σ_j A[r, j] W[j, q]`, `A` is `rows × dout`), tiled.
+    /// or `C = A W` (`true`: `C[r, q] = Σ_j A[r, j] W[j, q]`, `A` is `rows × dout`), tiled; `A`
+    /// starts at `a_at` in `a`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         &self,
         a: &wgpu::Buffer,
+        a_at: usize,
         lda: usize,
         l: &Layer,
         transpose_back: bool,
@@ -813,6 +833,7 @@ impl ConcatSquashNet {
             c: ws_k as u32,
             at_in: lda as u32,
             at_out: ldc as u32,
+            side_in: a_at as u32,
             ..Dims::default()
         };
         self.run(
@@ -823,9 +844,17 @@ impl ConcatSquashNet {
         );
     }
 
+    /// One dispatch of `kernel` over `threads` invocations with the buffers of `buffers` at the
+    /// bindings it uses (callers pass what the fused and the separate kernels of one step need
+    /// together; the rest is left out).
     fn run(&self, kernel: &Kernel, threads: usize, dims: Dims, buffers: &[(u32, &wgpu::Buffer)]) {
+        let used: Vec<(u32, &wgpu::Buffer)> = buffers
+            .iter()
+            .copied()
+            .filter(|&(b, _)| kernel.uses(b))
+            .collect();
         self.ctx
-            .dispatch_words(kernel, threads as u32, &dims.words(), buffers);
+            .dispatch_words(kernel, threads as u32, &dims.words(), &used);
     }
 
     /// The stacked forward pass from `z = z_vec[z_at ..]`; leaves `Y_L` (the output rows) and,
@@ -887,6 +916,7 @@ impl ConcatSquashNet {
                 // U = X Wᵀ as a tiled product; layer_forward adds the rest.
                 self.gemm(
                     &self.buf.xs[i],
+                    0,
                     l.din,
                     l,
                     false,
@@ -1007,15 +1037,21 @@ impl ConcatSquashNet {
         let p_at = adj_at + self.state_len();
         let plan = &self.buf.plan;
         let tiled = usize::from(self.tiles_backward());
+        let (ybar, ubar) = (&self.buf.ybar, &self.buf.ubar);
         // X̄ of the layer above (`xbar[cur]`), where it went through memory (tiled products).
         let mut cur = 0;
-        // Ȳ and Ū of the current layer are in ybar[side], ubar[side]; `ready` when the fused
-        // input_backward_rows of the layer above already wrote them.
+        // This layer's Ȳ and Ū are on side `side` of ybar and ubar; `ready` when the fused
+        // rows of the layer above already wrote them.
         let mut side = 0;
         let mut ready = false;
         for (i, l) in self.layers.iter().enumerate().rev() {
-            let dims = Dims { t, ..self.base(l) };
-            let (ybar, ubar) = (&self.buf.ybar[side], &self.buf.ubar[side]);
+            let (side_in, side_out) = (side * self.buf.side, (1 - side) * self.buf.side);
+            let dims = Dims {
+                t,
+                side_in: side_in as u32,
+                side_out: side_out as u32,
+                ..self.base(l)
+            };
             if !ready {
                 // Ȳ, Ū for all rows: from the state's cotangent (last layer) or from X̄'.
                 let (mode, cotangent) = if i == n_layers - 1 {
@@ -1035,56 +1071,64 @@ impl ConcatSquashNet {
                         (0, params.buffer()),
                         (1, &self.buf.ys[i]),
                         (2, cotangent),
-                        (3, ybar),
-                        (4, ubar),
                         (7, &self.buf.noise),
+                        (11, ybar),
+                        (12, ubar),
                     ],
                 );
             }
-            // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ. Layers up to 64 wide
-            // take the tiled weight kernel (one workgroup per chunk of rows).
+            // W̄ = −Ūᵀ X; b̄1, b̄3, c̄, b̄2 from Σ Ȳ ⊙ U and Σ_primal Ȳ: the simple reduction
+            // (fused with the input cotangent below where that is not a tiled product) or,
+            // for layers up to 64 wide with tiled backward kernels, the tiled one (one
+            // workgroup per chunk of rows).
             let chunk = plan.chunk[tiled][i];
-            let (reduce, threads) = if tiled_reduction(l, self.tiles_backward()) {
-                (&k.reduce_weights, rows.div_ceil(chunk) * 256)
-            } else {
-                let threads = (reduce_items(l) + l.dout) * rows.div_ceil(chunk);
-                (&k.reduce_partial, threads)
+            let reduce_dims = Dims {
+                r0: chunk as u32,
+                at_in: plan.weights_at[i] as u32,
+                at_out: plan.units_at[i] as u32,
+                ..dims
             };
-            self.run(
-                reduce,
-                threads,
-                Dims {
-                    r0: chunk as u32,
-                    at_in: plan.weights_at[i] as u32,
-                    at_out: plan.units_at[i] as u32,
-                    ..dims
-                },
-                &[
-                    (1, ubar),
-                    (2, &self.buf.xs[i]),
-                    (3, &self.buf.partials),
-                    (4, &self.buf.unit_partials),
-                    (7, ybar),
-                    (8, &self.buf.us[i]),
-                ],
-            );
+            let reduce_buffers = [
+                (2, &self.buf.xs[i]),
+                (3, &self.buf.partials),
+                (4, &self.buf.unit_partials),
+                (8, &self.buf.us[i]),
+                (11, ybar),
+                (12, ubar),
+            ];
+            let reduce_threads = (reduce_items(l) + l.dout) * rows.div_ceil(chunk);
+            let tiled_input = i > 0 && self.tiles_backward() && Self::wide(l);
+            let fused = !tiled_reduction(l, self.tiles_backward()) && !tiled_input;
+            if !fused {
+                let (reduce, threads) = if tiled_reduction(l, self.tiles_backward()) {
+                    (&k.reduce_weights, rows.div_ceil(chunk) * 256)
+                } else {
+                    (&k.reduce_partial, reduce_threads)
+                };
+                self.run(reduce, threads, reduce_dims, &reduce_buffers);
+            }
             if i == 0 {
                 // −X̄ = −Ū W of the primal rows into the state part.
-                self.run(
-                    &k.input_backward,
-                    self.batch * (l.din + usize::from(self.has_divergence())),
-                    Dims {
-                        at_out: adj_at as u32,
-                        scale: -1.0,
-                        ..dims
-                    },
-                    &[(0, params.buffer()), (2, ubar), (3, dx.buffer())],
-                );
-            } else if self.tiles_backward() && Self::wide(l) {
+                let input_dims = Dims {
+                    adj: adj_at as u32,
+                    scale: -1.0,
+                    ..reduce_dims
+                };
+                let input_threads = self.batch * (l.din + usize::from(self.has_divergence()));
+                let (kernel, threads) = if fused {
+                    (&k.first_layer_backward, reduce_threads + input_threads)
+                } else {
+                    (&k.input_backward, input_threads)
+                };
+                let mut buffers = reduce_buffers.to_vec();
+                buffers.extend([(0, params.buffer()), (6, dx.buffer())]);
+                self.run(kernel, threads, input_dims, &buffers);
+            } else if tiled_input {
                 // X̄ = Ū W as a tiled product; the layer below takes it through its rows.
                 let next = 1 - cur;
                 self.gemm(
                     ubar,
+                    side_in,
                     l.dout,
                     l,
                     true,
@@ -1097,24 +1141,21 @@ impl ConcatSquashNet {
                 ready = false;
             } else {
                 // X̄ = Ū W straight through the activation and gate of the layer below: its
-                // Ȳ and Ū into the other side.
+                // Ȳ and Ū onto the other side.
                 let below = &self.layers[i - 1];
-                self.run(
-                    &k.input_backward_rows,
-                    self.batch * l.din,
-                    Dims {
-                        c: below.c as u32,
-                        b2: below.b2 as u32,
-                        ..dims
-                    },
-                    &[
-                        (0, params.buffer()),
-                        (1, &self.buf.ys[i - 1]),
-                        (2, ubar),
-                        (3, &self.buf.ybar[1 - side]),
-                        (4, &self.buf.ubar[1 - side]),
-                    ],
-                );
+                let input_dims = Dims {
+                    c: below.c as u32,
+                    b2: below.b2 as u32,
+                    ..reduce_dims
+                };
+                let (kernel, threads) = if fused {
+                    (&k.layer_backward, reduce_threads + self.batch * l.din)
+                } else {
+                    (&k.input_backward_rows, self.batch * l.din)
+                };
+                let mut buffers = reduce_buffers.to_vec();
+                buffers.extend([(0, params.buffer()), (1, &self.buf.ys[i - 1])]);
+                self.run(kernel, threads, input_dims, &buffers);
                 side = 1 - side;
                 ready = true;
             }

@@ -30,6 +30,9 @@ struct Dims {
     r0: u32,      // reduce_final: number of layers; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
+    side_in: u32,  // backward: offset of this layer's Ȳ and Ū in ybar and ubar (gemm: of A)
+    side_out: u32, // backward: offset of the layer below's Ȳ and Ū (written by the fused rows)
+    adj: u32,      // first layer's input cotangent: offset of the state cotangent in dst3
 }
 
 @group(0) @binding(0) var<storage, read> theta: array<f32>;
@@ -44,6 +47,11 @@ struct Dims {
 @group(0) @binding(9) var<storage, read_write> dst4: array<f32>;
 // reduce_final's table of layers, staged in the context's data ring (see reduce_final).
 @group(0) @binding(10) var<storage, read> ring_layers: array<u32>;
+// The backward pass's row cotangents Ȳ and Ū = Ȳ g of two layers side by side (R × widest
+// layer each, at side_in and side_out): one layer's are read while the next layer down's are
+// written, in the same dispatch where the two are fused.
+@group(0) @binding(11) var<storage, read_write> ybar: array<f32>;
+@group(0) @binding(12) var<storage, read_write> ubar: array<f32>;
 
 // Rows per point (1 + D) that the row-wise kernels hold in registers.
 const MAX_ROWS: u32 = 8u;
@@ -249,10 +257,10 @@ fn write_value(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     dst[d.at_out + d.batch * D + b] = -div;
 }
 
-// Ȳ and Ū = Ȳ g for point b, unit j, all rows. Last layer (bit 2): Ȳ is the seeded cotangent,
-// a_z on the primal row and −a_l e_{k−1} on tangent rows, read from the state src2 at `at_in`.
-// Otherwise from X̄' (src2) through the activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″,
-// tangent rows X̄'φ′. dst = Ȳ, dst2 = Ū.
+// Ȳ and Ū = Ȳ g for point b, unit j, all rows, into ybar and ubar at side_in. Last layer
+// (bit 2): Ȳ is the seeded cotangent, a_z on the primal row and −a_l e_{k−1} on tangent rows,
+// read from the state src2 at `at_in`. Otherwise from X̄' (src2, a tiled product's) through the
+// activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows X̄'φ′.
 @compute @workgroup_size(256)
 fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -265,7 +273,7 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         var al = 0.0;
         if (with_divergence()) { al = src2[d.at_in + d.batch * D + b]; }
         for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            let o = (k * d.batch + b) * D + j;
+            let o = d.side_in + (k * d.batch + b) * D + j;
             var yb = 0.0;
             if (k == 0u) {
                 yb = src2[d.at_in + b * D + j];
@@ -274,8 +282,8 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
             } else if (j + 1u == k) {
                 yb = -al;
             }
-            dst[o] = yb;
-            dst2[o] = yb * g;
+            ybar[o] = yb;
+            ubar[o] = yb * g;
         }
         return;
     }
@@ -283,13 +291,13 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
         xb[k] = src2[(k * d.batch + b) * d.dout + j];
     }
-    rows_backward(b, j, d.dout, xb);
+    rows_backward(b, j, d.dout, xb, d.side_in);
 }
 
 // Ȳ and Ū = Ȳ g of point b, unit j of a layer `width` wide, from X̄' of all its rows (xb),
-// through the activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows X̄'φ′.
-// dst = Ȳ, dst2 = Ū.
-fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>) {
+// through the activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows X̄'φ′; into
+// ybar and ubar at `at`.
+fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>, at: u32) {
     let g = gate(j);
     let p = b * width + j;
     let a = act3(src[p]);
@@ -298,15 +306,15 @@ fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>) {
         let o = (k * d.batch + b) * width + j;
         primal = primal + xb[k] * src[o] * a.z;
         let yb = xb[k] * a.y;
-        dst[o] = yb;
-        dst2[o] = yb * g;
+        ybar[at + o] = yb;
+        ubar[at + o] = yb * g;
     }
-    dst[p] = primal;
-    dst2[p] = primal * g;
+    ybar[at + p] = primal;
+    ubar[at + p] = primal * g;
 }
 
-// X̄ = Ū W (src2 = Ū) for point b, input unit q: every row of the point, or (all_rows false)
-// the primal row only; each weight loaded once for all of them.
+// X̄ = Ū W (Ū in ubar at side_in) for point b, input unit q: every row of the point, or
+// (all_rows false) the primal row only; each weight loaded once for all of them.
 fn input_cotangent(b: u32, q: u32, all_rows: bool) -> array<f32, MAX_ROWS> {
     var acc: array<f32, MAX_ROWS>;
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
@@ -314,35 +322,62 @@ fn input_cotangent(b: u32, q: u32, all_rows: bool) -> array<f32, MAX_ROWS> {
         let wq = theta[d.w + j * d.din + q];
         for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
             if (k == 0u || all_rows) {
-                acc[k] = acc[k] + src2[(k * d.batch + b) * d.dout + j] * wq;
+                acc[k] = acc[k] + ubar[d.side_in + (k * d.batch + b) * d.dout + j] * wq;
             }
         }
     }
     return acc;
 }
 
-// Layer l's input cotangent X̄ = Ū W (src2 = Ū_l) for point b, input unit q, all rows in
-// registers, taken straight on through layer l − 1's activation and gate (what
+// Invocation i < B·din: layer l's input cotangent X̄ = Ū W for point b, input unit q, all rows
+// in registers, taken straight on through layer l − 1's activation and gate (what
 // layer_backward_rows does for unit q of layer l − 1, without X̄ going through memory):
-// src = Y_{l−1}, dst = Ȳ_{l−1}, dst2 = Ū_{l−1}. d.din, d.dout and d.w are layer l's; d.c and
-// d.b2 (the gate) layer l − 1's.
-@compute @workgroup_size(256)
-fn input_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
+// src = Y_{l−1}; Ȳ_{l−1}, Ū_{l−1} into ybar and ubar at side_out. d.din, d.dout and d.w are
+// layer l's; d.c and d.b2 (the gate) layer l − 1's.
+fn input_rows_at(i: u32) {
     if (i >= d.batch * d.din) { return; }
     let b = i / d.din;
     let q = i % d.din;
-    rows_backward(b, q, d.din, input_cotangent(b, q, true));
+    rows_backward(b, q, d.din, input_cotangent(b, q, true), d.side_out);
 }
 
-// Partial sums over chunks of r0 rows (chosen by the host: short chunks where the batch is
-// small, so that each invocation's serial loop is short) for one layer's parameter gradient.
-// Invocations [0, E·C), E = dout·din, C chunks: W̄ partial Σ_r Ū[r, j] X[r, q] (src = Ū,
-// src2 = X) into dst[c·E + e]. Invocations [E·C, E·C + dout·C): for unit j, Σ_all Ȳ U and
-// Σ_primal Ȳ (src3 = Ȳ, src4 = U) into dst2[c·2·dout + j] and dst2[c·2·dout + dout + j].
 @compute @workgroup_size(256)
-fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
+fn input_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    input_rows_at(index(gid, nwg));
+}
+
+// Invocation i of the first layer's input cotangent, scaled: X̄ = Ū W of the primal rows into
+// the state cotangent dst3[adj ..], and (with the divergence) zeros for its Δlogp part.
+fn first_input_at(i: u32) {
+    let n = d.batch * d.din;
+    if (i < n) {
+        let acc = input_cotangent(i / d.din, i % d.din, false);
+        dst3[d.adj + i] = d.scale * acc[0];
+    } else if (with_divergence() && i < n + d.batch) {
+        dst3[d.adj + i] = 0.0;
+    }
+}
+
+@compute @workgroup_size(256)
+fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    first_input_at(index(gid, nwg));
+}
+
+// Invocations of the simple parameter reduction of a layer (reduce_at): items of QB weights
+// and units, each over chunks of d.r0 rows.
+fn reduce_invocations() -> u32 {
+    let blocks = (d.din + QB - 1u) / QB;
+    let chunks = (d.rows + d.r0 - 1u) / d.r0;
+    return (d.dout * blocks + d.dout) * chunks;
+}
+
+// Invocation i of a layer's parameter partial sums over chunks of r0 rows (chosen by the host:
+// short chunks where the batch is small, so that each invocation's serial loop is short).
+// Invocations [0, E·C), E = dout·din, C chunks: W̄ partial Σ_r Ū[r, j] X[r, q] (Ū in ubar at
+// side_in, src2 = X) into dst[c·E + e]. Invocations [E·C, E·C + dout·C): for unit j, Σ_all Ȳ U
+// and Σ_primal Ȳ (Ȳ in ybar at side_in, src4 = U) into dst2[c·2·dout + j] and
+// dst2[c·2·dout + dout + j].
+fn reduce_at(i: u32) {
     let entries = d.dout * d.din;
     // Each invocation: QB neighbouring inputs q0 … q0 + QB − 1 of one unit j, so each Ū value
     // is loaded once for QB products.
@@ -360,7 +395,7 @@ fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         var acc: array<f32, QB>;
         for (var b = 0u; b < QB; b = b + 1u) { acc[b] = 0.0; }
         for (var r = start; r < end; r = r + 1u) {
-            let u = src[r * d.dout + j];
+            let u = ubar[d.side_in + r * d.dout + j];
             for (var b = 0u; b < QB; b = b + 1u) {
                 if (q0 + b < d.din) {
                     acc[b] = acc[b] + u * src2[r * d.din + q0 + b];
@@ -375,6 +410,39 @@ fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         return;
     }
     unit_sums(i - items * chunks, chunks, chunk_rows);
+}
+
+@compute @workgroup_size(256)
+fn reduce_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    reduce_at(index(gid, nwg));
+}
+
+// A layer above the first, fused: its parameter partials (reduce_at, the first
+// reduce_invocations() invocations) and, in the invocations after them, its input cotangent
+// straight through the layer below's rows (input_rows_at). Both read this layer's Ū; the rows
+// go to the other side of ybar and ubar.
+@compute @workgroup_size(256)
+fn layer_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    let n = reduce_invocations();
+    if (i < n) {
+        reduce_at(i);
+    } else {
+        input_rows_at(i - n);
+    }
+}
+
+// The first layer, fused: its parameter partials and its input cotangent into the state's
+// (first_input_at) in the invocations after them.
+@compute @workgroup_size(256)
+fn first_layer_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    let n = reduce_invocations();
+    if (i < n) {
+        reduce_at(i);
+    } else {
+        first_input_at(i - n);
+    }
 }
 
 // Every layer's parameter cotangents, scaled, into dst at at_out + the layer's offsets, in one
@@ -447,29 +515,14 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     }
 }
 
-// The first layer's input cotangent, scaled: X̄ = Ū W (src2 = Ū) of the primal rows into the
-// state cotangent dst[at_out ..], and (with the divergence) zeros for its Δlogp part. (The
-// layers above take theirs straight on through the activation below: input_backward_rows.)
-@compute @workgroup_size(256)
-fn input_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(gid, nwg);
-    let n = d.batch * d.din;
-    if (i < n) {
-        let acc = input_cotangent(i / d.din, i % d.din, false);
-        dst[d.at_out + i] = d.scale * acc[0];
-    } else if (with_divergence() && i < n + d.batch) {
-        dst[d.at_out + i] = 0.0;
-    }
-}
-
 // Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of d.r0 rows
 // (a multiple of 16 chosen by the host) accumulates the whole dout × din block
-// Σ_r Ū[r, j] X[r, q] (src = Ū, src2 = X), 16 rows at a time through workgroup memory, each
+// Σ_r Ū[r, j] X[r, q] (Ū in ubar at side_in, src2 = X), 16 rows at a time through workgroup memory, each
 // invocation a 4 × 4 sub-block in registers (units 4·ti … 4·ti + 3, inputs tj, tj + 16,
 // tj + 32, tj + 48: the 16 invocations of a row of the block read 16 consecutive words, no
 // bank conflicts, and store 16 consecutive entries); partial of chunk c, entry j·din + q at
 // dst[c · dout · din + j · din + q]. Alongside, the chunk's per-unit sums of `unit_sums`
-// (src3 = Ȳ, src4 = U into dst2): invocation t adds unit t % 64 of rows t / 64, t / 64 + 4, …
+// (Ȳ in ybar at side_in, src4 = U into dst2): invocation t adds unit t % 64 of rows t / 64, t / 64 + 4, …
 // of each step in registers, loaded with the step's tiles, and the four parts of a unit meet in
 // workgroup memory at the end. A layer's parameter partials are one dispatch.
 var<workgroup> tile_u: array<f32, 1024>;
@@ -500,9 +553,9 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
             var x = 0.0;
             if (r < end) {
                 if (col < d.dout) {
-                    u = src[r * d.dout + col];
+                    u = ubar[d.side_in + r * d.dout + col];
                     // Row r, unit col = t % 64 of the per-unit sums.
-                    let yb = src3[r * d.dout + col];
+                    let yb = ybar[d.side_in + r * d.dout + col];
                     gsum = gsum + yb * src4[r * d.dout + col];
                     if (r < d.batch) { psum = psum + yb; }
                 }
@@ -550,7 +603,7 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
 }
 
 // Unit j of chunk c (v = c·dout + j) of `chunk_rows` rows: Σ_all Ȳ U into dst2[c·2·dout + j]
-// and Σ_primal Ȳ into dst2[c·2·dout + dout + j] (src3 = Ȳ, src4 = U).
+// and Σ_primal Ȳ into dst2[c·2·dout + dout + j] (Ȳ in ybar at side_in, src4 = U).
 fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     if (v >= d.dout * chunks) { return; }
     let j = v % d.dout;
@@ -560,7 +613,7 @@ fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     var gsum = 0.0;
     var psum = 0.0;
     for (var r = start; r < end; r = r + 1u) {
-        let yb = src3[r * d.dout + j];
+        let yb = ybar[d.side_in + r * d.dout + j];
         gsum = gsum + yb * src4[r * d.dout + j];
         if (r < d.batch) { psum = psum + yb; }
     }
@@ -568,9 +621,9 @@ fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     dst2[d.at_out + chunk * 2u * d.dout + d.dout + j] = psum;
 }
 
-// Tiled product with a weight matrix from θ: C[r, c] = Σ_k A[r·lda + k] · θ[w + c·ws_c + k·ws_k]
+// Tiled product with a weight matrix from θ: C[r, c] = Σ_k A[a0 + r·lda + k] · θ[w + c·ws_c + k·ws_k]
 // for r < M (= rows), c < N (= dout), k < K (= din); lda = at_in, ldc = at_out, ws_c = b1,
-// ws_k = c (the Dims fields reused). One workgroup per 64 × 64 tile of C, K in steps of 16
+// ws_k = c, a0 = side_in (the Dims fields reused). One workgroup per 64 × 64 tile of C, K in steps of 16
 // through workgroup memory, a 4 × 4 block per invocation: rows 4·ti … 4·ti + 3 and columns
 // tj, tj + 16, tj + 32, tj + 48, so that the 16 invocations of a row of the block read 16
 // consecutive words of the weight tile (no bank conflicts) and store 16 consecutive columns.
@@ -606,7 +659,7 @@ fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
             let kq = idx % 16u;
             let r = tile_r * 64u + row;
             var a = 0.0;
-            if (r < m && k0 + kq < kk_total) { a = src[r * d.at_in + k0 + kq]; }
+            if (r < m && k0 + kq < kk_total) { a = src[d.side_in + r * d.at_in + k0 + kq]; }
             tile_a[kq * TILE_PITCH + row] = a;
             var col = row;
             var kw = kq;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use wgpu::naga;
 
 /// Highest binding index a kernel may use (plus one).
-pub(crate) const MAX_BINDINGS: usize = 12;
+pub(crate) const MAX_BINDINGS: usize = 13;
 
 /// Binding of every kernel's parameter block (a uniform with a dynamic offset).
 pub(crate) const PARAMS_BINDING: u32 = 5;
@@ -31,6 +31,15 @@ pub(crate) struct Kernel {
     pub(crate) ring: Option<u32>,
     /// Whether the kernel reads the parameter uniform at [`PARAMS_BINDING`].
     pub(crate) params: bool,
+    /// The bindings the entry point uses, bit `b` for binding `b`.
+    pub(crate) uses: u32,
+}
+
+impl Kernel {
+    /// Whether the entry point uses binding `binding`.
+    pub(crate) fn uses(&self, binding: u32) -> bool {
+        binding < 32 && self.uses & (1 << binding) != 0
+    }
 }
 
 /// One binding an entry point uses.
@@ -173,6 +182,7 @@ pub(crate) fn compile(
                     .find(|b| b.dynamic && b.index != PARAMS_BINDING)
                     .map(|b| b.index),
                 params: bindings.iter().any(|b| b.index == PARAMS_BINDING),
+                uses: bindings.iter().fold(0, |m, b| m | (1 << b.index)),
             }
         })
         .collect()
