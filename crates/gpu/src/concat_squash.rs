@@ -37,9 +37,13 @@
 //! its product is tiled, which needs `X0` in memory first (one more dispatch); the last layer
 //! writes the value `f` itself (with the exact divergence, the invocation of unit 0 of each
 //! point also computes the `D` diagonal tangent entries for `dΔlogp`; Hutchinson's estimate
-//! takes a `write_value` dispatch). An evaluation is `L` dispatches (`L + 1` with Hutchinson's
-//! estimate, one more for the weights' transposition from [`TRANSPOSED_WEIGHT_ROWS`] rows on)
-//! plus one per tiled layer; with the simple kernels an adjoint right-hand side is `2L + 2`
+//! takes a `write_value` dispatch). An evaluation alone (`f`, no backward pass after it) of a
+//! net at most 64 wide with simple forward products is one dispatch instead, `net_eval`: a
+//! workgroup takes four points, an invocation per point and unit, and every layer's rows of its
+//! points stay in workgroup memory from the state and the seeds to the value and either
+//! divergence. Otherwise an evaluation is `L` dispatches (`L + 1` with Hutchinson's estimate)
+//! plus one per tiled layer; from [`TRANSPOSED_WEIGHT_ROWS`] rows on, the simple products take
+//! one more dispatch first, for the weights' transposition. With the simple kernels an adjoint right-hand side is `2L + 2`
 //! (RDM's `f` included, but for Hutchinson's estimate): the forward pass, the last layer's row
 //! cotangents, one dispatch per layer in which the first invocations sum the layer's parameter
 //! partials (weights and units together, each layer's in its own part of the partial-sum
@@ -122,6 +126,13 @@ pub const AUTO_TILED_ROWS: usize = 16_384;
 /// reading `W[j, q]` straight from `θ` touch addresses `din` apart, one memory transaction per
 /// unit instead of one per 32; below this size the extra dispatch costs more than it saves.
 pub const TRANSPOSED_WEIGHT_ROWS: usize = 2048;
+
+/// Widest layer of a net that `net_eval` evaluates in one dispatch (`NET_WIDTH` in
+/// `concat_squash.wgsl`).
+const NET_WIDTH: usize = 64;
+
+/// Points per workgroup of `net_eval` (`NET_POINTS`).
+const NET_POINTS: usize = 4;
 
 /// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
 const TILE: usize = 64;
@@ -324,7 +335,7 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 13] = [
+const ENTRIES: [&str; 14] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -338,6 +349,7 @@ const ENTRIES: [&str; 13] = [
     "transpose_weights",
     "layer_backward",
     "first_layer_backward",
+    "net_eval",
 ];
 
 struct Kernels {
@@ -354,6 +366,7 @@ struct Kernels {
     transpose_weights: Kernel,
     layer_backward: Kernel,
     first_layer_backward: Kernel,
+    net_eval: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -569,6 +582,7 @@ impl ConcatSquashNet {
             transpose_weights: next(),
             layer_backward: next(),
             first_layer_backward: next(),
+            net_eval: next(),
         };
         let buf = Buffers::new(
             ctx,
@@ -722,6 +736,27 @@ impl ConcatSquashNet {
         self.rows() >= TRANSPOSED_WEIGHT_ROWS
             && !self.tiles_forward()
             && self.layers.iter().any(Self::wide)
+    }
+
+    /// Every layer's `W` transposed into `weights_t` (one dispatch).
+    fn transpose_weights(&self, params: &GpuVec) {
+        self.ctx.dispatch_words_with_data(
+            &self.kernels.transpose_weights,
+            self.buf.plan.items as u32,
+            &Dims {
+                r0: self.layers.len() as u32,
+                ..Dims::default()
+            }
+            .words(),
+            &[(0, params.buffer()), (3, &self.weights_t)],
+            &self.buf.plan.table[0],
+        );
+    }
+
+    /// Whether an evaluation alone is one dispatch of `net_eval` (every layer with its rows in
+    /// workgroup memory): with simple forward products and layers at most [`NET_WIDTH`] wide.
+    fn evaluates_in_one_dispatch(&self) -> bool {
+        !self.tiles_forward() && self.layers.iter().all(|l| l.din.max(l.dout) <= NET_WIDTH)
     }
 
     /// Whether the backward pass's products and weight cotangents are tiled.
@@ -879,17 +914,7 @@ impl ConcatSquashNet {
         let first = self.layers[0];
         let transposed = self.transposes_weights();
         if transposed {
-            self.ctx.dispatch_words_with_data(
-                &k.transpose_weights,
-                self.buf.plan.items as u32,
-                &Dims {
-                    r0: self.layers.len() as u32,
-                    ..Dims::default()
-                }
-                .words(),
-                &[(0, params.buffer()), (3, &self.weights_t)],
-                &self.buf.plan.table[0],
-            );
+            self.transpose_weights(params);
         }
         // The first layer reads X0 straight from the state and the seeds (and writes it for
         // the backward pass), unless its product is tiled and needs X0 in memory first.
@@ -978,6 +1003,34 @@ impl ConcatSquashNet {
 impl ConcatSquashNet {
     /// `dz = f(t, z)` (and `dΔlogp` with the divergence).
     pub(crate) fn eval(&mut self, t: f32, z: &GpuVec, params: &GpuVec, dz: &mut GpuVec) {
+        if self.evaluates_in_one_dispatch() {
+            let k = &self.kernels;
+            let transposed = self.transposes_weights();
+            if transposed {
+                self.transpose_weights(params);
+            }
+            let first = self.layers[0];
+            let dims = Dims {
+                t,
+                r0: self.layers.len() as u32,
+                mode: self.base(&first).mode | if transposed { 512 } else { 0 },
+                ..self.base(&first)
+            };
+            self.ctx.dispatch_words_with_data(
+                &k.net_eval,
+                (self.batch.div_ceil(NET_POINTS) * 256) as u32,
+                &dims.words(),
+                &[
+                    (0, params.buffer()),
+                    (1, z.buffer()),
+                    (2, &self.weights_t),
+                    (6, dz.buffer()),
+                    (7, &self.buf.noise),
+                ],
+                &self.buf.plan.table[0],
+            );
+            return;
+        }
         if self.value_in_last_layer() {
             self.forward(t, z, 0, params, false, Some((dz, 0)));
             return;

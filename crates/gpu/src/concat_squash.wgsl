@@ -123,10 +123,15 @@ fn seed_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // point, which take consecutive units j, read consecutive addresses instead of addresses din
 // apart (one memory transaction per q instead of one per unit).
 fn forward_weight(j: u32, q: u32) -> f32 {
+    return weight_of(d.w, d.din, d.dout, j, q);
+}
+
+// W[j, q] of the layer whose W is at w (din inputs, dout units), as forward_weight.
+fn weight_of(w: u32, din: u32, dout: u32, j: u32, q: u32) -> f32 {
     if ((d.mode & 512u) == 512u) {
-        return src2[d.w + q * d.dout + j];
+        return src2[w + q * dout + j];
     }
-    return theta[d.w + j * d.din + q];
+    return theta[w + j * din + q];
 }
 
 // Every layer's W transposed into dst at the same offset (dst[w + q·dout + j] = θ[w + j·din + q]),
@@ -230,6 +235,93 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             div = div + u * gate(m);
         }
         dst3[d.at_out + d.batch * d.dout + b] = -div;
+    }
+}
+
+// The whole net for an evaluation alone (no backward pass after it), in one dispatch, for nets
+// at most NET_WIDTH wide: a workgroup takes NET_POINTS points, invocation (p, j) = unit j of
+// point p, and every layer's input and output rows of its points stay in workgroup memory
+// (two halves, one read and one written per layer, a barrier between layers); the layers come
+// from reduce_final's table (ring_layers; d.r0 layers). The first layer's input is the state
+// (src, at `at_in`) and the tangent seeds (seed_value: d.din is the state's width); layer by
+// layer U = X Wᵀ + b1, Y = U g + t b3 on the primal row and Y = (X Wᵀ) g on tangent rows,
+// X' = φ(Y) and φ′(Y_primal) Y below the last layer (as layer_forward); the last layer's
+// primal row is dz (into dst3 at `at_out`), and the invocation of unit 0 adds dΔlogp from its
+// tangent rows: −Σ_k Y[k + 1, k] (exact) or −Σ_k ε_k Y[1, k] (Hutchinson, ε = src3).
+const NET_WIDTH: u32 = 64u;
+const NET_POINTS: u32 = 4u;
+const NET_HALF: u32 = 2048u; // NET_POINTS · MAX_ROWS · NET_WIDTH
+var<workgroup> net_rows: array<f32, 4096>;
+
+// Place of row k, column q of point p in half h of net_rows.
+fn net_at(h: u32, p: u32, k: u32, q: u32) -> u32 {
+    return h * NET_HALF + (p * MAX_ROWS + k) * NET_WIDTH + q;
+}
+
+@compute @workgroup_size(256)
+fn net_eval(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let p = lid.x / NET_WIDTH;
+    let j = lid.x % NET_WIDTH;
+    let b = (wid.x + wid.y * nwg.x) * NET_POINTS + p;
+    let live = b < d.batch;
+    if (live && j < d.din) {
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+            net_rows[net_at(0u, p, k, j)] = seed_value(k, b, j);
+        }
+    }
+    workgroupBarrier();
+    var h = 0u;
+    var width = d.din;
+    for (var l = 0u; l < d.r0; l = l + 1u) {
+        let at = l * LAYER_WORDS;
+        let din = ring_layers[at + 1u];
+        let dout = ring_layers[at + 2u];
+        let w = ring_layers[at + 3u];
+        let last = l + 1u == d.r0;
+        if (live && j < dout) {
+            var acc: array<f32, MAX_ROWS>;
+            for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
+            for (var q = 0u; q < din; q = q + 1u) {
+                let wq = weight_of(w, din, dout, j, q);
+                for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+                    acc[k] = acc[k] + net_rows[net_at(h, p, k, q)] * wq;
+                }
+            }
+            let g = sigmoid(d.t * theta[ring_layers[at + 5u] + j] + theta[ring_layers[at + 6u] + j]);
+            var slope = 0.0;
+            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+                var y = acc[k] * g;
+                if (k == 0u) {
+                    y = (acc[0] + theta[ring_layers[at + 4u] + j]) * g + d.t * theta[ring_layers[at + 7u] + j];
+                }
+                var xo = y;
+                if (last) {
+                    if (k == 0u) { dst3[d.at_out + b * dout + j] = y; }
+                } else if (k == 0u) {
+                    let a = act3(y);
+                    xo = a.x;
+                    slope = a.y;
+                } else {
+                    xo = slope * y;
+                }
+                net_rows[net_at(1u - h, p, k, j)] = xo;
+            }
+        }
+        workgroupBarrier();
+        h = 1u - h;
+        width = dout;
+    }
+    if (live && j == 0u && with_divergence()) {
+        var div = 0.0;
+        for (var m = 0u; m < width; m = m + 1u) {
+            if (hutchinson()) {
+                div = div + src3[b * width + m] * net_rows[net_at(h, p, 1u, m)];
+            } else {
+                div = div + net_rows[net_at(h, p, m + 1u, m)];
+            }
+        }
+        dst3[d.at_out + d.batch * width + b] = -div;
     }
 }
 

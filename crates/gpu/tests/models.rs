@@ -651,15 +651,17 @@ fn tuned_kernels_are_a_fixed_choice_that_matches_the_host() {
     assert!(FIXED_KERNELS.contains(&net.tune_kernels(&th, 1).unwrap()));
 }
 
-/// The dispatches of one evaluation, by kernel (profiled): `f` is `L` dispatches (the first
-/// layer reads the state and seeds its tangents itself, the last writes the value and the exact
-/// divergence), the adjoint right-hand side `2L + 2` (the forward pass, the last layer's row
+/// The dispatches of one evaluation, by kernel (profiled): `f` is one dispatch (`net_eval`:
+/// every layer with its rows in workgroup memory, from the state and the tangent seeds to the
+/// value and the divergence, exact or Hutchinson's), or with tiled forward products or a layer
+/// wider than 64 `L` (the first layer reads the state and seeds its tangents itself, the last
+/// writes the value and the exact divergence; each tiled product one more), the adjoint right-hand side `2L + 2` (the forward pass, the last layer's row
 /// cotangents, one dispatch per layer for its parameter partials and its input cotangent, which
 /// goes straight on through the activation below or, in the first layer, into the state's
 /// cotangent; one final reduction for all layers) also with RDM's value, for the toy CNF's
 /// `L = 3` layers with the simple kernels;
-/// Hutchinson's estimate takes one more dispatch for the value, and so does the transposition
-/// of the weights from `TRANSPOSED_WEIGHT_ROWS` stacked rows on.
+/// layer by layer, Hutchinson's estimate takes one more dispatch for the value; the
+/// transposition of the weights from `TRANSPOSED_WEIGHT_ROWS` stacked rows on takes one more.
 #[test]
 fn dispatches_per_evaluation_are_pinned() {
     if context().is_none() {
@@ -688,18 +690,46 @@ fn dispatches_per_evaluation_are_pinned() {
     ctx.start_profiling().unwrap();
     cnf.eval(0.2, &z, &th, &mut dz);
     let _ = dz.to_host();
-    let want: Vec<(String, usize)> = vec![("layer_forward".to_string(), 3)];
+    let want: Vec<(String, usize)> = vec![("net_eval".to_string(), 1)];
     assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
     let mut hutchinson =
         GpuCnf::hutchinson(&ctx, &[2, 64, 64, 2], GpuActivation::Tanh, batch).unwrap();
     ctx.start_profiling().unwrap();
     hutchinson.eval(0.2, &z, &th, &mut dz);
     let _ = dz.to_host();
-    let want: Vec<(String, usize)> = [("layer_forward", 3), ("write_value", 1)]
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    // Layer by layer with tiled forward products (or a layer wider than 64): `L` dispatches
+    // (each wide layer's product one more), Hutchinson's value one more.
+    hutchinson.set_kernels(GpuKernels::TiledForward);
+    ctx.start_profiling().unwrap();
+    hutchinson.eval(0.2, &z, &th, &mut dz);
+    let _ = dz.to_host();
+    let want: Vec<(String, usize)> = [
+        ("gemm_weights", 1),
+        ("layer_forward", 3),
+        ("write_value", 1),
+    ]
+    .iter()
+    .map(|&(k, c)| (k.to_string(), c))
+    .collect();
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    let mut wide = GpuCnf::new(&ctx, &[2, 80, 2], GpuActivation::Tanh, batch).unwrap();
+    let th_wide = GpuVec::from_host(&ctx, &random_state(wide.param_len(), &mut rng));
+    ctx.start_profiling().unwrap();
+    wide.eval(0.2, &z, &th_wide, &mut dz);
+    let _ = dz.to_host();
+    let want: Vec<(String, usize)> = vec![("layer_forward".to_string(), 2)];
+    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    cnf.set_kernels(GpuKernels::TiledForward);
+    ctx.start_profiling().unwrap();
+    cnf.eval(0.2, &z, &th, &mut dz);
+    let _ = dz.to_host();
+    let want: Vec<(String, usize)> = [("gemm_weights", 1), ("layer_forward", 3)]
         .iter()
         .map(|&(k, c)| (k.to_string(), c))
         .collect();
     assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    cnf.set_kernels(GpuKernels::Auto);
     let x = GpuVec::from_host(&ctx, &random_state(n + np, &mut rng));
     let mut dx = GpuVec::zeros(&ctx, n + np);
     ctx.start_profiling().unwrap();
@@ -758,7 +788,7 @@ fn dispatches_per_evaluation_are_pinned() {
     ctx.start_profiling().unwrap();
     cnf.eval(0.2, &z, &th, &mut dz);
     let _ = dz.to_host();
-    let want: Vec<(String, usize)> = [("layer_forward", 3), ("transpose_weights", 1)]
+    let want: Vec<(String, usize)> = [("net_eval", 1), ("transpose_weights", 1)]
         .iter()
         .map(|&(k, c)| (k.to_string(), c))
         .collect();
@@ -773,6 +803,6 @@ fn dispatches_per_evaluation_are_pinned() {
     let _ = dz.to_host();
     assert_eq!(
         counts(ctx.stop_profiling().unwrap()),
-        vec![("layer_forward".to_string(), 3)]
+        vec![("net_eval".to_string(), 1)]
     );
 }
