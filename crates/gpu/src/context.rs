@@ -244,6 +244,9 @@ pub(crate) type Bound<'a> = [(u32, &'a wgpu::Buffer)];
 /// One range of a reduction and the buffers its dispatch binds.
 pub(crate) type ReduceItem<'a> = (Range<usize>, &'a Bound<'a>);
 
+/// One reduction of [`GpuContext::reduce_jobs`]: its kernel, range, inputs and parameters.
+pub(crate) type ReduceJob<'a> = (&'a Kernel, Range<usize>, &'a Bound<'a>, Params);
+
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (64 bytes).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Params {
@@ -975,9 +978,19 @@ impl GpuContext {
         items: &[ReduceItem<'_>],
         params: Params,
     ) -> Result<Vec<Vec<f32>>, GpuError> {
+        let jobs: Vec<ReduceJob<'_>> = items
+            .iter()
+            .map(|(r, inputs)| (kernel, r.clone(), *inputs, params))
+            .collect();
+        self.reduce_jobs(&jobs)
+    }
+
+    /// Reductions with kernels, inputs and parameters of their own, read back together: the
+    /// per-workgroup partials of each, in order.
+    pub(crate) fn reduce_jobs(&self, items: &[ReduceJob<'_>]) -> Result<Vec<Vec<f32>>, GpuError> {
         let counts: Vec<u32> = items
             .iter()
-            .map(|(r, _)| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
+            .map(|(_, r, _, _)| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
             .collect();
         let groups: Vec<usize> = counts
             .iter()
@@ -995,14 +1008,16 @@ impl GpuContext {
         }
         let mut at = 0;
         let mut sources = Vec::with_capacity(items.len());
-        for (((range, inputs), &count), &g) in items.iter().zip(&counts).zip(&groups) {
+        for (((kernel, range, inputs, params), &count), &g) in
+            items.iter().zip(&counts).zip(&groups)
+        {
             let mut bound: Vec<(u32, &wgpu::Buffer)> = vec![(0, &buffer)];
             bound.extend_from_slice(inputs);
             let p = Params {
                 n: range.end as u32,
                 start: range.start as u32,
                 out_at: at as u32,
-                ..params
+                ..*params
             };
             self.dispatch(kernel, count, p, &bound);
             sources.push((&buffer, at, g));

@@ -14,10 +14,10 @@
 //! The `Vector` methods cannot return errors: a failed readback yields NaN (which the solver
 //! reports as a non-finite error norm) or a NaN-filled host copy.
 
-use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params, ReduceItem};
+use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params, ReduceJob};
 use crate::error::GpuError;
 use crate::kernel::Kernel;
-use rk::{Atol, Vector};
+use rk::{Atol, CheckedNorms, Vector};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -170,17 +170,19 @@ fn sum_f64(v: &[f32]) -> f32 {
     v.iter().map(|&x| f64::from(x)).sum::<f64>() as f32
 }
 
-/// [`Vector::error_norm`] of each of `errs` with the same weights: every group's reduction of
-/// every vector is recorded first and all partial sums come back in one readback (one
-/// submission and one wait, however many groups and vectors).
-fn error_norms<const K: usize>(
+/// [`Vector::error_norm`] of each of `errs` with the same weights and, for each of `checked`,
+/// whether it is entirely finite (its non-finite entries counted on the device): every
+/// reduction is recorded first and all partial sums come back in one readback (one submission
+/// and one wait, however many groups and vectors).
+fn error_norms<const K: usize, const C: usize>(
     errs: [&GpuVec; K],
     y0: &GpuVec,
     y1: &GpuVec,
     rtol: f32,
     atol: &Atol<GpuVec>,
     groups: &[Range<usize>],
-) -> [f32; K] {
+    checked: [&GpuVec; C],
+) -> ([f32; K], [bool; C]) {
     let (mode, atol_scalar) = match atol {
         Atol::Scalar(a) => (0, *a),
         Atol::PerComponent(_) => (1, 0.0),
@@ -193,22 +195,34 @@ fn error_norms<const K: usize>(
         };
         [(1, &e.buf), (2, &y0.buf), (3, &y1.buf), (4, atol_buf)]
     });
+    let check_inputs = checked.map(|v| [(1, &v.buf)]);
     let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
-    let items: Vec<ReduceItem<'_>> = inputs
-        .iter()
-        .flat_map(|bound| live.iter().map(move |g| ((*g).clone(), &bound[..])))
-        .collect();
     let params = Params {
         mode,
         a: rtol,
         b: atol_scalar,
         ..Params::default()
     };
-    let ctx = &errs[0].ctx;
-    let Ok(sums) = ctx.reduce_many(&ctx.pipelines.err_sq, &items, params) else {
-        return [f32::NAN; K];
+    let ctx = &y0.ctx;
+    let mut jobs: Vec<ReduceJob<'_>> = inputs
+        .iter()
+        .flat_map(|bound| {
+            live.iter()
+                .map(move |g| (&ctx.pipelines.err_sq, (*g).clone(), &bound[..], params))
+        })
+        .collect();
+    for (v, bound) in checked.iter().zip(&check_inputs) {
+        jobs.push((
+            &ctx.pipelines.nonfinite,
+            0..v.len,
+            &bound[..],
+            Params::default(),
+        ));
+    }
+    let Ok(sums) = ctx.reduce_jobs(&jobs) else {
+        return ([f32::NAN; K], [false; C]);
     };
-    std::array::from_fn(|k| {
+    let norms = std::array::from_fn(|k| {
         let mut worst = 0.0f32;
         for (g, partial) in live.iter().zip(&sums[k * live.len()..]) {
             let rms = (sum_f64(partial) / g.len() as f32).sqrt();
@@ -218,7 +232,10 @@ fn error_norms<const K: usize>(
             worst = worst.max(rms);
         }
         worst
-    })
+    });
+    let finite =
+        std::array::from_fn(|c| checked[c].len == 0 || sum_f64(&sums[K * live.len() + c]) == 0.0);
+    (norms, finite)
 }
 
 impl Vector for GpuVec {
@@ -341,7 +358,7 @@ impl Vector for GpuVec {
         atol: &Atol<Self>,
         groups: &[Range<usize>],
     ) -> f32 {
-        let [norm] = error_norms([self], y0, y1, rtol, atol, groups);
+        let ([norm], []) = error_norms([self], y0, y1, rtol, atol, groups, []);
         norm
     }
 
@@ -354,8 +371,25 @@ impl Vector for GpuVec {
         atol: &Atol<Self>,
         groups: &[Range<usize>],
     ) -> (f32, f32) {
-        let [a, b] = error_norms([self, other], y0, y1, rtol, atol, groups);
+        let ([a, b], []) = error_norms([self, other], y0, y1, rtol, atol, groups, []);
         (a, b)
+    }
+
+    fn error_norm_pair_checked(
+        &self,
+        other: &Self,
+        y0: &Self,
+        y1: &Self,
+        rtol: f32,
+        atol: &Atol<Self>,
+        groups: &[Range<usize>],
+    ) -> CheckedNorms<f32> {
+        let ([a, b], [fa, fb]) =
+            error_norms([self, other], y0, y1, rtol, atol, groups, [self, other]);
+        CheckedNorms {
+            norms: (a, b),
+            finite: (fa, fb),
+        }
     }
 
     fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<f32> {

@@ -311,6 +311,17 @@ macro_rules! vector_conformance_tests {
                     vbad.error_norm(&vy0, &vy1, rtol, &scalar, &[5..n])
                         .is_finite()
                 );
+                // The pair with finiteness: the same norms, and each vector's `all_finite`
+                // whatever the groups measure.
+                let c = ve.error_norm_pair_checked(&vy1, &vy0, &vy1, rtol, &per, &groups);
+                assert_eq!(c.norms, (a, b));
+                assert_eq!(c.finite, (true, true));
+                let c = ve.error_norm_pair_checked(&vbad, &vy0, &vy1, rtol, &scalar, &[5..n]);
+                assert!(c.norms.0.is_finite() && c.norms.1.is_finite());
+                assert_eq!(c.finite, (true, false));
+                let c = vbad.error_norm_pair_checked(&ve, &vy0, &vy1, rtol, &scalar, &[0..n]);
+                assert!(c.norms.0.is_nan());
+                assert_eq!(c.finite, (false, true));
             }
         }
     };

@@ -32,4 +32,4 @@ pub use scalar::Scalar;
 pub use solve::{Solution, check_times, solve};
 pub use solver::{Solver, Stats};
 pub use tableau::{Method, Tableau};
-pub use vector::{Atol, Vector};
+pub use vector::{Atol, CheckedNorms, Vector};

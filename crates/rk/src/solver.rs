@@ -195,12 +195,11 @@ impl<V: Vector> Solver<V> {
                 got: y0.len(),
             });
         }
-        if !y0.all_finite() {
-            return Err(RkError::NonFinite {
-                what: "initial state",
-                t: t0.as_f64(),
-                h: 0.0,
-            });
+        // Without a given first step, the initial step selection checks y0 and f(t0, y0) for
+        // non-finite entries together with its norms (one device round trip instead of three).
+        let select_step = self.options.first_step.is_none();
+        if !select_step && !y0.all_finite() {
+            return Err(non_finite_start(true, t0));
         }
         self.stats = Stats {
             stored_floats: self.stats.stored_floats,
@@ -217,12 +216,8 @@ impl<V: Vector> Solver<V> {
         self.y.copy_from(y0);
         self.y_prev.copy_from(y0);
         self.eval(rhs, t0, params, Stage::K0);
-        if !self.k[0].all_finite() {
-            return Err(RkError::NonFinite {
-                what: "derivative f(t0, y0)",
-                t: t0.as_f64(),
-                h: 0.0,
-            });
+        if !select_step && !self.k[0].all_finite() {
+            return Err(non_finite_start(false, t0));
         }
         self.k0_valid = true;
         self.fsal_pending = false;
@@ -246,9 +241,18 @@ impl<V: Vector> Solver<V> {
     ) -> Result<V::Scalar> {
         let of = V::Scalar::of;
         let rtol = self.options.rtol;
-        let (d0, d1) =
-            self.y
-                .error_norm_pair(&self.k[0], &self.y, &self.y, rtol, &self.atol, &self.groups);
+        let checked = self.y.error_norm_pair_checked(
+            &self.k[0],
+            &self.y,
+            &self.y,
+            rtol,
+            &self.atol,
+            &self.groups,
+        );
+        if !checked.finite.0 || !checked.finite.1 {
+            return Err(non_finite_start(!checked.finite.0, self.t));
+        }
+        let (d0, d1) = checked.norms;
         let mut h0 = if d0 < of(1e-5) || d1 < of(1e-5) {
             of(1e-6)
         } else {
@@ -582,4 +586,17 @@ enum Stage {
     K0,
     K(usize),
     Err,
+}
+
+/// The error for a non-finite initial state (`state`) or derivative `f(t0, y0)` (otherwise).
+fn non_finite_start(state: bool, t0: impl Scalar) -> RkError {
+    RkError::NonFinite {
+        what: if state {
+            "initial state"
+        } else {
+            "derivative f(t0, y0)"
+        },
+        t: t0.as_f64(),
+        h: 0.0,
+    }
 }

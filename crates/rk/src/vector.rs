@@ -25,6 +25,16 @@ pub enum Atol<V: Vector> {
     PerComponent(V),
 }
 
+/// Two error norms and whether each of the two vectors is entirely finite
+/// ([`Vector::error_norm_pair_checked`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CheckedNorms<S> {
+    /// `(‖self‖, ‖other‖)`.
+    pub norms: (S, S),
+    /// Whether `self` and `other` are entirely finite.
+    pub finite: (bool, bool),
+}
+
 /// Where the numbers of a state vector live, and the in-place operations the solver needs.
 ///
 /// Implementations must not allocate in any method but [`Vector::zeros_like`] and
@@ -107,6 +117,24 @@ pub trait Vector: Sized {
             self.error_norm(y0, y1, rtol, atol, groups),
             other.error_norm(y0, y1, rtol, atol, groups),
         )
+    }
+    /// [`Vector::error_norm_pair`] together with whether `self` and `other` are entirely finite
+    /// (what [`Vector::all_finite`] says of each): the solver's start needs all four, which a
+    /// GPU backend reads back together. The default computes them one after the other.
+    #[allow(clippy::too_many_arguments)]
+    fn error_norm_pair_checked(
+        &self,
+        other: &Self,
+        y0: &Self,
+        y1: &Self,
+        rtol: Self::Scalar,
+        atol: &Atol<Self>,
+        groups: &[Range<usize>],
+    ) -> CheckedNorms<Self::Scalar> {
+        CheckedNorms {
+            norms: self.error_norm_pair(other, y0, y1, rtol, atol, groups),
+            finite: (self.all_finite(), other.all_finite()),
+        }
     }
     /// Whether every component is finite.
     fn all_finite(&self) -> bool;
