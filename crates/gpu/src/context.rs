@@ -244,8 +244,15 @@ pub(crate) type Bound<'a> = [(u32, &'a wgpu::Buffer)];
 /// One range of a reduction and the buffers its dispatch binds.
 pub(crate) type ReduceItem<'a> = (Range<usize>, &'a Bound<'a>);
 
-/// One reduction of [`GpuContext::reduce_jobs`]: its kernel, range, inputs and parameters.
-pub(crate) type ReduceJob<'a> = (&'a Kernel, Range<usize>, &'a Bound<'a>, Params);
+/// One reduction of [`GpuContext::reduce_jobs`]: its kernel, range (its length sets the
+/// invocations), inputs, parameters and, for kernels that read one, the data-ring array.
+pub(crate) type ReduceJob<'a> = (
+    &'a Kernel,
+    Range<usize>,
+    &'a Bound<'a>,
+    Params,
+    Option<&'a [f32]>,
+);
 
 /// Kernel parameters, laid out as `Params` in `kernels.wgsl` (64 bytes).
 #[derive(Clone, Copy, Default)]
@@ -980,7 +987,7 @@ impl GpuContext {
     ) -> Result<Vec<Vec<f32>>, GpuError> {
         let jobs: Vec<ReduceJob<'_>> = items
             .iter()
-            .map(|(r, inputs)| (kernel, r.clone(), *inputs, params))
+            .map(|(r, inputs)| (kernel, r.clone(), *inputs, params, None))
             .collect();
         self.reduce_jobs(&jobs)
     }
@@ -990,7 +997,7 @@ impl GpuContext {
     pub(crate) fn reduce_jobs(&self, items: &[ReduceJob<'_>]) -> Result<Vec<Vec<f32>>, GpuError> {
         let counts: Vec<u32> = items
             .iter()
-            .map(|(_, r, _, _)| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
+            .map(|(_, r, _, _, _)| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
             .collect();
         let groups: Vec<usize> = counts
             .iter()
@@ -1008,7 +1015,7 @@ impl GpuContext {
         }
         let mut at = 0;
         let mut sources = Vec::with_capacity(items.len());
-        for (((kernel, range, inputs, params), &count), &g) in
+        for (((kernel, range, inputs, params, data), &count), &g) in
             items.iter().zip(&counts).zip(&groups)
         {
             let mut bound: Vec<(u32, &wgpu::Buffer)> = vec![(0, &buffer)];
@@ -1019,7 +1026,10 @@ impl GpuContext {
                 out_at: at as u32,
                 ..*params
             };
-            self.dispatch(kernel, count, p, &bound);
+            match data {
+                Some(data) => self.dispatch_with_data(kernel, count, p, &bound, data),
+                None => self.dispatch(kernel, count, p, &bound),
+            }
             sources.push((&buffer, at, g));
             at += g;
         }

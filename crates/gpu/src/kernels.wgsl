@@ -8,7 +8,7 @@ struct Params {
     out_at: u32,  // reductions: index of this dispatch's first partial sum in out
     a: f32,       // fill value, scale, axpby a, err_sq rtol
     b: f32,       // axpby b, err_sq scalar atol
-    flags: u32,   // combine_rows: 1 = accumulate into out
+    flags: u32,   // combine_rows: 1 = accumulate into out; err_sq: number of groups
     stride: u32,  // combine_rows: rows between two combined rows
     c: vec4<f32>, // lincomb coefficients 0-3
     c2: vec4<f32>, // lincomb8 coefficients 4-7
@@ -90,20 +90,29 @@ fn reduce_and_store(lid: u32, wid: u32, v: f32, take_max: bool) {
     if (lid == 0u) { out[p.out_at + wid] = partial[0]; }
 }
 
-// Σ (e / (atol + rtol·max(|y0|, |y1|)))² over [start, n): x0 = e, x1 = y0, x2 = y1, x3 = atol.
+// Σ (e / (atol + rtol·max(|y0|, |y1|)))² over each of p.flags groups of components, one partial
+// sum per workgroup: x0 = e, x1 = y0, x2 = y1, x3 = atol (mode 1). ring_coeffs holds, per group,
+// its first and end component and its first workgroup (u32 bits): a group's workgroups follow
+// one another, so its partials are out[out_at + first …] (every group of a norm in one dispatch).
 @compute @workgroup_size(256)
-fn err_sq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-          @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = p.start + index(gid, nwg);
+fn err_sq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = wid.x + wid.y * nwg.x;
+    var g = 0u;
+    for (var k = 1u; k < p.flags; k = k + 1u) {
+        if (bitcast<u32>(ring_coeffs[3u * k + 2u]) <= w) { g = k; }
+    }
+    let end = bitcast<u32>(ring_coeffs[3u * g + 1u]);
+    let i = bitcast<u32>(ring_coeffs[3u * g]) + (w - bitcast<u32>(ring_coeffs[3u * g + 2u])) * 256u + lid.x;
     var v = 0.0;
-    if (i < p.n) {
+    if (i < end) {
         var atol = p.b;
         if (p.mode == 1u) { atol = x3[i]; }
-        let w = atol + p.a * max(abs(x1[i]), abs(x2[i]));
-        let r = x0[i] / w;
+        let wt = atol + p.a * max(abs(x1[i]), abs(x2[i]));
+        let r = x0[i] / wt;
         v = r * r;
     }
-    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
+    reduce_and_store(lid.x, w, v, false);
 }
 
 // Σ x0·x1 over [start, n).

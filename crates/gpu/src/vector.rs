@@ -165,6 +165,9 @@ impl GpuVec {
     }
 }
 
+/// Most groups of one norm per `err_sq` dispatch (three words each in the data ring).
+const ERR_GROUPS: usize = MAX_DISPATCH_DATA / 3;
+
 /// Partial sums added in `f64` on the host.
 fn sum_f64(v: &[f32]) -> f32 {
     v.iter().map(|&x| f64::from(x)).sum::<f64>() as f32
@@ -197,26 +200,49 @@ fn error_norms<const K: usize, const C: usize>(
     });
     let check_inputs = checked.map(|v| [(1, &v.buf)]);
     let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
-    let params = Params {
-        mode,
-        a: rtol,
-        b: atol_scalar,
-        ..Params::default()
-    };
-    let ctx = &y0.ctx;
-    let mut jobs: Vec<ReduceJob<'_>> = inputs
-        .iter()
-        .flat_map(|bound| {
-            live.iter()
-                .map(move |g| (&ctx.pipelines.err_sq, (*g).clone(), &bound[..], params))
+    // The groups of one norm in dispatches of up to ERR_GROUPS each: per group its start, end
+    // and first workgroup (as f32 bits, the kernel's table in the data ring).
+    let batches: Vec<(Vec<f32>, Vec<usize>)> = live
+        .chunks(ERR_GROUPS)
+        .map(|chunk| {
+            let (mut table, mut workgroups, mut first) = (Vec::new(), Vec::new(), 0);
+            for g in chunk {
+                let n = g.len().div_ceil(256);
+                table.extend([g.start, g.end, first].map(|v| f32::from_bits(v as u32)));
+                workgroups.push(n);
+                first += n;
+            }
+            (table, workgroups)
         })
         .collect();
+    let ctx = &y0.ctx;
+    let mut jobs: Vec<ReduceJob<'_>> = Vec::new();
+    for bound in &inputs {
+        for (table, workgroups) in &batches {
+            let params = Params {
+                mode,
+                a: rtol,
+                b: atol_scalar,
+                flags: workgroups.len() as u32,
+                ..Params::default()
+            };
+            let threads = 256 * workgroups.iter().sum::<usize>();
+            jobs.push((
+                &ctx.pipelines.err_sq,
+                0..threads,
+                &bound[..],
+                params,
+                Some(&table[..]),
+            ));
+        }
+    }
     for (v, bound) in checked.iter().zip(&check_inputs) {
         jobs.push((
             &ctx.pipelines.nonfinite,
             0..v.len,
             &bound[..],
             Params::default(),
+            None,
         ));
     }
     let Ok(sums) = ctx.reduce_jobs(&jobs) else {
@@ -224,17 +250,24 @@ fn error_norms<const K: usize, const C: usize>(
     };
     let norms = std::array::from_fn(|k| {
         let mut worst = 0.0f32;
-        for (g, partial) in live.iter().zip(&sums[k * live.len()..]) {
-            let rms = (sum_f64(partial) / g.len() as f32).sqrt();
-            if rms.is_nan() {
-                return rms;
+        let mut g = live.iter();
+        for (partials, (_, workgroups)) in sums[k * batches.len()..].iter().zip(&batches) {
+            let mut at = 0;
+            for &n in workgroups {
+                let len = g.next().expect("one group per table row").len();
+                let rms = (sum_f64(&partials[at..at + n]) / len as f32).sqrt();
+                at += n;
+                if rms.is_nan() {
+                    return rms;
+                }
+                worst = worst.max(rms);
             }
-            worst = worst.max(rms);
         }
         worst
     });
-    let finite =
-        std::array::from_fn(|c| checked[c].len == 0 || sum_f64(&sums[K * live.len() + c]) == 0.0);
+    let finite = std::array::from_fn(|c| {
+        checked[c].len == 0 || sum_f64(&sums[K * batches.len() + c]) == 0.0
+    });
     (norms, finite)
 }
 

@@ -241,6 +241,57 @@ fn reductions_of_changing_sizes_share_the_kept_buffers() {
     }
 }
 
+/// A norm's groups are one `err_sq` dispatch (up to 1 365 groups each, the data ring's table):
+/// 1 500 two-component groups take two, groups over several workgroups and of one component
+/// mixed; each against the host's norm, the worst group decisive; two err_sq dispatches and one
+/// readback for the 1 500, profiled.
+#[test]
+fn norms_over_many_groups_match_the_host() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    let n = 3000;
+    let e: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1).collect();
+    let y: Vec<f32> = (0..n).map(|i| (i % 5) as f32).collect();
+    let host = |groups: &[std::ops::Range<usize>]| -> f32 {
+        let he: Vec<f32> = e.clone();
+        he.error_norm(&y, &y, 1e-2, &rk::Atol::Scalar(1e-3), groups)
+    };
+    let (ge, gy) = (GpuVec::from_host(&ctx, &e), GpuVec::from_host(&ctx, &y));
+    let many: Vec<std::ops::Range<usize>> = (0..1500).map(|i| 2 * i..2 * i + 2).collect();
+    let mixed = vec![0..700, 700..701, 701..701, 1000..3000, 701..1000];
+    for groups in [&many, &mixed] {
+        let got = ge.error_norm(&gy, &gy, 1e-2, &rk::Atol::Scalar(1e-3), groups);
+        let want = host(groups);
+        assert!(
+            (got - want).abs() <= 1e-4 * want,
+            "{} groups: {got} vs {want}",
+            groups.len()
+        );
+    }
+    // The worst of the 1 500 is the one group made large.
+    let mut big = e.clone();
+    big[2 * 1234] = 50.0;
+    let gbig = GpuVec::from_host(&ctx, &big);
+    let got = gbig.error_norm(&gy, &gy, 1e-2, &rk::Atol::Scalar(1e-3), &many);
+    let want = big.error_norm(&y, &y, 1e-2, &rk::Atol::Scalar(1e-3), &many);
+    assert!((got - want).abs() <= 1e-4 * want, "{got} vs {want}");
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    if ctx.start_profiling().is_ok() {
+        let (ge, gy) = (GpuVec::from_host(&ctx, &e), GpuVec::from_host(&ctx, &y));
+        let _ = ctx.stop_profiling();
+        ctx.start_profiling().unwrap();
+        let readbacks = ctx.readbacks();
+        let _ = ge.error_norm(&gy, &gy, 1e-2, &rk::Atol::Scalar(1e-3), &many);
+        assert_eq!(ctx.readbacks(), readbacks + 1);
+        let profile = ctx.stop_profiling().unwrap();
+        let calls: Vec<(String, usize)> =
+            profile.into_iter().map(|k| (k.kernel, k.calls)).collect();
+        assert_eq!(calls, vec![("err_sq".to_string(), 2)]);
+    }
+}
+
 /// Profiling times every dispatch by kernel (timestamp queries), across more dispatches than one
 /// query set holds, without changing any result; off again, nothing is timed.
 #[test]
