@@ -19,39 +19,39 @@
 //! vectors for the exact divergence, `K = 1` seeded with each point's `ε` for Hutchinson's,
 //! `K = 0` for the plain net.
 //!
-//! Forward, per layer: one dispatch in which an invocation per point and unit computes all
-//! `1 + K` rows (affine map, gate, activation); for layers at least 16 wide the products
-//! `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory, a 4 × 4 block
-//! per invocation). An evaluation alone (no backward pass after it) stores only each hidden
-//! layer's output `X'`; the adjoint right-hand side also keeps `U` and `Y`. Backward, per layer:
-//! the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the divergence's
-//! second-order terms, as in `nn::net`; the last layer seeds `a_z` on the primal rows and
-//! `−a_l e_k` on tangent rows `k`, or `−a_l ε` on Hutchinson's one tangent row); partial sums
-//! over chunks of 16 to 256 rows (short where the batch is small) of `W̄ = Ūᵀ X` (tiled as
-//! above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`; their totals
+//! Forward, for nets at most 64 wide with simple products: one dispatch (`net_forward`) in
+//! which a workgroup takes four points, an invocation per point and unit computes all `1 + K`
+//! rows of a layer (affine map, gate, activation), and every layer's rows of its points stay in
+//! workgroup memory, from the state and the tangent seeds to the value `f` and either
+//! divergence (exact: the diagonal tangent entries; Hutchinson: `εᵀ` times the tangent row);
+//! the adjoint right-hand side also writes every layer's `X`, `U` and `Y` for the backward
+//! pass (stacked layer after layer, one buffer each). Otherwise per layer: one dispatch of the
+//! same per-point work, the first layer reading `X0` straight from the state and the seeds
+//! (writing it for the backward pass) and the last writing the value (with the exact
+//! divergence, unit 0 of each point computes the `D` diagonal tangent entries; Hutchinson's
+//! estimate takes a `write_value` dispatch); for layers at least 16 wide with tiled products
+//! the products `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory,
+//! a 4 × 4 block per invocation; `X0` then needs a dispatch of its own). From
+//! [`TRANSPOSED_WEIGHT_ROWS`] rows on the simple products read a transposed copy of the
+//! weights, made by one more dispatch.
+//!
+//! Backward, per layer: the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the
+//! divergence's second-order terms, as in `nn::net`; the last layer seeds `a_z` on the primal
+//! rows and `−a_l e_k` on tangent rows `k`, or `−a_l ε` on Hutchinson's one tangent row);
+//! partial sums over chunks of 16 to 256 rows (short where the batch is small) of `W̄ = Ūᵀ X`
+//! (tiled as above for layers up to 64 wide) and of `Σ Ȳ ⊙ U` and `Σ_primal Ȳ`; their totals
 //! (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`, `b̄2 = ḡ g(1−g)`); and
 //! `X̄ = Ū W`, which one kernel takes straight on through the layer below's activation and
 //! gate to that layer's `Ȳ, Ū` (all rows of a point in registers; for wide layers with tiled
-//! backward kernels, a tiled product and then the row kernel). The first layer reads its input
-//! `X0` straight from the state and the tangent seeds (writing it for the backward pass) unless
-//! its product is tiled, which needs `X0` in memory first (one more dispatch); the last layer
-//! writes the value `f` itself (with the exact divergence, the invocation of unit 0 of each
-//! point also computes the `D` diagonal tangent entries for `dΔlogp`; Hutchinson's estimate
-//! takes a `write_value` dispatch). An evaluation alone (`f`, no backward pass after it) of a
-//! net at most 64 wide with simple forward products is one dispatch instead, `net_eval`: a
-//! workgroup takes four points, an invocation per point and unit, and every layer's rows of its
-//! points stay in workgroup memory from the state and the seeds to the value and either
-//! divergence. Otherwise an evaluation is `L` dispatches (`L + 1` with Hutchinson's estimate)
-//! plus one per tiled layer; from [`TRANSPOSED_WEIGHT_ROWS`] rows on, the simple products take
-//! one more dispatch first, for the weights' transposition. With the simple kernels an adjoint right-hand side is `2L + 2`
-//! (RDM's `f` included, but for Hutchinson's estimate): the forward pass, the last layer's row
-//! cotangents, one dispatch per layer in which the first invocations sum the layer's parameter
-//! partials (weights and units together, each layer's in its own part of the partial-sum
-//! buffers) and the rest take its `X̄` on through the rows of the layer below (`Ȳ, Ū` of two
-//! layers side by side, one read and one written) or, in the first layer, into the state's
-//! cotangent; and one final reduction of every layer's partials (a table of the layers in the
-//! dispatch's data). Tiled backward kernels take a dispatch of their own for each layer's
-//! weight partials and, in wide layers, one for the product `X̄` and one for the rows below.
+//! backward kernels, a tiled product and then the row kernel). With the simple kernels a layer
+//! is one dispatch: its first invocations sum the parameter partials (weights and units
+//! together, each layer's in its own part of the partial-sum buffers), the rest take `X̄` on
+//! through the rows of the layer below (`Ȳ, Ū` of two layers side by side, one read and one
+//! written) or, in the first layer, into the state's cotangent. One final reduction finishes
+//! every layer's partials (a table of the layers in the dispatch's data). So for the toy CNF
+//! with simple kernels `f` is one dispatch and an adjoint right-hand side `L + 3` (RDM's `f`
+//! included); tiled backward kernels take a dispatch of their own for each layer's weight
+//! partials and, in wide layers, one for the product `X̄` and one for the rows below.
 //! WGSL has no floating-point atomics, so no kernel accumulates across invocations.
 
 use crate::context::{GpuContext, MAX_DISPATCH_DATA};
@@ -127,11 +127,11 @@ pub const AUTO_TILED_ROWS: usize = 16_384;
 /// unit instead of one per 32; below this size the extra dispatch costs more than it saves.
 pub const TRANSPOSED_WEIGHT_ROWS: usize = 2048;
 
-/// Widest layer of a net that `net_eval` evaluates in one dispatch (`NET_WIDTH` in
+/// Widest layer of a net whose forward pass `net_forward` takes in one dispatch (`NET_WIDTH` in
 /// `concat_squash.wgsl`).
 const NET_WIDTH: usize = 64;
 
-/// Points per workgroup of `net_eval` (`NET_POINTS`).
+/// Points per workgroup of `net_forward` (`NET_POINTS`).
 const NET_POINTS: usize = 4;
 
 /// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
@@ -231,6 +231,17 @@ impl ReducePlan {
     }
 }
 
+/// Where each layer's part of a stacked buffer starts: `rows` times the widths before it.
+fn offsets(widths: impl Iterator<Item = usize>, rows: usize) -> Vec<usize> {
+    widths
+        .scan(0, |at, w| {
+            let this = *at;
+            *at += rows * w;
+            Some(this)
+        })
+        .collect()
+}
+
 /// Whether a layer's weight cotangents take the tiled kernel (layers up to [`TILE`] wide, with
 /// tiled backward kernels).
 fn tiled_reduction(l: &Layer, tiled_backward: bool) -> bool {
@@ -308,10 +319,14 @@ struct Dims {
     side_in: u32,
     side_out: u32,
     adj: u32,
+    x_at: u32,
+    uy_at: u32,
+    x_next: u32,
+    y_below: u32,
 }
 
 impl Dims {
-    fn words(&self) -> [u32; 18] {
+    fn words(&self) -> [u32; 22] {
         [
             self.rows,
             self.batch,
@@ -331,6 +346,10 @@ impl Dims {
             self.side_in,
             self.side_out,
             self.adj,
+            self.x_at,
+            self.uy_at,
+            self.x_next,
+            self.y_below,
         ]
     }
 }
@@ -349,7 +368,7 @@ const ENTRIES: [&str; 14] = [
     "transpose_weights",
     "layer_backward",
     "first_layer_backward",
-    "net_eval",
+    "net_forward",
 ];
 
 struct Kernels {
@@ -366,7 +385,7 @@ struct Kernels {
     transpose_weights: Kernel,
     layer_backward: Kernel,
     first_layer_backward: Kernel,
-    net_eval: Kernel,
+    net_forward: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -398,10 +417,14 @@ struct Buffers {
     /// Hutchinson's noise `ε` (`B × D`); a one-float placeholder otherwise (the kernels that
     /// read it bind it in every mode).
     noise: wgpu::Buffer,
-    /// Per layer: input `X_l` (R × d_l), affine `U_l` and pre-activation `Y_l` (R × d_{l+1}).
-    xs: Vec<wgpu::Buffer>,
-    us: Vec<wgpu::Buffer>,
-    ys: Vec<wgpu::Buffer>,
+    /// Every layer's input `X_l` (R × d_l), affine `U_l` and pre-activation `Y_l`
+    /// (R × d_{l+1}), each kind stacked layer after layer in one buffer (so that one kernel
+    /// can write every layer's), layer `l`'s from `x_at[l]` and `uy_at[l]` on.
+    xs: wgpu::Buffer,
+    us: wgpu::Buffer,
+    ys: wgpu::Buffer,
+    x_at: Vec<usize>,
+    uy_at: Vec<usize>,
     /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ and Ū (two sides each, `side`
     /// floats apart, in one buffer: one layer's are read while the next layer down's are
     /// written, in one dispatch where the two are fused); partial sums of the weight
@@ -437,8 +460,12 @@ impl Buffers {
         let rows = (1 + tangents) * batch;
         let dim = layers[0].din;
         let max_width = layers.iter().map(|l| l.din.max(l.dout)).max().unwrap_or(1);
+        // The stacked activations of every layer, per row.
+        let x_floats: usize = layers.iter().map(|l| l.din).sum();
+        let uy_floats: usize = layers.iter().map(|l| l.dout).sum();
+        let per_row = (max_width * max_width.max(2)).max(x_floats.max(uy_floats));
         if rows
-            .checked_mul(max_width * max_width.max(2))
+            .checked_mul(per_row)
             .is_none_or(|v| v > u32::MAX as usize)
         {
             return Err(GpuError::Invalid {
@@ -460,6 +487,7 @@ impl Buffers {
             });
         }
         ctx.check_buffer(what, 2 * wide)?;
+        ctx.check_buffer(what, rows * x_floats.max(uy_floats))?;
         ctx.check_buffer(what, partials)?;
         ctx.check_buffer(what, unit_partials)?;
         Ok(Self {
@@ -470,9 +498,11 @@ impl Buffers {
             } else {
                 ctx.storage(1)
             },
-            xs: layers.iter().map(|l| ctx.storage(rows * l.din)).collect(),
-            us: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
-            ys: layers.iter().map(|l| ctx.storage(rows * l.dout)).collect(),
+            xs: ctx.storage(rows * x_floats),
+            us: ctx.storage(rows * uy_floats),
+            ys: ctx.storage(rows * uy_floats),
+            x_at: offsets(layers.iter().map(|l| l.din), rows),
+            uy_at: offsets(layers.iter().map(|l| l.dout), rows),
             xbar: [ctx.storage(wide), ctx.storage(wide)],
             ybar: ctx.storage(2 * wide),
             ubar: ctx.storage(2 * wide),
@@ -582,7 +612,7 @@ impl ConcatSquashNet {
             transpose_weights: next(),
             layer_backward: next(),
             first_layer_backward: next(),
-            net_eval: next(),
+            net_forward: next(),
         };
         let buf = Buffers::new(
             ctx,
@@ -753,9 +783,9 @@ impl ConcatSquashNet {
         );
     }
 
-    /// Whether an evaluation alone is one dispatch of `net_eval` (every layer with its rows in
+    /// Whether the forward pass is one dispatch of `net_forward` (every layer with its rows in
     /// workgroup memory): with simple forward products and layers at most [`NET_WIDTH`] wide.
-    fn evaluates_in_one_dispatch(&self) -> bool {
+    fn forward_in_one_dispatch(&self) -> bool {
         !self.tiles_forward() && self.layers.iter().all(|l| l.din.max(l.dout) <= NET_WIDTH)
     }
 
@@ -838,16 +868,15 @@ impl ConcatSquashNet {
 
     /// `C = A Wᵀ` (`transpose_back = false`: `C[r, j] = Σ_q A[r, q] W[j, q]`, `A` is `rows × din`)
     /// or `C = A W` (`true`: `C[r, q] = Σ_j A[r, j] W[j, q]`, `A` is `rows × dout`), tiled; `A`
-    /// starts at `a_at` in `a`.
+    /// starts at `a_at` in `a`, `C` at `c_at` in `c`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         &self,
-        a: &wgpu::Buffer,
-        a_at: usize,
+        (a, a_at): (&wgpu::Buffer, usize),
         lda: usize,
         l: &Layer,
         transpose_back: bool,
-        c: &wgpu::Buffer,
+        (c, c_at): (&wgpu::Buffer, usize),
         ldc: usize,
         rows: usize,
         params: &GpuVec,
@@ -869,6 +898,7 @@ impl ConcatSquashNet {
             at_in: lda as u32,
             at_out: ldc as u32,
             side_in: a_at as u32,
+            uy_at: c_at as u32,
             ..Dims::default()
         };
         self.run(
@@ -893,13 +923,14 @@ impl ConcatSquashNet {
     }
 
     /// The stacked forward pass from `z = z_vec[z_at ..]`; leaves `Y_L` (the output rows) and,
-    /// with `keep`, every layer's `U_l` and `Y_l` for the backward pass (without, the hidden
-    /// layers write only `X_{l+1}`: a third of their stores).
+    /// with `keep`, every layer's `X_l`, `U_l` and `Y_l` for the backward pass (without, the
+    /// hidden layers write only `X_{l+1}`: a third of their stores, or nothing at all in
+    /// `net_forward`).
     ///
-    /// With `value = Some((out, at))` the last layer also writes the value (`dz` and, with the
-    /// exact divergence, `dΔlogp`) into `out` from `at` on; callers check
-    /// [`ConcatSquashNet::value_in_last_layer`] first (Hutchinson's estimate needs
-    /// `write_value`).
+    /// With `value = Some((out, at))` the value (`dz` and, with the divergence, `dΔlogp`) goes
+    /// into `out` from `at` on, where [`ConcatSquashNet::forward_writes_value`] says so (else
+    /// the caller adds `write_value`). Nets at most [`NET_WIDTH`] wide with simple forward
+    /// products take one dispatch (`net_forward`), others one per layer.
     fn forward(
         &self,
         t: f32,
@@ -916,6 +947,42 @@ impl ConcatSquashNet {
         if transposed {
             self.transpose_weights(params);
         }
+        let transposed_mode = if transposed { 512 } else { 0 };
+        // Where the value goes, or a placeholder binding that is not written.
+        let (value_out, value_at, value_mode) = match value {
+            Some((out, at)) => (out.buffer(), at, 256),
+            None => (&self.buf.xbar[0], 0, 0),
+        };
+        if self.forward_in_one_dispatch() {
+            let dims = Dims {
+                t,
+                r0: self.layers.len() as u32,
+                at_in: z_at as u32,
+                at_out: value_at as u32,
+                mode: self.base(&first).mode
+                    | transposed_mode
+                    | value_mode
+                    | if keep { 1024 } else { 0 },
+                ..self.base(&first)
+            };
+            self.ctx.dispatch_words_with_data(
+                &k.net_forward,
+                (self.batch.div_ceil(NET_POINTS) * 256) as u32,
+                &dims.words(),
+                &[
+                    (0, params.buffer()),
+                    (1, z_vec.buffer()),
+                    (2, &self.weights_t),
+                    (3, &self.buf.us),
+                    (4, &self.buf.ys),
+                    (6, value_out),
+                    (7, &self.buf.noise),
+                    (9, &self.buf.xs),
+                ],
+                &self.buf.plan.table[0],
+            );
+            return;
+        }
         // The first layer reads X0 straight from the state and the seeds (and writes it for
         // the backward pass), unless its product is tiled and needs X0 in memory first.
         let seed_separately = self.tiles_forward() && Self::wide(&first);
@@ -927,128 +994,100 @@ impl ConcatSquashNet {
                     at_in: z_at as u32,
                     ..self.base(&first)
                 },
-                &[
-                    (1, z_vec.buffer()),
-                    (3, &self.buf.xs[0]),
-                    (7, &self.buf.noise),
-                ],
+                &[(1, z_vec.buffer()), (3, &self.buf.xs), (7, &self.buf.noise)],
             );
         }
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
-            let mut dims = Dims { t, ..self.base(l) };
+            let (x_at, uy_at) = (self.buf.x_at[i], self.buf.uy_at[i]);
+            let mut dims = Dims {
+                t,
+                x_at: x_at as u32,
+                uy_at: uy_at as u32,
+                x_next: self.buf.x_at.get(i + 1).copied().unwrap_or(0) as u32,
+                ..self.base(l)
+            };
             if self.tiles_forward() && Self::wide(l) {
                 // U = X Wᵀ as a tiled product; layer_forward adds the rest.
                 self.gemm(
-                    &self.buf.xs[i],
-                    0,
+                    (&self.buf.xs, x_at),
                     l.din,
                     l,
                     false,
-                    &self.buf.us[i],
+                    (&self.buf.us, uy_at),
                     l.dout,
                     rows,
                     params,
                 );
                 dims.mode |= 8;
-            } else if transposed {
-                dims.mode |= 512;
+            } else {
+                dims.mode |= transposed_mode;
             }
-            let next = if i < last {
+            if i < last {
                 dims.mode |= 2;
                 if !keep {
                     dims.mode |= 16;
                 }
-                &self.buf.xs[i + 1]
-            } else if let Some((out, at)) = value {
+            } else if value.is_some() && self.value_in_last_layer() {
                 // No activation: the value goes where X' would.
                 dims.mode |= 256;
-                dims.at_out = at as u32;
-                out.buffer()
-            } else {
-                // No activation: X' is not written, but the binding must exist.
-                &self.buf.xbar[0]
-            };
-            // The input (X_i, or the state) and where X0 goes (a placeholder the kernel does
-            // not write unless it reads the state and a backward pass follows).
-            let (input, x0_out) = if i == 0 && !seed_separately {
+                dims.at_out = value_at as u32;
+            }
+            if i == 0 && !seed_separately {
+                // The input is the state; X0 goes to memory where a backward pass follows.
                 dims.mode |= 64;
                 dims.at_in = z_at as u32;
                 if keep {
                     dims.mode |= 128;
                 }
-                (z_vec.buffer(), &self.buf.xs[0])
-            } else {
-                (&self.buf.xs[i], &self.buf.xbar[1])
-            };
+            }
             self.run(
                 &k.layer_forward,
                 self.batch * l.dout,
                 dims,
                 &[
                     (0, params.buffer()),
-                    (1, input),
+                    (1, z_vec.buffer()),
                     (2, &self.weights_t),
-                    (3, &self.buf.us[i]),
-                    (4, &self.buf.ys[i]),
-                    (6, next),
+                    (3, &self.buf.us),
+                    (4, &self.buf.ys),
+                    (6, value_out),
                     (7, &self.buf.noise),
-                    (9, x0_out),
+                    (9, &self.buf.xs),
                 ],
             );
         }
+    }
+
+    /// Whether [`ConcatSquashNet::forward`] writes the value itself (else `write_value`
+    /// follows): always in `net_forward`; layer by layer, the last layer's kernel writes it
+    /// without a divergence or with the exact one.
+    fn forward_writes_value(&self) -> bool {
+        self.forward_in_one_dispatch() || self.value_in_last_layer()
     }
 }
 
 impl ConcatSquashNet {
     /// `dz = f(t, z)` (and `dΔlogp` with the divergence).
     pub(crate) fn eval(&mut self, t: f32, z: &GpuVec, params: &GpuVec, dz: &mut GpuVec) {
-        if self.evaluates_in_one_dispatch() {
-            let k = &self.kernels;
-            let transposed = self.transposes_weights();
-            if transposed {
-                self.transpose_weights(params);
-            }
-            let first = self.layers[0];
-            let dims = Dims {
-                t,
-                r0: self.layers.len() as u32,
-                mode: self.base(&first).mode | if transposed { 512 } else { 0 },
-                ..self.base(&first)
-            };
-            self.ctx.dispatch_words_with_data(
-                &k.net_eval,
-                (self.batch.div_ceil(NET_POINTS) * 256) as u32,
-                &dims.words(),
-                &[
-                    (0, params.buffer()),
-                    (1, z.buffer()),
-                    (2, &self.weights_t),
-                    (6, dz.buffer()),
-                    (7, &self.buf.noise),
-                ],
-                &self.buf.plan.table[0],
-            );
-            return;
+        self.forward(t, z, 0, params, false, Some((dz, 0)));
+        if !self.forward_writes_value() {
+            self.write_value(dz, 0);
         }
-        if self.value_in_last_layer() {
-            self.forward(t, z, 0, params, false, Some((dz, 0)));
-            return;
-        }
-        self.forward(t, z, 0, params, false, None);
-        let last = self.layers[self.layers.len() - 1];
+    }
+
+    /// `dz` and Hutchinson's `dΔlogp` from the last layer's `Y` into `out` from `at` on.
+    fn write_value(&self, out: &GpuVec, at: usize) {
+        let n = self.layers.len();
         self.run(
             &self.kernels.write_value,
             self.batch,
             Dims {
-                at_out: 0,
-                ..self.base(&last)
+                at_out: at as u32,
+                uy_at: self.buf.uy_at[n - 1] as u32,
+                ..self.base(&self.layers[n - 1])
             },
-            &[
-                (1, &self.buf.ys[self.layers.len() - 1]),
-                (3, dz.buffer()),
-                (7, &self.buf.noise),
-            ],
+            &[(1, &self.buf.ys), (3, out.buffer()), (7, &self.buf.noise)],
         );
     }
 
@@ -1069,23 +1108,9 @@ impl ConcatSquashNet {
         let k = &self.kernels;
         let rows = self.rows();
         let n_layers = self.layers.len();
-        let fused_value = value_at.filter(|_| self.value_in_last_layer());
-        self.forward(t, z_vec, z_at, params, true, fused_value.map(|v| (&*dx, v)));
-        let last = self.layers[n_layers - 1];
-        if let (Some(v), None) = (value_at, fused_value) {
-            self.run(
-                &k.write_value,
-                self.batch,
-                Dims {
-                    at_out: v as u32,
-                    ..self.base(&last)
-                },
-                &[
-                    (1, &self.buf.ys[n_layers - 1]),
-                    (3, dx.buffer()),
-                    (7, &self.buf.noise),
-                ],
-            );
+        self.forward(t, z_vec, z_at, params, true, value_at.map(|v| (&*dx, v)));
+        if let Some(v) = value_at.filter(|_| !self.forward_writes_value()) {
+            self.write_value(dx, v);
         }
         let p_at = adj_at + self.state_len();
         let plan = &self.buf.plan;
@@ -1103,6 +1128,9 @@ impl ConcatSquashNet {
                 t,
                 side_in: side_in as u32,
                 side_out: side_out as u32,
+                x_at: self.buf.x_at[i] as u32,
+                uy_at: self.buf.uy_at[i] as u32,
+                y_below: self.buf.uy_at[i.saturating_sub(1)] as u32,
                 ..self.base(l)
             };
             if !ready {
@@ -1122,7 +1150,7 @@ impl ConcatSquashNet {
                     },
                     &[
                         (0, params.buffer()),
-                        (1, &self.buf.ys[i]),
+                        (1, &self.buf.ys),
                         (2, cotangent),
                         (7, &self.buf.noise),
                         (11, ybar),
@@ -1142,10 +1170,10 @@ impl ConcatSquashNet {
                 ..dims
             };
             let reduce_buffers = [
-                (2, &self.buf.xs[i]),
+                (2, &self.buf.xs),
                 (3, &self.buf.partials),
                 (4, &self.buf.unit_partials),
-                (8, &self.buf.us[i]),
+                (8, &self.buf.us),
                 (11, ybar),
                 (12, ubar),
             ];
@@ -1180,12 +1208,11 @@ impl ConcatSquashNet {
                 // X̄ = Ū W as a tiled product; the layer below takes it through its rows.
                 let next = 1 - cur;
                 self.gemm(
-                    ubar,
-                    side_in,
+                    (ubar, side_in),
                     l.dout,
                     l,
                     true,
-                    &self.buf.xbar[next],
+                    (&self.buf.xbar[next], 0),
                     l.din,
                     rows,
                     params,
@@ -1207,7 +1234,7 @@ impl ConcatSquashNet {
                     (&k.input_backward_rows, self.batch * l.din)
                 };
                 let mut buffers = reduce_buffers.to_vec();
-                buffers.extend([(0, params.buffer()), (1, &self.buf.ys[i - 1])]);
+                buffers.extend([(0, params.buffer()), (1, &self.buf.ys)]);
                 self.run(kernel, threads, input_dims, &buffers);
                 side = 1 - side;
                 ready = true;

@@ -24,15 +24,20 @@ struct Dims {
                   // tangent seeded with Hutchinson's noise (src3 = ε, B × D); bit 6:
                   // layer_forward of the first layer reads X0 from the state (src, at
                   // `at_in`) and the seeds; bit 7: it also writes X0 (dst4) for the backward
-                  // pass; bit 8: layer_forward of the last layer writes the value (dst3, at
+                  // pass; bit 8: the last layer (layer_forward, net_forward) writes the value (dst3, at
                   // `at_out`: dz and, with the exact divergence, dΔlogp); bit 9:
-                  // layer_forward reads the weights transposed from src2 (transpose_weights)
+                  // layer_forward reads the weights transposed from src2 (transpose_weights);
+                  // bit 10: net_forward keeps every layer's X, U and Y in memory
     r0: u32,      // reduce_final: number of layers; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
     side_in: u32,  // backward: offset of this layer's Ȳ and Ū in ybar and ubar (gemm: of A)
     side_out: u32, // backward: offset of the layer below's Ȳ and Ū (written by the fused rows)
     adj: u32,      // first layer's input cotangent: offset of the state cotangent in dst3
+    x_at: u32,     // offset of this layer's input rows X in the stacked X of every layer
+    uy_at: u32,    // offset of this layer's U and Y in the stacked U and Y (gemm: of C)
+    x_next: u32,   // layer_forward: offset of X' (the next layer's X)
+    y_below: u32,  // fused input cotangent: offset of the layer below's Y
 }
 
 @group(0) @binding(0) var<storage, read> theta: array<f32>;
@@ -109,7 +114,8 @@ fn seed_value(k: u32, b: u32, q: u32) -> f32 {
     return select(0.0, 1.0, q + 1u == k);
 }
 
-// X0 of every row (where the first layer's product is tiled and needs it in memory first).
+// X0 of every row (where the first layer's product is tiled and needs it in memory first;
+// dst = the stacked X of every layer, X0 first).
 @compute @workgroup_size(256)
 fn seed_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -154,18 +160,19 @@ fn transpose_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 }
 
 // Input value of row k of point b, column q of layer_forward: X0 from the state and the seeds
-// (bit 6, the first layer) or X (src).
+// (bit 6, the first layer) or X (dst4, at x_at).
 fn layer_input(k: u32, b: u32, q: u32) -> f32 {
     if ((d.mode & 64u) == 64u) {
         return seed_value(k, b, q);
     }
-    return src[(k * d.batch + b) * d.din + q];
+    return dst4[d.x_at + (k * d.batch + b) * d.din + q];
 }
 
 // One layer for point b, unit j, all rows: U = X Wᵀ (+ b1), Y = U g (+ t b3) on the primal row;
 // with an activation, X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows.
-// src = X (or, bit 6, the state), dst = U, dst2 = Y, dst3 = X'; bit 7: X0 into dst4, columns
-// j, j + dout, … by this invocation; bit 8 (the last layer, no activation): the value into dst3
+// dst4 = the stacked X of every layer (this layer's at x_at, X' to x_next; bit 6: X0 from the
+// state in src instead), dst = U, dst2 = Y (at uy_at); bit 7: X0 into dst4, columns j,
+// j + dout, … by this invocation; bit 8 (the last layer, no activation): the value into dst3
 // at `at_out` as write_value does, the exact divergence by the invocation of unit 0, which
 // computes the D diagonal tangent entries Y[m + 1, b, m] itself (D ≤ 7 dot products).
 @compute @workgroup_size(256)
@@ -179,7 +186,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     // Bit 3: the products X Wᵀ are already in dst (gemm_weights); only the rest is done here.
     var acc: array<f32, MAX_ROWS>;
     if ((d.mode & 8u) == 8u) {
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = dst[(k * d.batch + b) * d.dout + j]; }
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = dst[d.uy_at + (k * d.batch + b) * d.dout + j]; }
     } else {
         for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
         for (var q = 0u; q < d.din; q = q + 1u) {
@@ -192,7 +199,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if ((d.mode & 128u) == 128u) {
         for (var q = j; q < d.din; q = q + d.dout) {
             for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                dst4[(k * d.batch + b) * d.din + q] = seed_value(k, b, q);
+                dst4[d.x_at + (k * d.batch + b) * d.din + q] = seed_value(k, b, q);
             }
         }
     }
@@ -209,8 +216,8 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         }
         let o = r * d.dout + j;
         if ((d.mode & 16u) == 0u) {
-            dst[o] = u;
-            dst2[o] = y;
+            dst[d.uy_at + o] = u;
+            dst2[d.uy_at + o] = y;
         }
         if (k == 0u && (d.mode & 256u) == 256u) {
             dst3[d.at_out + b * d.dout + j] = y;
@@ -218,10 +225,10 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         if ((d.mode & 2u) == 2u) {
             if (k == 0u) {
                 let a = act3(y);
-                dst3[o] = a.x;
+                dst4[d.x_next + o] = a.x;
                 slope = a.y;
             } else {
-                dst3[o] = slope * y;
+                dst4[d.x_next + o] = slope * y;
             }
         }
     }
@@ -238,16 +245,18 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
 }
 
-// The whole net for an evaluation alone (no backward pass after it), in one dispatch, for nets
-// at most NET_WIDTH wide: a workgroup takes NET_POINTS points, invocation (p, j) = unit j of
-// point p, and every layer's input and output rows of its points stay in workgroup memory
-// (two halves, one read and one written per layer, a barrier between layers); the layers come
-// from reduce_final's table (ring_layers; d.r0 layers). The first layer's input is the state
-// (src, at `at_in`) and the tangent seeds (seed_value: d.din is the state's width); layer by
-// layer U = X Wᵀ + b1, Y = U g + t b3 on the primal row and Y = (X Wᵀ) g on tangent rows,
-// X' = φ(Y) and φ′(Y_primal) Y below the last layer (as layer_forward); the last layer's
-// primal row is dz (into dst3 at `at_out`), and the invocation of unit 0 adds dΔlogp from its
-// tangent rows: −Σ_k Y[k + 1, k] (exact) or −Σ_k ε_k Y[1, k] (Hutchinson, ε = src3).
+// The whole forward pass in one dispatch, for nets at most NET_WIDTH wide: a workgroup takes
+// NET_POINTS points, invocation (p, j) = unit j of point p, and every layer's input and output
+// rows of its points stay in workgroup memory (two halves, one read and one written per layer,
+// a barrier between layers); the layers come from reduce_final's table (ring_layers; d.r0
+// layers). The first layer's input is the state (src, at `at_in`) and the tangent seeds
+// (seed_value: d.din is the state's width); layer by layer U = X Wᵀ + b1, Y = U g + t b3 on
+// the primal row and U = X Wᵀ, Y = U g on tangent rows, X' = φ(Y) and φ′(Y_primal) Y below the
+// last layer (as layer_forward). Bit 10: every layer's X, U and Y also go to memory for the
+// backward pass (dst4, dst, dst2, stacked layer after layer as layer_forward leaves them).
+// Bit 8: the last layer's primal row is dz (into dst3 at `at_out`), and the invocation of unit
+// 0 adds dΔlogp from its tangent rows: −Σ_k Y[k + 1, k] (exact) or −Σ_k ε_k Y[1, k]
+// (Hutchinson, ε = src3).
 const NET_WIDTH: u32 = 64u;
 const NET_POINTS: u32 = 4u;
 const NET_HALF: u32 = 2048u; // NET_POINTS · MAX_ROWS · NET_WIDTH
@@ -259,26 +268,33 @@ fn net_at(h: u32, p: u32, k: u32, q: u32) -> u32 {
 }
 
 @compute @workgroup_size(256)
-fn net_eval(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-            @builtin(num_workgroups) nwg: vec3<u32>) {
+fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
     let p = lid.x / NET_WIDTH;
     let j = lid.x % NET_WIDTH;
     let b = (wid.x + wid.y * nwg.x) * NET_POINTS + p;
     let live = b < d.batch;
+    let keep = (d.mode & 1024u) == 1024u;
     if (live && j < d.din) {
         for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            net_rows[net_at(0u, p, k, j)] = seed_value(k, b, j);
+            let x = seed_value(k, b, j);
+            net_rows[net_at(0u, p, k, j)] = x;
+            if (keep) { dst4[(k * d.batch + b) * d.din + j] = x; }
         }
     }
     workgroupBarrier();
     var h = 0u;
     var width = d.din;
+    // Offsets of this layer's X and of its U and Y in memory (bit 10).
+    var x_at = 0u;
+    var uy_at = 0u;
     for (var l = 0u; l < d.r0; l = l + 1u) {
         let at = l * LAYER_WORDS;
         let din = ring_layers[at + 1u];
         let dout = ring_layers[at + 2u];
         let w = ring_layers[at + 3u];
         let last = l + 1u == d.r0;
+        let x_next = x_at + d.rows * din;
         if (live && j < dout) {
             var acc: array<f32, MAX_ROWS>;
             for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
@@ -291,19 +307,29 @@ fn net_eval(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
             let g = sigmoid(d.t * theta[ring_layers[at + 5u] + j] + theta[ring_layers[at + 6u] + j]);
             var slope = 0.0;
             for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                var y = acc[k] * g;
+                var u = acc[k];
+                var y = u * g;
                 if (k == 0u) {
-                    y = (acc[0] + theta[ring_layers[at + 4u] + j]) * g + d.t * theta[ring_layers[at + 7u] + j];
+                    u = u + theta[ring_layers[at + 4u] + j];
+                    y = u * g + d.t * theta[ring_layers[at + 7u] + j];
+                }
+                let o = (k * d.batch + b) * dout + j;
+                if (keep) {
+                    dst[uy_at + o] = u;
+                    dst2[uy_at + o] = y;
                 }
                 var xo = y;
                 if (last) {
-                    if (k == 0u) { dst3[d.at_out + b * dout + j] = y; }
-                } else if (k == 0u) {
-                    let a = act3(y);
-                    xo = a.x;
-                    slope = a.y;
+                    if (k == 0u && (d.mode & 256u) == 256u) { dst3[d.at_out + b * dout + j] = y; }
                 } else {
-                    xo = slope * y;
+                    if (k == 0u) {
+                        let a = act3(y);
+                        xo = a.x;
+                        slope = a.y;
+                    } else {
+                        xo = slope * y;
+                    }
+                    if (keep) { dst4[x_next + o] = xo; }
                 }
                 net_rows[net_at(1u - h, p, k, j)] = xo;
             }
@@ -311,8 +337,10 @@ fn net_eval(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
         workgroupBarrier();
         h = 1u - h;
         width = dout;
+        x_at = x_next;
+        uy_at = uy_at + d.rows * dout;
     }
-    if (live && j == 0u && with_divergence()) {
+    if (live && j == 0u && with_divergence() && (d.mode & 256u) == 256u) {
         var div = 0.0;
         for (var m = 0u; m < width; m = m + 1u) {
             if (hutchinson()) {
@@ -333,17 +361,17 @@ fn write_value(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (b >= d.batch) { return; }
     let D = d.dout;
     for (var k = 0u; k < D; k = k + 1u) {
-        dst[d.at_out + b * D + k] = src[b * D + k];
+        dst[d.at_out + b * D + k] = src[d.uy_at + b * D + k];
     }
     if (!with_divergence()) { return; }
     var div = 0.0;
     if (hutchinson()) {
         for (var k = 0u; k < D; k = k + 1u) {
-            div = div + src3[b * D + k] * src[(d.batch + b) * D + k];
+            div = div + src3[b * D + k] * src[d.uy_at + (d.batch + b) * D + k];
         }
     } else {
         for (var k = 0u; k < D; k = k + 1u) {
-            div = div + src[((k + 1u) * d.batch + b) * D + k];
+            div = div + src[d.uy_at + ((k + 1u) * d.batch + b) * D + k];
         }
     }
     dst[d.at_out + d.batch * D + b] = -div;
@@ -383,20 +411,20 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
         xb[k] = src2[(k * d.batch + b) * d.dout + j];
     }
-    rows_backward(b, j, d.dout, xb, d.side_in);
+    rows_backward(b, j, d.dout, xb, d.side_in, d.uy_at);
 }
 
 // Ȳ and Ū = Ȳ g of point b, unit j of a layer `width` wide, from X̄' of all its rows (xb),
-// through the activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows X̄'φ′; into
-// ybar and ubar at `at`.
-fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>, at: u32) {
+// through the activation at Y (src, at y_at): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows
+// X̄'φ′; into ybar and ubar at `at`.
+fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>, at: u32, y_at: u32) {
     let g = gate(j);
     let p = b * width + j;
-    let a = act3(src[p]);
+    let a = act3(src[y_at + p]);
     var primal = xb[0] * a.y;
     for (var k = 1u; k < POINT_ROWS; k = k + 1u) {
         let o = (k * d.batch + b) * width + j;
-        primal = primal + xb[k] * src[o] * a.z;
+        primal = primal + xb[k] * src[y_at + o] * a.z;
         let yb = xb[k] * a.y;
         ybar[at + o] = yb;
         ubar[at + o] = yb * g;
@@ -424,13 +452,13 @@ fn input_cotangent(b: u32, q: u32, all_rows: bool) -> array<f32, MAX_ROWS> {
 // Invocation i < B·din: layer l's input cotangent X̄ = Ū W for point b, input unit q, all rows
 // in registers, taken straight on through layer l − 1's activation and gate (what
 // layer_backward_rows does for unit q of layer l − 1, without X̄ going through memory):
-// src = Y_{l−1}; Ȳ_{l−1}, Ū_{l−1} into ybar and ubar at side_out. d.din, d.dout and d.w are
+// src = Y_{l−1} (at y_below); Ȳ_{l−1}, Ū_{l−1} into ybar and ubar at side_out. d.din, d.dout and d.w are
 // layer l's; d.c and d.b2 (the gate) layer l − 1's.
 fn input_rows_at(i: u32) {
     if (i >= d.batch * d.din) { return; }
     let b = i / d.din;
     let q = i % d.din;
-    rows_backward(b, q, d.din, input_cotangent(b, q, true), d.side_out);
+    rows_backward(b, q, d.din, input_cotangent(b, q, true), d.side_out, d.y_below);
 }
 
 @compute @workgroup_size(256)
@@ -466,8 +494,8 @@ fn reduce_invocations() -> u32 {
 // Invocation i of a layer's parameter partial sums over chunks of r0 rows (chosen by the host:
 // short chunks where the batch is small, so that each invocation's serial loop is short).
 // Invocations [0, E·C), E = dout·din, C chunks: W̄ partial Σ_r Ū[r, j] X[r, q] (Ū in ubar at
-// side_in, src2 = X) into dst[c·E + e]. Invocations [E·C, E·C + dout·C): for unit j, Σ_all Ȳ U
-// and Σ_primal Ȳ (Ȳ in ybar at side_in, src4 = U) into dst2[c·2·dout + j] and
+// side_in, src2 = X at x_at) into dst[c·E + e]. Invocations [E·C, E·C + dout·C): for unit j, Σ_all Ȳ U
+// and Σ_primal Ȳ (Ȳ in ybar at side_in, src4 = U at uy_at) into dst2[c·2·dout + j] and
 // dst2[c·2·dout + dout + j].
 fn reduce_at(i: u32) {
     let entries = d.dout * d.din;
@@ -490,7 +518,7 @@ fn reduce_at(i: u32) {
             let u = ubar[d.side_in + r * d.dout + j];
             for (var b = 0u; b < QB; b = b + 1u) {
                 if (q0 + b < d.din) {
-                    acc[b] = acc[b] + u * src2[r * d.din + q0 + b];
+                    acc[b] = acc[b] + u * src2[d.x_at + r * d.din + q0 + b];
                 }
             }
         }
@@ -609,12 +637,12 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
 
 // Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of d.r0 rows
 // (a multiple of 16 chosen by the host) accumulates the whole dout × din block
-// Σ_r Ū[r, j] X[r, q] (Ū in ubar at side_in, src2 = X), 16 rows at a time through workgroup memory, each
+// Σ_r Ū[r, j] X[r, q] (Ū in ubar at side_in, src2 = X at x_at), 16 rows at a time through workgroup memory, each
 // invocation a 4 × 4 sub-block in registers (units 4·ti … 4·ti + 3, inputs tj, tj + 16,
 // tj + 32, tj + 48: the 16 invocations of a row of the block read 16 consecutive words, no
 // bank conflicts, and store 16 consecutive entries); partial of chunk c, entry j·din + q at
 // dst[c · dout · din + j · din + q]. Alongside, the chunk's per-unit sums of `unit_sums`
-// (Ȳ in ybar at side_in, src4 = U into dst2): invocation t adds unit t % 64 of rows t / 64, t / 64 + 4, …
+// (Ȳ in ybar at side_in, src4 = U at uy_at into dst2): invocation t adds unit t % 64 of rows t / 64, t / 64 + 4, …
 // of each step in registers, loaded with the step's tiles, and the four parts of a unit meet in
 // workgroup memory at the end. A layer's parameter partials are one dispatch.
 var<workgroup> tile_u: array<f32, 1024>;
@@ -648,10 +676,10 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
                     u = ubar[d.side_in + r * d.dout + col];
                     // Row r, unit col = t % 64 of the per-unit sums.
                     let yb = ybar[d.side_in + r * d.dout + col];
-                    gsum = gsum + yb * src4[r * d.dout + col];
+                    gsum = gsum + yb * src4[d.uy_at + r * d.dout + col];
                     if (r < d.batch) { psum = psum + yb; }
                 }
-                if (col < d.din) { x = src2[r * d.din + col]; }
+                if (col < d.din) { x = src2[d.x_at + r * d.din + col]; }
             }
             tile_u[idx] = u;
             tile_x[idx] = x;
@@ -695,7 +723,7 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
 }
 
 // Unit j of chunk c (v = c·dout + j) of `chunk_rows` rows: Σ_all Ȳ U into dst2[c·2·dout + j]
-// and Σ_primal Ȳ into dst2[c·2·dout + dout + j] (Ȳ in ybar at side_in, src4 = U).
+// and Σ_primal Ȳ into dst2[c·2·dout + dout + j] (Ȳ in ybar at side_in, src4 = U at uy_at).
 fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     if (v >= d.dout * chunks) { return; }
     let j = v % d.dout;
@@ -706,16 +734,16 @@ fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     var psum = 0.0;
     for (var r = start; r < end; r = r + 1u) {
         let yb = ybar[d.side_in + r * d.dout + j];
-        gsum = gsum + yb * src4[r * d.dout + j];
+        gsum = gsum + yb * src4[d.uy_at + r * d.dout + j];
         if (r < d.batch) { psum = psum + yb; }
     }
     dst2[d.at_out + chunk * 2u * d.dout + j] = gsum;
     dst2[d.at_out + chunk * 2u * d.dout + d.dout + j] = psum;
 }
 
-// Tiled product with a weight matrix from θ: C[r, c] = Σ_k A[a0 + r·lda + k] · θ[w + c·ws_c + k·ws_k]
-// for r < M (= rows), c < N (= dout), k < K (= din); lda = at_in, ldc = at_out, ws_c = b1,
-// ws_k = c, a0 = side_in (the Dims fields reused). One workgroup per 64 × 64 tile of C, K in steps of 16
+// Tiled product with a weight matrix from θ: C[c0 + r·ldc + c] = Σ_k A[a0 + r·lda + k] ·
+// θ[w + c·ws_c + k·ws_k] for r < M (= rows), c < N (= dout), k < K (= din); lda = at_in,
+// ldc = at_out, ws_c = b1, ws_k = c, a0 = side_in, c0 = uy_at (the Dims fields reused). One workgroup per 64 × 64 tile of C, K in steps of 16
 // through workgroup memory, a 4 × 4 block per invocation: rows 4·ti … 4·ti + 3 and columns
 // tj, tj + 16, tj + 32, tj + 48, so that the 16 invocations of a row of the block read 16
 // consecutive words of the weight tile (no bank conflicts) and store 16 consecutive columns.
@@ -786,7 +814,7 @@ fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
             let r = tile_r * 64u + ti * 4u + a;
             let c = tile_c * 64u + tj + 16u * b;
             if (r < m && c < n) {
-                dst[r * d.at_out + c] = acc[a * 4u + b];
+                dst[d.uy_at + r * d.at_out + c] = acc[a * 4u + b];
             }
         }
     }

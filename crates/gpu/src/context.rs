@@ -787,7 +787,7 @@ impl GpuContext {
     ///     let profile = ctx.stop_profiling()?;
     ///     // The toy CNF's `f`: its three layers in one dispatch.
     ///     assert_eq!(profile.iter().map(|k| k.calls).sum::<usize>(), 1);
-    ///     assert_eq!(profile[0].kernel, "net_eval");
+    ///     assert_eq!(profile[0].kernel, "net_forward");
     /// }
     /// assert!(dz.all_finite());
     /// # Ok(())

@@ -651,17 +651,17 @@ fn tuned_kernels_are_a_fixed_choice_that_matches_the_host() {
     assert!(FIXED_KERNELS.contains(&net.tune_kernels(&th, 1).unwrap()));
 }
 
-/// The dispatches of one evaluation, by kernel (profiled): `f` is one dispatch (`net_eval`:
-/// every layer with its rows in workgroup memory, from the state and the tangent seeds to the
-/// value and the divergence, exact or Hutchinson's), or with tiled forward products or a layer
-/// wider than 64 `L` (the first layer reads the state and seeds its tangents itself, the last
-/// writes the value and the exact divergence; each tiled product one more), the adjoint right-hand side `2L + 2` (the forward pass, the last layer's row
-/// cotangents, one dispatch per layer for its parameter partials and its input cotangent, which
-/// goes straight on through the activation below or, in the first layer, into the state's
-/// cotangent; one final reduction for all layers) also with RDM's value, for the toy CNF's
-/// `L = 3` layers with the simple kernels;
-/// layer by layer, Hutchinson's estimate takes one more dispatch for the value; the
-/// transposition of the weights from `TRANSPOSED_WEIGHT_ROWS` stacked rows on takes one more.
+/// The dispatches of one evaluation, by kernel (profiled), for the toy CNF's `L = 3` layers
+/// with the simple kernels: the forward pass is one dispatch (`net_forward`: every layer with
+/// its rows in workgroup memory, from the state and the tangent seeds to the value and the
+/// divergence, exact or Hutchinson's), so `f` is one and the adjoint right-hand side `L + 3`
+/// (the forward pass keeping every layer's rows, the last layer's row cotangents, one dispatch
+/// per layer for its parameter partials and its input cotangent, which goes straight on
+/// through the activation below or, in the first layer, into the state's cotangent, and one
+/// final reduction for all layers), also with RDM's value. Layer by layer (tiled forward
+/// products, or a layer wider than 64) `f` is `L` dispatches, each tiled product and
+/// Hutchinson's value one more; the transposition of the weights from `TRANSPOSED_WEIGHT_ROWS`
+/// stacked rows on takes one more.
 #[test]
 fn dispatches_per_evaluation_are_pinned() {
     if context().is_none() {
@@ -690,7 +690,7 @@ fn dispatches_per_evaluation_are_pinned() {
     ctx.start_profiling().unwrap();
     cnf.eval(0.2, &z, &th, &mut dz);
     let _ = dz.to_host();
-    let want: Vec<(String, usize)> = vec![("net_eval".to_string(), 1)];
+    let want: Vec<(String, usize)> = vec![("net_forward".to_string(), 1)];
     assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
     let mut hutchinson =
         GpuCnf::hutchinson(&ctx, &[2, 64, 64, 2], GpuActivation::Tanh, batch).unwrap();
@@ -739,7 +739,7 @@ fn dispatches_per_evaluation_are_pinned() {
         ("first_layer_backward", 1),
         ("layer_backward", 2),
         ("layer_backward_rows", 1),
-        ("layer_forward", 3),
+        ("net_forward", 1),
         ("reduce_final", 1),
     ]
     .iter()
@@ -788,7 +788,7 @@ fn dispatches_per_evaluation_are_pinned() {
     ctx.start_profiling().unwrap();
     cnf.eval(0.2, &z, &th, &mut dz);
     let _ = dz.to_host();
-    let want: Vec<(String, usize)> = [("net_eval", 1), ("transpose_weights", 1)]
+    let want: Vec<(String, usize)> = [("net_forward", 1), ("transpose_weights", 1)]
         .iter()
         .map(|&(k, c)| (k.to_string(), c))
         .collect();
@@ -803,6 +803,6 @@ fn dispatches_per_evaluation_are_pinned() {
     let _ = dz.to_host();
     assert_eq!(
         counts(ctx.stop_profiling().unwrap()),
-        vec![("net_eval".to_string(), 1)]
+        vec![("net_forward".to_string(), 1)]
     );
 }
