@@ -12,9 +12,11 @@
 //! * the continuous backward pass integrates one stacked vector — IRDM `[a, g]`, RDM `[z, a, g]`
 //!   — so that the solver's fused kernels cover the whole backward state, and IRDM's
 //!   `z(t) = Σ_j ℓ_j(t) z(τ_j)` is one fused combination of the node values, stored as the rows
-//!   of one stacked vector ([`rk::Vector::combine_rows`]; the
-//!   `N + 1` coefficients `ℓ_j(t)` are computed on the host; piecewise-linear interpolation has
-//!   two non-zero ones);
+//!   of one stacked vector, handed to the right-hand side with the coefficients
+//!   ([`VectorVjp::adjoint_rhs_interpolated`]:
+//!   by default one [`rk::Vector::combine_rows`] and then the adjoint right-hand side; a GPU
+//!   model reads the nodes in its own forward kernel). The `N + 1` coefficients `ℓ_j(t)` are
+//!   computed on the host; piecewise-linear interpolation has two non-zero ones;
 //! * Direct and ANODE reverse the steps exactly (`on_vector_discrete`), carrying `[ȳ, θ̄]` as
 //!   one stacked vector;
 //! * numbers cross to the host only at output times (to add `∂L/∂z(s_k)`) and at the end.
@@ -747,9 +749,15 @@ where
                     dx.fill(T::nan());
                     return;
                 }
-                self.z.combine_rows(&self.coeffs, values);
-                self.f
-                    .adjoint_rhs(t, &self.z, 0, self.params, x, 0, dx, None, 0);
+                self.f.adjoint_rhs_interpolated(
+                    t,
+                    &self.coeffs,
+                    values,
+                    &mut self.z,
+                    self.params,
+                    x,
+                    dx,
+                );
             }
             None => {
                 let n = self.a_off;

@@ -37,6 +37,25 @@ pub trait VectorVjp<V: Vector>: Rhs<V> {
         value_at: Option<usize>,
         adj_at: usize,
     );
+    /// IRDM's adjoint right-hand side at the interpolated state `z = Σ_j coeffs[j] · values_j`
+    /// (`values` holds the node states stacked as rows of `state_len` components), in IRDM's
+    /// layout: `x = [a, g]`, `dx = [−aᵀJ, −aᵀ∂θ]`. The default interpolates into `scratch` with
+    /// [`rk::Vector::combine_rows`] and calls [`VectorVjp::adjoint_rhs`]; a backend may read
+    /// the nodes straight from its kernels instead (`scratch` is then left alone).
+    #[allow(clippy::too_many_arguments)]
+    fn adjoint_rhs_interpolated(
+        &mut self,
+        t: V::Scalar,
+        coeffs: &[V::Scalar],
+        values: &V,
+        scratch: &mut V,
+        params: &V,
+        x: &V,
+        dx: &mut V,
+    ) {
+        scratch.combine_rows(coeffs, values);
+        self.adjoint_rhs(t, scratch, 0, params, x, 0, dx, None, 0);
+    }
     /// Component groups of the state for the error norm. Default: one group.
     fn state_groups(&self) -> Vec<Range<usize>> {
         std::iter::once(0..self.state_len()).collect()

@@ -62,6 +62,14 @@ use crate::vector::GpuVec;
 use std::ops::Range;
 use std::sync::Arc;
 
+/// Where `net_forward` takes the state from.
+enum NetInput<'a> {
+    /// A state vector and the offset of the state in it.
+    State(&'a GpuVec, usize),
+    /// Interpolation coefficients and the node states stacked as rows.
+    Nodes(&'a [f32], &'a GpuVec),
+}
+
 /// How the model's divergence `tr ∂f/∂z` is computed, if at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DivergenceKind {
@@ -323,10 +331,12 @@ struct Dims {
     uy_at: u32,
     x_next: u32,
     y_below: u32,
+    nodes: u32,
+    node_len: u32,
 }
 
 impl Dims {
-    fn words(&self) -> [u32; 22] {
+    fn words(&self) -> [u32; 24] {
         [
             self.rows,
             self.batch,
@@ -350,6 +360,8 @@ impl Dims {
             self.uy_at,
             self.x_next,
             self.y_below,
+            self.nodes,
+            self.node_len,
         ]
     }
 }
@@ -949,37 +961,18 @@ impl ConcatSquashNet {
         }
         let transposed_mode = if transposed { 512 } else { 0 };
         // Where the value goes, or a placeholder binding that is not written.
-        let (value_out, value_at, value_mode) = match value {
-            Some((out, at)) => (out.buffer(), at, 256),
-            None => (&self.buf.xbar[0], 0, 0),
+        let (value_out, value_at) = match value {
+            Some((out, at)) => (out.buffer(), at),
+            None => (&self.buf.xbar[0], 0),
         };
         if self.forward_in_one_dispatch() {
-            let dims = Dims {
+            self.net_forward(
                 t,
-                r0: self.layers.len() as u32,
-                at_in: z_at as u32,
-                at_out: value_at as u32,
-                mode: self.base(&first).mode
-                    | transposed_mode
-                    | value_mode
-                    | if keep { 1024 } else { 0 },
-                ..self.base(&first)
-            };
-            self.ctx.dispatch_words_with_data(
-                &k.net_forward,
-                (self.batch.div_ceil(NET_POINTS) * 256) as u32,
-                &dims.words(),
-                &[
-                    (0, params.buffer()),
-                    (1, z_vec.buffer()),
-                    (2, &self.weights_t),
-                    (3, &self.buf.us),
-                    (4, &self.buf.ys),
-                    (6, value_out),
-                    (7, &self.buf.noise),
-                    (9, &self.buf.xs),
-                ],
-                &self.buf.plan.table[0],
+                NetInput::State(z_vec, z_at),
+                params,
+                keep,
+                value,
+                transposed,
             );
             return;
         }
@@ -1059,6 +1052,67 @@ impl ConcatSquashNet {
         }
     }
 
+    /// The forward pass in one dispatch (`net_forward`; see [`ConcatSquashNet::forward`]) from
+    /// the state or from interpolated node states, the weights transposed first by the caller
+    /// where `transposed`.
+    fn net_forward(
+        &self,
+        t: f32,
+        input: NetInput<'_>,
+        params: &GpuVec,
+        keep: bool,
+        value: Option<(&GpuVec, usize)>,
+        transposed: bool,
+    ) {
+        let first = self.layers[0];
+        // Where the value goes, or a placeholder binding that is not written.
+        let (value_out, value_at, value_mode) = match value {
+            Some((out, at)) => (out.buffer(), at, 256),
+            None => (&self.buf.xbar[0], 0, 0),
+        };
+        let mut dims = Dims {
+            t,
+            r0: self.layers.len() as u32,
+            at_out: value_at as u32,
+            mode: self.base(&first).mode
+                | value_mode
+                | if transposed { 512 } else { 0 }
+                | if keep { 1024 } else { 0 },
+            ..self.base(&first)
+        };
+        let table = &self.buf.plan.table[0];
+        let mut data = std::borrow::Cow::Borrowed(&table[..]);
+        let source = match input {
+            NetInput::State(z, at) => {
+                dims.at_in = at as u32;
+                z
+            }
+            NetInput::Nodes(coeffs, values) => {
+                dims.mode |= 2048;
+                dims.nodes = coeffs.len() as u32;
+                dims.node_len = self.state_len() as u32;
+                data.to_mut().extend_from_slice(coeffs);
+                values
+            }
+        };
+        self.ctx.dispatch_words_with_data(
+            &self.kernels.net_forward,
+            (self.batch.div_ceil(NET_POINTS) * 256) as u32,
+            &dims.words(),
+            &[
+                (0, params.buffer()),
+                (1, source.buffer()),
+                (2, &self.weights_t),
+                (3, &self.buf.us),
+                (4, &self.buf.ys),
+                (6, value_out),
+                (7, &self.buf.noise),
+                (9, &self.buf.xs),
+            ],
+            &data,
+        );
+    }
+
     /// Whether [`ConcatSquashNet::forward`] writes the value itself (else `write_value`
     /// follows): always in `net_forward`; layer by layer, the last layer's kernel writes it
     /// without a divergence or with the exact one.
@@ -1105,13 +1159,63 @@ impl ConcatSquashNet {
         value_at: Option<usize>,
         adj_at: usize,
     ) {
-        let k = &self.kernels;
-        let rows = self.rows();
-        let n_layers = self.layers.len();
         self.forward(t, z_vec, z_at, params, true, value_at.map(|v| (&*dx, v)));
         if let Some(v) = value_at.filter(|_| !self.forward_writes_value()) {
             self.write_value(dx, v);
         }
+        self.backward(t, params, x, a_at, dx, adj_at);
+    }
+
+    /// IRDM's adjoint right-hand side at `z = Σ_j coeffs[j] · values_j` (`adjoint::VectorVjp::
+    /// adjoint_rhs_interpolated`): where the forward pass is one dispatch and the coefficients
+    /// fit its data, that dispatch reads the node states itself (one `combine_rows` dispatch
+    /// fewer per right-hand side); otherwise through `scratch`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn adjoint_rhs_interpolated(
+        &mut self,
+        t: f32,
+        coeffs: &[f32],
+        values: &GpuVec,
+        scratch: &mut GpuVec,
+        params: &GpuVec,
+        x: &GpuVec,
+        dx: &mut GpuVec,
+    ) {
+        let fits = self.buf.plan.table[0].len() + coeffs.len() <= MAX_DISPATCH_DATA;
+        if !self.forward_in_one_dispatch() || !fits || coeffs.is_empty() {
+            rk::Vector::combine_rows(scratch, coeffs, values);
+            self.adjoint_rhs(t, scratch, 0, params, x, 0, dx, None, 0);
+            return;
+        }
+        let transposed = self.transposes_weights();
+        if transposed {
+            self.transpose_weights(params);
+        }
+        self.net_forward(
+            t,
+            NetInput::Nodes(coeffs, values),
+            params,
+            true,
+            None,
+            transposed,
+        );
+        self.backward(t, params, x, 0, dx, 0);
+    }
+
+    /// The adjoint right-hand side after the forward pass (which left every layer's `X`, `U`
+    /// and `Y`): `a` from `x[a_at ..]`, `−aᵀJ` and `−aᵀ∂θ` into `dx` from `adj_at` on.
+    fn backward(
+        &self,
+        t: f32,
+        params: &GpuVec,
+        x: &GpuVec,
+        a_at: usize,
+        dx: &GpuVec,
+        adj_at: usize,
+    ) {
+        let k = &self.kernels;
+        let rows = self.rows();
+        let n_layers = self.layers.len();
         let p_at = adj_at + self.state_len();
         let plan = &self.buf.plan;
         let tiled = usize::from(self.tiles_backward());
@@ -1422,6 +1526,20 @@ macro_rules! concat_squash_model {
             ) {
                 self.0
                     .adjoint_rhs(t, z_vec, z_at, params, x, a_at, dx, value_at, adj_at);
+            }
+
+            fn adjoint_rhs_interpolated(
+                &mut self,
+                t: f32,
+                coeffs: &[f32],
+                values: &$crate::GpuVec,
+                scratch: &mut $crate::GpuVec,
+                params: &$crate::GpuVec,
+                x: &$crate::GpuVec,
+                dx: &mut $crate::GpuVec,
+            ) {
+                self.0
+                    .adjoint_rhs_interpolated(t, coeffs, values, scratch, params, x, dx);
             }
 
             fn state_groups(&self) -> Vec<std::ops::Range<usize>> {

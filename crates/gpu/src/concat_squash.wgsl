@@ -27,7 +27,8 @@ struct Dims {
                   // pass; bit 8: the last layer (layer_forward, net_forward) writes the value (dst3, at
                   // `at_out`: dz and, with the exact divergence, dΔlogp); bit 9:
                   // layer_forward reads the weights transposed from src2 (transpose_weights);
-                  // bit 10: net_forward keeps every layer's X, U and Y in memory
+                  // bit 10: net_forward keeps every layer's X, U and Y in memory;
+                  // bit 11: net_forward interpolates the state from node rows
     r0: u32,      // reduce_final: number of layers; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
@@ -38,6 +39,8 @@ struct Dims {
     uy_at: u32,    // offset of this layer's U and Y in the stacked U and Y (gemm: of C)
     x_next: u32,   // layer_forward: offset of X' (the next layer's X)
     y_below: u32,  // fused input cotangent: offset of the layer below's Y
+    nodes: u32,    // net_forward, bit 11: node states interpolated (rows of src)
+    node_len: u32, // their length (the state's)
 }
 
 @group(0) @binding(0) var<storage, read> theta: array<f32>;
@@ -256,7 +259,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // backward pass (dst4, dst, dst2, stacked layer after layer as layer_forward leaves them).
 // Bit 8: the last layer's primal row is dz (into dst3 at `at_out`), and the invocation of unit
 // 0 adds dΔlogp from its tangent rows: −Σ_k Y[k + 1, k] (exact) or −Σ_k ε_k Y[1, k]
-// (Hutchinson, ε = src3).
+// (Hutchinson, ε = src3). Bit 11: the state interpolated from node states, the rows of src.
 const NET_WIDTH: u32 = 64u;
 const NET_POINTS: u32 = 4u;
 const NET_HALF: u32 = 2048u; // NET_POINTS · MAX_ROWS · NET_WIDTH
@@ -277,7 +280,17 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let keep = (d.mode & 1024u) == 1024u;
     if (live && j < d.din) {
         for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            let x = seed_value(k, b, j);
+            var x = 0.0;
+            if (k == 0u && (d.mode & 2048u) == 2048u) {
+                // Bit 11: z = Σ_i c_i src[i·node_len + …] over d.nodes node rows, the c_i in
+                // ring_layers after the table of layers.
+                let c0 = d.r0 * LAYER_WORDS;
+                for (var i = 0u; i < d.nodes; i = i + 1u) {
+                    x = x + bitcast<f32>(ring_layers[c0 + i]) * src[i * d.node_len + b * d.din + j];
+                }
+            } else {
+                x = seed_value(k, b, j);
+            }
             net_rows[net_at(0u, p, k, j)] = x;
             if (keep) { dst4[(k * d.batch + b) * d.din + j] = x; }
         }

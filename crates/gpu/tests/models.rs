@@ -13,7 +13,7 @@ use gpu::{
     TRANSPOSED_WEIGHT_ROWS,
 };
 use nn::{Activation, Cnf, Divergence, LayerKind, NetRhs, Noise, OdeNet, Rng};
-use rk::Rhs;
+use rk::{Rhs, Vector};
 use std::sync::Arc;
 
 /// A GPU model and its host twin with the same parameters, and a random state.
@@ -627,6 +627,71 @@ fn the_automatic_kernel_choice_follows_the_stacked_rows() {
     assert_eq!(cnf.kernels(), GpuKernels::Simple);
     let net = GpuNetRhs::new(&ctx, &[2, 16, 2], GpuActivation::Tanh, AUTO_TILED_ROWS - 1).unwrap();
     assert!(!net.is_tiled());
+}
+
+/// IRDM's adjoint right-hand side at interpolated node states: the forward pass reading the
+/// nodes itself (simple kernels: no `combine_rows` dispatch) and the layer-by-layer fallback
+/// (tiled, through the scratch vector) both give what interpolating first and calling
+/// `adjoint_rhs` gives, for the exact and Hutchinson CNFs and the plain net.
+#[test]
+fn interpolated_adjoint_rhs_matches_interpolating_first() {
+    let Some(ctx) = context() else { return };
+    let mut rng = Rng::new(21);
+    let check = |gpu: &mut dyn VectorVjp<GpuVec>, label: &str, rng: &mut Rng| {
+        let (n, np) = (gpu.state_len(), gpu.param_len());
+        let nodes = 5;
+        let values = GpuVec::from_host(&ctx, &random_state(nodes * n, rng));
+        let coeffs = [0.1f32, -0.3, 0.7, 0.4, 0.1];
+        let th = GpuVec::from_host(&ctx, &random_state(np, rng));
+        let x = GpuVec::from_host(&ctx, &random_state(n + np, rng));
+        let mut z = GpuVec::zeros(&ctx, n);
+        z.combine_rows(&coeffs, &values);
+        let mut want = GpuVec::zeros(&ctx, n + np);
+        gpu.adjoint_rhs(0.4, &z, 0, &th, &x, 0, &mut want, None, 0);
+        let mut scratch = GpuVec::zeros(&ctx, n);
+        let mut got = GpuVec::zeros(&ctx, n + np);
+        gpu.adjoint_rhs_interpolated(0.4, &coeffs, &values, &mut scratch, &th, &x, &mut got);
+        let e = rel(&got.to_host(), &want.to_host());
+        assert!(e < 1e-5, "{label}: {e:e}");
+    };
+    for kernels in [GpuKernels::Simple, GpuKernels::Tiled] {
+        let mut cnf = GpuCnf::toy(&ctx, 37, GpuActivation::Tanh).unwrap();
+        cnf.set_kernels(kernels);
+        check(&mut cnf, "exact", &mut rng);
+        let mut h = GpuCnf::hutchinson(&ctx, &[3, 16, 3], GpuActivation::Softplus, 9).unwrap();
+        h.set_kernels(kernels);
+        check(&mut h, "Hutchinson", &mut rng);
+        let mut net = GpuNetRhs::new(&ctx, &[4, 20, 4], GpuActivation::Tanh, 11).unwrap();
+        net.set_kernels(kernels);
+        check(&mut net, "net", &mut rng);
+    }
+    // The simple kernels read the nodes in the forward pass: no combine_rows.
+    let ctx2 = GpuContext::new().expect("an adapter was found above");
+    if ctx2.start_profiling().is_err() {
+        return;
+    }
+    let _ = ctx2.stop_profiling();
+    let mut cnf = GpuCnf::toy(&ctx2, 37, GpuActivation::Tanh).unwrap();
+    let (n, np) = (cnf.state_len(), cnf.param_len());
+    let values = GpuVec::zeros(&ctx2, 3 * n);
+    let th = GpuVec::zeros(&ctx2, np);
+    let x = GpuVec::zeros(&ctx2, n + np);
+    let mut scratch = GpuVec::zeros(&ctx2, n);
+    let mut dx = GpuVec::zeros(&ctx2, n + np);
+    ctx2.start_profiling().unwrap();
+    cnf.adjoint_rhs_interpolated(
+        0.4,
+        &[0.2, 0.5, 0.3],
+        &values,
+        &mut scratch,
+        &th,
+        &x,
+        &mut dx,
+    );
+    let _ = dx.to_host();
+    let profile = ctx2.stop_profiling().unwrap();
+    assert!(profile.iter().all(|k| k.kernel != "combine_rows"));
+    assert_eq!(profile.iter().map(|k| k.calls).sum::<usize>(), 6);
 }
 
 /// Tuning times the kernels and keeps a fixed choice, which still matches the host; bad
