@@ -222,14 +222,47 @@ pub fn kernel_rates(
     })
 }
 
+/// Which product kernels the GPU suite's trainers use (`--gpu-kernels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelChoice {
+    /// The fastest on this adapter at each batch ([`tuned_kernels`]).
+    Tuned,
+    /// `GpuKernels::Auto`, the library's default.
+    Auto,
+    /// `GpuKernels::Simple`.
+    Simple,
+    /// `GpuKernels::Tiled`.
+    Tiled,
+    /// `GpuKernels::TiledForward`.
+    TiledForward,
+    /// `GpuKernels::TiledBackward`.
+    TiledBackward,
+}
+
+impl KernelChoice {
+    /// The kernels at `batch`: tuned there, or the fixed choice.
+    fn at(self, ctx: &Arc<GpuContext>, batch: usize, init: &[f32]) -> AnyResult<GpuKernels> {
+        Ok(match self {
+            Self::Tuned => tuned_kernels(ctx, batch, init)?,
+            Self::Auto => GpuKernels::Auto,
+            Self::Simple => GpuKernels::Simple,
+            Self::Tiled => GpuKernels::Tiled,
+            Self::TiledForward => GpuKernels::TiledForward,
+            Self::TiledBackward => GpuKernels::TiledBackward,
+        })
+    }
+}
+
 /// Trains every method at every batch size for `iters` iterations (after one warm-up
-/// iteration), interleaved per iteration, on the same pinwheel batches.
+/// iteration), interleaved per iteration, on the same pinwheel batches, with the product
+/// kernels `choice` gives at each batch.
 pub fn run(
     ctx: &Arc<GpuContext>,
     batches: &[usize],
     iters: usize,
     init: &[f32],
     seed: u64,
+    choice: KernelChoice,
 ) -> AnyResult<(Vec<GpuRun>, Vec<GpuKernel>)> {
     let mut runs = Vec::new();
     let mut kernels = Vec::new();
@@ -240,7 +273,7 @@ pub fn run(
             // 40 calls per timing, so that the closing readback (~0.1 ms) weighs little.
             kernels.push(kernel_rates(ctx, batch, init, 40, tiled)?);
         }
-        let kernels = tuned_kernels(ctx, batch, init)?;
+        let kernels = choice.at(ctx, batch, init)?;
         let entries = methods();
         let mut trainers = entries
             .iter()

@@ -112,6 +112,10 @@ struct BenchArgs {
     /// Batch sizes of the GPU toy suite.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1000, 10_000, 100_000])]
     batches: Vec<usize>,
+    /// Product kernels of the GPU suite's trainers: `tuned` (timed on the adapter at each
+    /// batch, `GpuCnf::tune_kernels`), `auto` (the library's default) or a fixed choice.
+    #[arg(long, value_enum, default_value_t = gpu_toy::KernelChoice::Tuned)]
+    gpu_kernels: gpu_toy::KernelChoice,
 }
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -204,7 +208,14 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
                 .init_params(&mut nn::Rng::new(args.seed)),
         };
         let gpu_iters = args.iters.unwrap_or(if full { 200 } else { 20 });
-        let (runs, mut kernels) = gpu_toy::run(&ctx, &args.batches, gpu_iters, &init, args.seed)?;
+        let (runs, mut kernels) = gpu_toy::run(
+            &ctx,
+            &args.batches,
+            gpu_iters,
+            &init,
+            args.seed,
+            args.gpu_kernels,
+        )?;
         let peak = args
             .peak_gflops
             .or_else(|| gpu_toy::known_f32_peak_gflops(&ctx.adapter_info.name));
@@ -419,6 +430,8 @@ mod tests {
             "1",
             "--peak-gflops",
             "1000",
+            "--gpu-kernels",
+            "simple",
             "--out",
             dir.to_str().unwrap(),
         ]))
@@ -458,6 +471,7 @@ mod tests {
         }
         assert!(md.contains("## Toy CNF on the GPU"), "{md}");
         assert!(md.contains("| 16 | irdm16-semi |"), "{md}");
+        assert!(res.gpu_runs.iter().all(|r| r.kernels == "Simple"), "{md}");
         assert!(md.contains("% of 1000 |"), "{md}");
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -341,7 +341,7 @@ fn gpu_section(md: &mut String, res: &Results) {
     );
     let _ = writeln!(
         md,
-        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions / readbacks | kernels (tuned) |"
+        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions / readbacks | kernels |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for r in &res.gpu_runs {

@@ -312,7 +312,8 @@ pub struct GpuRun {
     /// first (empty where the adapter has no timestamps).
     #[serde(default)]
     pub profile: Vec<ProfiledKernel>,
-    /// The product kernels the trainers used (`GpuCnf::tune_kernels`' choice at this batch).
+    /// The product kernels the trainers used (`--gpu-kernels`; by default `GpuCnf::tune_kernels`'
+    /// choice at this batch).
     #[serde(default)]
     pub kernels: String,
 }
