@@ -366,7 +366,9 @@ impl Dims {
     }
 }
 
-const ENTRIES: [&str; 14] = [
+/// The kernels of `concat_squash.wgsl` every device compiles (at most 8 storage buffers each,
+/// the portable limit); [`NET_FORWARD`] binds 9 and is compiled where the device allows.
+const ENTRIES: [&str; 13] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -380,8 +382,10 @@ const ENTRIES: [&str; 14] = [
     "transpose_weights",
     "layer_backward",
     "first_layer_backward",
-    "net_forward",
 ];
+
+/// The one-dispatch forward pass (9 storage buffers with its data-ring table).
+const NET_FORWARD: &str = "net_forward";
 
 struct Kernels {
     seed_input: Kernel,
@@ -397,7 +401,8 @@ struct Kernels {
     transpose_weights: Kernel,
     layer_backward: Kernel,
     first_layer_backward: Kernel,
-    net_forward: Kernel,
+    /// Where the device binds 9 storage buffers per kernel.
+    net_forward: Option<Kernel>,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -602,10 +607,15 @@ impl ConcatSquashNet {
             off += dout * din + 4 * dout;
             layers.push(l);
         }
+        let mut entries = ENTRIES.to_vec();
+        let one_dispatch_forward = ctx.max_storage_buffers() >= 9;
+        if one_dispatch_forward {
+            entries.push(NET_FORWARD);
+        }
         let p = ctx.pipelines(
             "concat-squash kernels",
             include_str!("concat_squash.wgsl"),
-            &ENTRIES,
+            &entries,
             &[("POINT_ROWS", (1 + tangents) as f64)],
         );
         let mut it = p.into_iter();
@@ -624,7 +634,7 @@ impl ConcatSquashNet {
             transpose_weights: next(),
             layer_backward: next(),
             first_layer_backward: next(),
-            net_forward: next(),
+            net_forward: one_dispatch_forward.then(&mut next),
         };
         let buf = Buffers::new(
             ctx,
@@ -795,10 +805,15 @@ impl ConcatSquashNet {
         );
     }
 
-    /// Whether the forward pass is one dispatch of `net_forward` (every layer with its rows in
-    /// workgroup memory): with simple forward products and layers at most [`NET_WIDTH`] wide.
-    fn forward_in_one_dispatch(&self) -> bool {
-        !self.tiles_forward() && self.layers.iter().all(|l| l.din.max(l.dout) <= NET_WIDTH)
+    /// The `net_forward` kernel where the forward pass is one dispatch of it (every layer with
+    /// its rows in workgroup memory): with simple forward products, layers at most
+    /// [`NET_WIDTH`] wide, and a device that compiled it.
+    fn one_dispatch_forward(&self) -> Option<&Kernel> {
+        let fits = self.layers.iter().all(|l| l.din.max(l.dout) <= NET_WIDTH);
+        self.kernels
+            .net_forward
+            .as_ref()
+            .filter(|_| fits && !self.tiles_forward())
     }
 
     /// Whether the backward pass's products and weight cotangents are tiled.
@@ -965,8 +980,9 @@ impl ConcatSquashNet {
             Some((out, at)) => (out.buffer(), at),
             None => (&self.buf.xbar[0], 0),
         };
-        if self.forward_in_one_dispatch() {
+        if let Some(kernel) = self.one_dispatch_forward() {
             self.net_forward(
+                kernel,
                 t,
                 NetInput::State(z_vec, z_at),
                 params,
@@ -1055,8 +1071,10 @@ impl ConcatSquashNet {
     /// The forward pass in one dispatch (`net_forward`; see [`ConcatSquashNet::forward`]) from
     /// the state or from interpolated node states, the weights transposed first by the caller
     /// where `transposed`.
+    #[allow(clippy::too_many_arguments)]
     fn net_forward(
         &self,
+        kernel: &Kernel,
         t: f32,
         input: NetInput<'_>,
         params: &GpuVec,
@@ -1096,7 +1114,7 @@ impl ConcatSquashNet {
             }
         };
         self.ctx.dispatch_words_with_data(
-            &self.kernels.net_forward,
+            kernel,
             (self.batch.div_ceil(NET_POINTS) * 256) as u32,
             &dims.words(),
             &[
@@ -1117,7 +1135,7 @@ impl ConcatSquashNet {
     /// follows): always in `net_forward`; layer by layer, the last layer's kernel writes it
     /// without a divergence or with the exact one.
     fn forward_writes_value(&self) -> bool {
-        self.forward_in_one_dispatch() || self.value_in_last_layer()
+        self.one_dispatch_forward().is_some() || self.value_in_last_layer()
     }
 }
 
@@ -1182,16 +1200,20 @@ impl ConcatSquashNet {
         dx: &mut GpuVec,
     ) {
         let fits = self.buf.plan.table[0].len() + coeffs.len() <= MAX_DISPATCH_DATA;
-        if !self.forward_in_one_dispatch() || !fits || coeffs.is_empty() {
+        let Some(kernel) = self
+            .one_dispatch_forward()
+            .filter(|_| fits && !coeffs.is_empty())
+        else {
             rk::Vector::combine_rows(scratch, coeffs, values);
             self.adjoint_rhs(t, scratch, 0, params, x, 0, dx, None, 0);
             return;
-        }
+        };
         let transposed = self.transposes_weights();
         if transposed {
             self.transpose_weights(params);
         }
         self.net_forward(
+            kernel,
             t,
             NetInput::Nodes(coeffs, values),
             params,
@@ -1558,6 +1580,18 @@ pub(crate) use concat_squash_model;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kernel compiled everywhere binds at most 8 storage buffers (the portable limit);
+    /// `net_forward`, compiled only where the device allows more, binds 9.
+    #[test]
+    fn kernels_fit_the_portable_storage_limit() {
+        let source = include_str!("concat_squash.wgsl");
+        let counts = crate::kernel::storage_buffers(source, &ENTRIES);
+        for (entry, n) in ENTRIES.iter().zip(&counts) {
+            assert!(*n <= 8, "{entry}: {n} storage buffers");
+        }
+        assert_eq!(crate::kernel::storage_buffers(source, &[NET_FORWARD]), [9]);
+    }
 
     /// The tiled reduction's chunks: enough workgroups at small batch, at most `FEW_CHUNKS`
     /// unless `CHUNK` long; the partial-sum buffers hold the more chunks of either choice.

@@ -50,6 +50,20 @@ struct Binding {
     dynamic: bool,
 }
 
+/// Storage buffers (the data ring included) each entry point of `source` binds, in the order
+/// of `entries`: what the device's `max_storage_buffers_per_shader_stage` must allow.
+pub(crate) fn storage_buffers(source: &str, entries: &[&str]) -> Vec<usize> {
+    reflect(source, entries)
+        .iter()
+        .map(|bindings| {
+            bindings
+                .iter()
+                .filter(|b| matches!(b.ty, wgpu::BufferBindingType::Storage { .. }))
+                .count()
+        })
+        .collect()
+}
+
 /// The bindings of group 0 each entry point of `source` uses, in the order of `entries`.
 ///
 /// # Panics
