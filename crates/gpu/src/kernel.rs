@@ -52,6 +52,7 @@ struct Binding {
 
 /// Storage buffers (the data ring included) each entry point of `source` binds, in the order
 /// of `entries`: what the device's `max_storage_buffers_per_shader_stage` must allow.
+#[cfg(test)]
 pub(crate) fn storage_buffers(source: &str, entries: &[&str]) -> Vec<usize> {
     reflect(source, entries)
         .iter()
