@@ -239,6 +239,27 @@ impl ReducePlan {
     }
 }
 
+/// The layers of a net with widths `dims` and their parameter offsets (`nn::OdeNet`'s layout:
+/// per layer `W` (`dout × din`, row-major), `b1`, `c`, `b2`, `b3`), and the parameter count.
+fn layers_of(dims: &[usize]) -> (Vec<Layer>, usize) {
+    let mut layers = Vec::new();
+    let mut off = 0;
+    for w in dims.windows(2) {
+        let (din, dout) = (w[0], w[1]);
+        layers.push(Layer {
+            din,
+            dout,
+            w: off,
+            b1: off + dout * din,
+            c: off + dout * din + dout,
+            b2: off + dout * din + 2 * dout,
+            b3: off + dout * din + 3 * dout,
+        });
+        off += dout * din + 4 * dout;
+    }
+    (layers, off)
+}
+
 /// Where each layer's part of a stacked buffer starts: `rows` times the widths before it.
 fn offsets(widths: impl Iterator<Item = usize>, rows: usize) -> Vec<usize> {
     widths
@@ -591,22 +612,7 @@ impl ConcatSquashNet {
                 MAX_ROWS - 1
             )));
         }
-        let mut layers = Vec::new();
-        let mut off = 0;
-        for w in dims.windows(2) {
-            let (din, dout) = (w[0], w[1]);
-            let l = Layer {
-                din,
-                dout,
-                w: off,
-                b1: off + dout * din,
-                c: off + dout * din + dout,
-                b2: off + dout * din + 2 * dout,
-                b3: off + dout * din + 3 * dout,
-            };
-            off += dout * din + 4 * dout;
-            layers.push(l);
-        }
+        let (layers, off) = layers_of(dims);
         let mut entries = ENTRIES.to_vec();
         let one_dispatch_forward = ctx.max_storage_buffers() >= 9;
         if one_dispatch_forward {
@@ -1606,24 +1612,7 @@ mod tests {
             assert!(c.is_power_of_two() && (MIN_CHUNK..=CHUNK).contains(&c));
             assert!(c == CHUNK || rows.div_ceil(c) <= FEW_CHUNKS);
         }
-        let toy = [(2, 64), (64, 64), (64, 2)];
-        let mut off = 0;
-        let layers: Vec<Layer> = toy
-            .iter()
-            .map(|&(din, dout)| {
-                let l = Layer {
-                    din,
-                    dout,
-                    w: off,
-                    b1: off + din * dout,
-                    c: off + din * dout + dout,
-                    b2: off + din * dout + 2 * dout,
-                    b3: off + din * dout + 3 * dout,
-                };
-                off += din * dout + 4 * dout;
-                l
-            })
-            .collect();
+        let (layers, _) = layers_of(&[2, 64, 64, 2]);
         for rows in [300, 3_000, 30_000] {
             let plan = ReducePlan::new(&layers, rows);
             for tiled in [0, 1] {

@@ -149,11 +149,7 @@ fn weight_of(w: u32, din: u32, dout: u32, j: u32, q: u32) -> f32 {
 @compute @workgroup_size(256)
 fn transpose_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    var l = 0u;
-    for (var m = 1u; m < d.r0; m = m + 1u) {
-        if (ring_layers[m * LAYER_WORDS] <= i) { l = m; }
-    }
-    let at = l * LAYER_WORDS;
+    let at = layer_of(i) * LAYER_WORDS;
     let e = i - ring_layers[at];
     let din = ring_layers[at + 1u];
     let dout = ring_layers[at + 2u];
@@ -587,6 +583,16 @@ fn first_layer_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 // every 16th chunk, then a tree through workgroup memory: a large batch has over a thousand
 // chunks, which one invocation per item would walk alone.
 const LAYER_WORDS: u32 = 11u;
+
+// The layer of item i in the table of d.r0 layers (ring_layers): the last whose first item is
+// at most i.
+fn layer_of(i: u32) -> u32 {
+    var l = 0u;
+    for (var m = 1u; m < d.r0; m = m + 1u) {
+        if (ring_layers[m * LAYER_WORDS] <= i) { l = m; }
+    }
+    return l;
+}
 var<workgroup> slices: array<f32, 512>;
 
 @compute @workgroup_size(256)
@@ -596,12 +602,7 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     let lane = t % 16u;
     let slice = t / 16u;
     let global_item = (wid.x + wid.y * nwg.x) * 16u + lane;
-    // The layer of this item: the last whose first item is at most it.
-    var l = 0u;
-    for (var m = 1u; m < d.r0; m = m + 1u) {
-        if (ring_layers[m * LAYER_WORDS] <= global_item) { l = m; }
-    }
-    let at = l * LAYER_WORDS;
+    let at = layer_of(global_item) * LAYER_WORDS;
     let item = global_item - ring_layers[at];
     let din = ring_layers[at + 1u];
     let dout = ring_layers[at + 2u];

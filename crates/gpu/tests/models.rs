@@ -737,6 +737,23 @@ fn dispatches_per_evaluation_are_pinned() {
         eprintln!("skipped: no timestamp queries");
         return;
     }
+    ctx.stop_profiling().unwrap();
+    // Calls per kernel of `work` (profiled; its last readback closes it), sorted by name.
+    let profiled = |work: &mut dyn FnMut()| -> Vec<(String, usize)> {
+        ctx.start_profiling().unwrap();
+        work();
+        let mut c: Vec<(String, usize)> = ctx
+            .stop_profiling()
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.kernel, t.calls))
+            .collect();
+        c.sort();
+        c
+    };
+    let named = |calls: &[(&str, usize)]| -> Vec<(String, usize)> {
+        calls.iter().map(|&(k, c)| (k.to_string(), c)).collect()
+    };
     let batch = 50;
     let mut cnf = GpuCnf::toy(&ctx, batch, GpuActivation::Tanh).unwrap();
     let mut rng = Rng::new(5);
@@ -745,129 +762,94 @@ fn dispatches_per_evaluation_are_pinned() {
     let th = GpuVec::from_host(&ctx, &random_state(np, &mut rng));
     let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
     let mut dz = GpuVec::zeros(&ctx, n);
-    ctx.stop_profiling().unwrap();
-    let counts = |profile: Vec<gpu::KernelTime>| {
-        let mut c: Vec<(String, usize)> =
-            profile.into_iter().map(|t| (t.kernel, t.calls)).collect();
-        c.sort();
-        c
+    let mut eval = |model: &mut GpuCnf, th: &GpuVec| {
+        profiled(&mut || {
+            model.eval(0.2, &z, th, &mut dz);
+            let _ = dz.to_host();
+        })
     };
-    ctx.start_profiling().unwrap();
-    cnf.eval(0.2, &z, &th, &mut dz);
-    let _ = dz.to_host();
-    let want: Vec<(String, usize)> = vec![("net_forward".to_string(), 1)];
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    let one_forward = named(&[("net_forward", 1)]);
+    assert_eq!(eval(&mut cnf, &th), one_forward);
     let mut hutchinson =
         GpuCnf::hutchinson(&ctx, &[2, 64, 64, 2], GpuActivation::Tanh, batch).unwrap();
-    ctx.start_profiling().unwrap();
-    hutchinson.eval(0.2, &z, &th, &mut dz);
-    let _ = dz.to_host();
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    assert_eq!(eval(&mut hutchinson, &th), one_forward);
     // Layer by layer with tiled forward products (or a layer wider than 64): `L` dispatches
     // (each wide layer's product one more), Hutchinson's value one more.
     hutchinson.set_kernels(GpuKernels::TiledForward);
-    ctx.start_profiling().unwrap();
-    hutchinson.eval(0.2, &z, &th, &mut dz);
-    let _ = dz.to_host();
-    let want: Vec<(String, usize)> = [
-        ("gemm_weights", 1),
-        ("layer_forward", 3),
-        ("write_value", 1),
-    ]
-    .iter()
-    .map(|&(k, c)| (k.to_string(), c))
-    .collect();
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    assert_eq!(
+        eval(&mut hutchinson, &th),
+        named(&[
+            ("gemm_weights", 1),
+            ("layer_forward", 3),
+            ("write_value", 1)
+        ])
+    );
     let mut wide = GpuCnf::new(&ctx, &[2, 80, 2], GpuActivation::Tanh, batch).unwrap();
     let th_wide = GpuVec::from_host(&ctx, &random_state(wide.param_len(), &mut rng));
-    ctx.start_profiling().unwrap();
-    wide.eval(0.2, &z, &th_wide, &mut dz);
-    let _ = dz.to_host();
-    let want: Vec<(String, usize)> = vec![("layer_forward".to_string(), 2)];
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    assert_eq!(eval(&mut wide, &th_wide), named(&[("layer_forward", 2)]));
     cnf.set_kernels(GpuKernels::TiledForward);
-    ctx.start_profiling().unwrap();
-    cnf.eval(0.2, &z, &th, &mut dz);
-    let _ = dz.to_host();
-    let want: Vec<(String, usize)> = [("gemm_weights", 1), ("layer_forward", 3)]
-        .iter()
-        .map(|&(k, c)| (k.to_string(), c))
-        .collect();
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    assert_eq!(
+        eval(&mut cnf, &th),
+        named(&[("gemm_weights", 1), ("layer_forward", 3)])
+    );
     cnf.set_kernels(GpuKernels::Auto);
-    let x = GpuVec::from_host(&ctx, &random_state(n + np, &mut rng));
-    let mut dx = GpuVec::zeros(&ctx, n + np);
-    ctx.start_profiling().unwrap();
-    cnf.adjoint_rhs(0.2, &z, 0, &th, &x, 0, &mut dx, None, 0);
-    let _ = dx.to_host();
-    let want: Vec<(String, usize)> = [
+    // The adjoint right-hand side in IRDM's layout and in RDM's (the value `f` in front): the
+    // same dispatches.
+    let adjoint = named(&[
         ("first_layer_backward", 1),
         ("layer_backward", 2),
         ("layer_backward_rows", 1),
         ("net_forward", 1),
         ("reduce_final", 1),
-    ]
-    .iter()
-    .map(|&(k, c)| (k.to_string(), c))
-    .collect();
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
-    // RDM's layout, with the value `f` in front: the same dispatches.
+    ]);
+    let x = GpuVec::from_host(&ctx, &random_state(n + np, &mut rng));
+    let mut dx = GpuVec::zeros(&ctx, n + np);
+    let calls = profiled(&mut || {
+        cnf.adjoint_rhs(0.2, &z, 0, &th, &x, 0, &mut dx, None, 0);
+        let _ = dx.to_host();
+    });
+    assert_eq!(calls, adjoint);
     let x = GpuVec::from_host(&ctx, &random_state(2 * n + np, &mut rng));
     let mut dx = GpuVec::zeros(&ctx, 2 * n + np);
-    ctx.start_profiling().unwrap();
-    cnf.adjoint_rhs(0.2, &x, 0, &th, &x, n, &mut dx, Some(0), n);
-    let _ = dx.to_host();
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
+    let mut rdm = |cnf: &mut GpuCnf| {
+        profiled(&mut || {
+            cnf.adjoint_rhs(0.2, &x, 0, &th, &x, n, &mut dx, Some(0), n);
+            let _ = dx.to_host();
+        })
+    };
+    assert_eq!(rdm(&mut cnf), adjoint);
     // Tiled one way only: the tiled product in `f` (the middle layer's) or the tiled weight
     // reductions in the adjoint right-hand side, not both.
+    let calls_of = |calls: &[(String, usize)], kernel: &str| {
+        calls.iter().find(|(k, _)| k == kernel).map_or(0, |c| c.1)
+    };
     for (kernels, forward, backward) in [
         (GpuKernels::TiledForward, 1, 0),
         (GpuKernels::TiledBackward, 0, 3),
         (GpuKernels::Tiled, 1, 3),
     ] {
         cnf.set_kernels(kernels);
-        let calls = |profile: Vec<gpu::KernelTime>, kernel: &str| {
-            profile
-                .iter()
-                .find(|t| t.kernel == kernel)
-                .map_or(0, |t| t.calls)
-        };
-        ctx.start_profiling().unwrap();
-        cnf.eval(0.2, &z, &th, &mut dz);
-        let _ = dz.to_host();
-        let p = ctx.stop_profiling().unwrap();
-        assert_eq!(calls(p, "gemm_weights"), forward, "{kernels:?}");
-        ctx.start_profiling().unwrap();
-        cnf.adjoint_rhs(0.2, &x, 0, &th, &x, n, &mut dx, Some(0), n);
-        let _ = dx.to_host();
-        let p = ctx.stop_profiling().unwrap();
-        assert_eq!(calls(p, "reduce_weights"), backward, "{kernels:?}");
+        assert_eq!(calls_of(&eval(&mut cnf, &th), "gemm_weights"), forward);
+        assert_eq!(calls_of(&rdm(&mut cnf), "reduce_weights"), backward);
     }
     cnf.set_kernels(GpuKernels::Auto);
     // From `TRANSPOSED_WEIGHT_ROWS` stacked rows on, one more dispatch transposes the weights
     // first (once per evaluation, for every layer).
-    cnf.set_batch(TRANSPOSED_WEIGHT_ROWS.div_ceil(3)).unwrap();
-    let n = cnf.state_len();
-    let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
-    let mut dz = GpuVec::zeros(&ctx, n);
-    ctx.start_profiling().unwrap();
-    cnf.eval(0.2, &z, &th, &mut dz);
-    let _ = dz.to_host();
-    let want: Vec<(String, usize)> = [("net_forward", 1), ("transpose_weights", 1)]
-        .iter()
-        .map(|&(k, c)| (k.to_string(), c))
-        .collect();
-    assert_eq!(counts(ctx.stop_profiling().unwrap()), want);
-    cnf.set_batch(TRANSPOSED_WEIGHT_ROWS.div_ceil(3) - 1)
-        .unwrap();
-    let n = cnf.state_len();
-    let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
-    let mut dz = GpuVec::zeros(&ctx, n);
-    ctx.start_profiling().unwrap();
-    cnf.eval(0.2, &z, &th, &mut dz);
-    let _ = dz.to_host();
-    assert_eq!(
-        counts(ctx.stop_profiling().unwrap()),
-        vec![("net_forward".to_string(), 1)]
-    );
+    for (batch, want) in [
+        (
+            TRANSPOSED_WEIGHT_ROWS.div_ceil(3),
+            named(&[("net_forward", 1), ("transpose_weights", 1)]),
+        ),
+        (TRANSPOSED_WEIGHT_ROWS.div_ceil(3) - 1, one_forward.clone()),
+    ] {
+        cnf.set_batch(batch).unwrap();
+        let n = cnf.state_len();
+        let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
+        let mut dz = GpuVec::zeros(&ctx, n);
+        let calls = profiled(&mut || {
+            cnf.eval(0.2, &z, &th, &mut dz);
+            let _ = dz.to_host();
+        });
+        assert_eq!(calls, want, "batch {batch}");
+    }
 }
