@@ -126,7 +126,7 @@ impl BufferCache {
 /// forces a submission of its own.
 const UNIFORM_SLOTS: usize = 2048;
 
-/// Bytes of the largest kernel parameter block (the concat-squash kernels' `Dims`, 18 words,
+/// Bytes of the largest kernel parameter block (the concat-squash kernels' `Dims`, 24 words,
 /// padded to 16-byte uniform layout), with room to grow.
 const MAX_PARAM_BYTES: usize = 128;
 

@@ -195,6 +195,8 @@ impl<V: Vector> Solver<V> {
                 got: y0.len(),
             });
         }
+        // From here on the state is overwritten: until init succeeds there is no solve to step.
+        self.phase = Phase::Idle;
         // Without a given first step, the initial step selection checks y0 and f(t0, y0) for
         // non-finite entries together with its norms (one device round trip instead of three).
         let select_step = self.options.first_step.is_none();

@@ -252,6 +252,33 @@ fn step_size_underflow_and_max_steps() {
     }
 }
 
+/// A failed restart leaves no solve to step: not the old one (its state is overwritten), not a
+/// half-started new one.
+#[test]
+fn a_failed_init_stops_the_running_solve() {
+    let y0 = vec![1.0, 1.0];
+    for first_step in [None, Some(0.01)] {
+        let mut o = Options::new(1e-6, 1e-6);
+        o.first_step = first_step;
+        let mut s = Solver::new(Method::Dopri5, o, &y0).unwrap();
+        s.init(&mut Test2, &vec![], 0.0, 1.0, &y0).unwrap();
+        s.step(&mut Test2, &vec![]).unwrap();
+        assert!(matches!(
+            s.init(&mut Test2, &vec![], 0.0, 1.0, &vec![f64::NAN, 1.0]),
+            Err(RkError::NonFinite {
+                what: "initial state",
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.step(&mut Test2, &vec![]),
+            Err(RkError::NotRunning(_))
+        ));
+        s.init(&mut Test2, &vec![], 0.0, 1.0, &y0).unwrap();
+        assert!(s.step(&mut Test2, &vec![]).is_ok());
+    }
+}
+
 #[test]
 fn misuse_of_the_step_api() {
     let y0 = vec![1.0, 1.0];
