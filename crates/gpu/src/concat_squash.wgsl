@@ -2,8 +2,12 @@
 // matrices are row-major with R = (1 + K)·B rows: K = D tangents for the CNF's exact
 // divergence, K = 0 for a plain ODE net (the state then has no Δlogp part). Rows [0, B) are the
 // primal batch, rows [k·B, (k+1)·B) the tangent seeded with e_{k-1}. Row-wise kernels run one
-// invocation per (batch point b, unit j) and handle all 1 + K rows of that point, so a layer is
-// one dispatch each way.
+// invocation per (batch point b, unit j) and handle all 1 + K rows of that point: net_forward
+// takes every layer in one dispatch (rows in workgroup memory), layer_forward one layer, and
+// backward a layer's parameter partials and input cotangent share one dispatch
+// (layer_backward, first_layer_backward). Every layer's X, U and Y are stacked layer after
+// layer in one buffer each (offsets x_at, uy_at); the backward pass's Ȳ and Ū of two layers
+// side by side in ybar and ubar.
 
 struct Dims {
     rows: u32,    // R
