@@ -20,9 +20,9 @@
 //! `K = 0` for the plain net.
 //!
 //! Forward, for nets at most 64 wide with simple products: one dispatch (`net_forward`) in
-//! which a workgroup takes four points, an invocation per point and unit computes all `1 + K`
-//! rows of a layer (affine map, gate, activation), and every layer's rows of its points stay in
-//! workgroup memory, from the state and the tangent seeds to the value `f` and either
+//! which a workgroup takes two points, an invocation per point and unit computes all `1 + K`
+//! rows of a layer (affine map, gate, activation), every layer's rows of its points stay in
+//! workgroup memory and its weights pass through it 16 inputs at a time (read coalesced), from the state and the tangent seeds to the value `f` and either
 //! divergence (exact: the diagonal tangent entries; Hutchinson: `εᵀ` times the tangent row);
 //! the adjoint right-hand side also writes every layer's `X`, `U` and `Y` for the backward
 //! pass (stacked layer after layer, one buffer each). Otherwise per layer: one dispatch of the
@@ -31,7 +31,7 @@
 //! divergence, unit 0 of each point computes the `D` diagonal tangent entries; Hutchinson's
 //! estimate takes a `write_value` dispatch); for layers at least 16 wide with tiled products
 //! the products `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory,
-//! a 4 × 4 block per invocation; `X0` then needs a dispatch of its own). From
+//! a 4 × 4 block per invocation; `X0` then needs a dispatch of its own). Layer by layer, from
 //! [`TRANSPOSED_WEIGHT_ROWS`] rows on the simple products read a transposed copy of the
 //! weights, made by one more dispatch.
 //!
@@ -101,7 +101,8 @@ pub enum GpuKernels {
     /// CNF), simple ones below and in every backward pass (faster at every measured batch).
     Auto,
     /// One output per invocation everywhere (from [`TRANSPOSED_WEIGHT_ROWS`] stacked rows on,
-    /// the forward products of a net with a wide layer read a transposed copy of the weights).
+    /// the layer-by-layer forward products of a net with a wide layer read a transposed copy of
+    /// the weights; `net_forward` stages them through workgroup memory).
     Simple,
     /// Workgroup-memory tiles with 4 × 4 register blocks for every product of layers at least
     /// 16 wide (forward, input cotangent) and the weight cotangents of layers up to 64 wide.
@@ -128,8 +129,9 @@ impl GpuKernels {
 /// Stacked rows `R = (1 + K)B` from which [`GpuKernels::Auto`] tiles the forward products.
 pub const AUTO_TILED_ROWS: usize = 16_384;
 
-/// Stacked rows `R` from which the simple forward products of a net with a layer at least 16
-/// wide each way read a transposed copy of the weights, made by one more dispatch per
+/// Stacked rows `R` from which the simple layer-by-layer forward products (nets wider than
+/// `net_forward` takes) of a net with a layer at least 16 wide each way read a transposed copy
+/// of the weights, made by one more dispatch per
 /// evaluation (`transpose_weights`): with an invocation per point and unit, consecutive units
 /// reading `W[j, q]` straight from `θ` touch addresses `din` apart, one memory transaction per
 /// unit instead of one per 32; below this size the extra dispatch costs more than it saves.
@@ -140,7 +142,7 @@ pub const TRANSPOSED_WEIGHT_ROWS: usize = 2048;
 const NET_WIDTH: usize = 64;
 
 /// Points per workgroup of `net_forward` (`NET_POINTS`).
-const NET_POINTS: usize = 4;
+const NET_POINTS: usize = 2;
 
 /// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
 const TILE: usize = 64;
@@ -387,9 +389,8 @@ impl Dims {
     }
 }
 
-/// The kernels of `concat_squash.wgsl` every device compiles (at most 8 storage buffers each,
-/// the portable limit); [`NET_FORWARD`] binds 9 and is compiled where the device allows.
-const ENTRIES: [&str; 13] = [
+/// The kernels of `concat_squash.wgsl` (at most 8 storage buffers each, the portable limit).
+const ENTRIES: [&str; 14] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -403,10 +404,8 @@ const ENTRIES: [&str; 13] = [
     "transpose_weights",
     "layer_backward",
     "first_layer_backward",
+    "net_forward",
 ];
-
-/// The one-dispatch forward pass (9 storage buffers with its data-ring table).
-const NET_FORWARD: &str = "net_forward";
 
 struct Kernels {
     seed_input: Kernel,
@@ -422,8 +421,7 @@ struct Kernels {
     transpose_weights: Kernel,
     layer_backward: Kernel,
     first_layer_backward: Kernel,
-    /// Where the device binds 9 storage buffers per kernel.
-    net_forward: Option<Kernel>,
+    net_forward: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -613,15 +611,10 @@ impl ConcatSquashNet {
             )));
         }
         let (layers, off) = layers_of(dims);
-        let mut entries = ENTRIES.to_vec();
-        let one_dispatch_forward = ctx.max_storage_buffers() >= 9;
-        if one_dispatch_forward {
-            entries.push(NET_FORWARD);
-        }
         let p = ctx.pipelines(
             "concat-squash kernels",
             include_str!("concat_squash.wgsl"),
-            &entries,
+            &ENTRIES,
             &[("POINT_ROWS", (1 + tangents) as f64)],
         );
         let mut it = p.into_iter();
@@ -640,7 +633,7 @@ impl ConcatSquashNet {
             transpose_weights: next(),
             layer_backward: next(),
             first_layer_backward: next(),
-            net_forward: one_dispatch_forward.then(&mut next),
+            net_forward: next(),
         };
         let buf = Buffers::new(
             ctx,
@@ -786,13 +779,14 @@ impl ConcatSquashNet {
         }
     }
 
-    /// Whether the simple forward products read the transposed weights: from
-    /// [`TRANSPOSED_WEIGHT_ROWS`] rows on, where a layer at least 16 wide each way has a simple
-    /// product (in a narrower layer, few units share a point or few weights are read per unit,
+    /// Whether the simple layer-by-layer forward products read the transposed weights: from
+    /// [`TRANSPOSED_WEIGHT_ROWS`] rows on, where the forward pass is not one `net_forward` and a
+    /// layer at least 16 wide each way has a simple product (in a narrower layer, few units share a point or few weights are read per unit,
     /// and the strided reads cost about what the extra dispatch does).
     fn transposes_weights(&self) -> bool {
         self.rows() >= TRANSPOSED_WEIGHT_ROWS
             && !self.tiles_forward()
+            && self.one_dispatch_forward().is_none()
             && self.layers.iter().any(Self::wide)
     }
 
@@ -812,14 +806,11 @@ impl ConcatSquashNet {
     }
 
     /// The `net_forward` kernel where the forward pass is one dispatch of it (every layer with
-    /// its rows in workgroup memory): with simple forward products, layers at most
-    /// [`NET_WIDTH`] wide, and a device that compiled it.
+    /// its rows in workgroup memory): with simple forward products and layers at most
+    /// [`NET_WIDTH`] wide.
     fn one_dispatch_forward(&self) -> Option<&Kernel> {
         let fits = self.layers.iter().all(|l| l.din.max(l.dout) <= NET_WIDTH);
-        self.kernels
-            .net_forward
-            .as_ref()
-            .filter(|_| fits && !self.tiles_forward())
+        Some(&self.kernels.net_forward).filter(|_| fits && !self.tiles_forward())
     }
 
     /// Whether the backward pass's products and weight cotangents are tiled.
@@ -976,28 +967,20 @@ impl ConcatSquashNet {
         let k = &self.kernels;
         let rows = self.rows();
         let first = self.layers[0];
-        let transposed = self.transposes_weights();
-        if transposed {
-            self.transpose_weights(params);
-        }
-        let transposed_mode = if transposed { 512 } else { 0 };
         // Where the value goes, or a placeholder binding that is not written.
         let (value_out, value_at) = match value {
             Some((out, at)) => (out.buffer(), at),
             None => (&self.buf.xbar[0], 0),
         };
         if let Some(kernel) = self.one_dispatch_forward() {
-            self.net_forward(
-                kernel,
-                t,
-                NetInput::State(z_vec, z_at),
-                params,
-                keep,
-                value,
-                transposed,
-            );
+            self.net_forward(kernel, t, NetInput::State(z_vec, z_at), params, keep, value);
             return;
         }
+        let transposed = self.transposes_weights();
+        if transposed {
+            self.transpose_weights(params);
+        }
+        let transposed_mode = if transposed { 512 } else { 0 };
         // The first layer reads X0 straight from the state and the seeds (and writes it for
         // the backward pass), unless its product is tiled and needs X0 in memory first.
         let seed_separately = self.tiles_forward() && Self::wide(&first);
@@ -1075,9 +1058,7 @@ impl ConcatSquashNet {
     }
 
     /// The forward pass in one dispatch (`net_forward`; see [`ConcatSquashNet::forward`]) from
-    /// the state or from interpolated node states, the weights transposed first by the caller
-    /// where `transposed`.
-    #[allow(clippy::too_many_arguments)]
+    /// the state or from interpolated node states.
     fn net_forward(
         &self,
         kernel: &Kernel,
@@ -1086,7 +1067,6 @@ impl ConcatSquashNet {
         params: &GpuVec,
         keep: bool,
         value: Option<(&GpuVec, usize)>,
-        transposed: bool,
     ) {
         let first = self.layers[0];
         // Where the value goes, or a placeholder binding that is not written.
@@ -1098,10 +1078,7 @@ impl ConcatSquashNet {
             t,
             r0: self.layers.len() as u32,
             at_out: value_at as u32,
-            mode: self.base(&first).mode
-                | value_mode
-                | if transposed { 512 } else { 0 }
-                | if keep { 1024 } else { 0 },
+            mode: self.base(&first).mode | value_mode | if keep { 1024 } else { 0 },
             ..self.base(&first)
         };
         let table = &self.buf.plan.table[0];
@@ -1126,7 +1103,6 @@ impl ConcatSquashNet {
             &[
                 (0, params.buffer()),
                 (1, source.buffer()),
-                (2, &self.weights_t),
                 (3, &self.buf.us),
                 (4, &self.buf.ys),
                 (6, value_out),
@@ -1214,10 +1190,6 @@ impl ConcatSquashNet {
             self.adjoint_rhs(t, scratch, 0, params, x, 0, dx, None, 0);
             return;
         };
-        let transposed = self.transposes_weights();
-        if transposed {
-            self.transpose_weights(params);
-        }
         self.net_forward(
             kernel,
             t,
@@ -1225,7 +1197,6 @@ impl ConcatSquashNet {
             params,
             true,
             None,
-            transposed,
         );
         self.backward(t, params, x, 0, dx, 0);
     }
@@ -1587,8 +1558,8 @@ pub(crate) use concat_squash_model;
 mod tests {
     use super::*;
 
-    /// Every kernel compiled everywhere binds at most 8 storage buffers (the portable limit);
-    /// `net_forward`, compiled only where the device allows more, binds 9.
+    /// Every kernel binds at most 8 storage buffers (the data ring included): the portable
+    /// limit, which every device allows.
     #[test]
     fn kernels_fit_the_portable_storage_limit() {
         let source = include_str!("concat_squash.wgsl");
@@ -1596,7 +1567,6 @@ mod tests {
         for (entry, n) in ENTRIES.iter().zip(&counts) {
             assert!(*n <= 8, "{entry}: {n} storage buffers");
         }
-        assert_eq!(crate::kernel::storage_buffers(source, &[NET_FORWARD]), [9]);
     }
 
     /// The tiled reduction's chunks: enough workgroups at small batch, at most `FEW_CHUNKS`

@@ -136,15 +136,10 @@ fn seed_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // point, which take consecutive units j, read consecutive addresses instead of addresses din
 // apart (one memory transaction per q instead of one per unit).
 fn forward_weight(j: u32, q: u32) -> f32 {
-    return weight_of(d.w, d.din, d.dout, j, q);
-}
-
-// W[j, q] of the layer whose W is at w (din inputs, dout units), as forward_weight.
-fn weight_of(w: u32, din: u32, dout: u32, j: u32, q: u32) -> f32 {
     if ((d.mode & 512u) == 512u) {
-        return src2[w + q * dout + j];
+        return src2[d.w + q * d.dout + j];
     }
-    return theta[w + j * din + q];
+    return theta[d.w + j * d.din + q];
 }
 
 // Every layer's W transposed into dst at the same offset (dst[w + q·dout + j] = θ[w + j·din + q]),
@@ -251,7 +246,8 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // The whole forward pass in one dispatch, for nets at most NET_WIDTH wide: a workgroup takes
 // NET_POINTS points, invocation (p, j) = unit j of point p, and every layer's input and output
 // rows of its points stay in workgroup memory (two halves, one read and one written per layer,
-// a barrier between layers); the layers come from reduce_final's table (ring_layers; d.r0
+// a barrier between layers), the layer's weights passing through workgroup memory NET_TILE
+// inputs at a time (w_tile); the layers come from reduce_final's table (ring_layers; d.r0
 // layers). The first layer's input is the state (src, at `at_in`) and the tangent seeds
 // (seed_value: d.din is the state's width); layer by layer U = X Wᵀ + b1, Y = U g + t b3 on
 // the primal row and U = X Wᵀ, Y = U g on tangent rows, X' = φ(Y) and φ′(Y_primal) Y below the
@@ -261,16 +257,23 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // 0 adds dΔlogp from its tangent rows: −Σ_k Y[k + 1, k] (exact) or −Σ_k ε_k Y[1, k]
 // (Hutchinson, ε = src3). Bit 11: the state interpolated from node states, the rows of src.
 const NET_WIDTH: u32 = 64u;
-const NET_POINTS: u32 = 4u;
-const NET_HALF: u32 = 2048u; // NET_POINTS · MAX_ROWS · NET_WIDTH
-var<workgroup> net_rows: array<f32, 4096>;
+const NET_POINTS: u32 = 2u;
+const NET_HALF: u32 = 1024u; // NET_POINTS · MAX_ROWS · NET_WIDTH
+var<workgroup> net_rows: array<f32, 2048>;
+// A layer's weights W[·, q0 .. q0 + NET_TILE) at a time, k-major (w_tile[qq·W_PITCH + j]):
+// loaded along W's rows (consecutive invocations, consecutive q), read along its columns
+// (consecutive units, consecutive words: no bank conflicts; the padding word spreads the
+// stores over the banks).
+const NET_TILE: u32 = 16u;
+const W_PITCH: u32 = 65u;
+var<workgroup> w_tile: array<f32, 1040>; // NET_TILE · W_PITCH
 
 // Place of row k, column q of point p in half h of net_rows.
 fn net_at(h: u32, p: u32, k: u32, q: u32) -> u32 {
     return h * NET_HALF + (p * MAX_ROWS + k) * NET_WIDTH + q;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(128)
 fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
     let p = lid.x / NET_WIDTH;
@@ -308,15 +311,29 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
         let w = ring_layers[at + 3u];
         let last = l + 1u == d.r0;
         let x_next = x_at + d.rows * din;
-        if (live && j < dout) {
-            var acc: array<f32, MAX_ROWS>;
-            for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
-            for (var q = 0u; q < din; q = q + 1u) {
-                let wq = weight_of(w, din, dout, j, q);
-                for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                    acc[k] = acc[k] + net_rows[net_at(h, p, k, q)] * wq;
+        var acc: array<f32, MAX_ROWS>;
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
+        for (var q0 = 0u; q0 < din; q0 = q0 + NET_TILE) {
+            for (var e = lid.x; e < NET_WIDTH * NET_TILE; e = e + NET_POINTS * NET_WIDTH) {
+                let jj = e / NET_TILE;
+                let qq = e % NET_TILE;
+                var v = 0.0;
+                if (jj < dout && q0 + qq < din) { v = theta[w + jj * din + q0 + qq]; }
+                w_tile[qq * W_PITCH + jj] = v;
+            }
+            workgroupBarrier();
+            if (live && j < dout) {
+                let n = min(NET_TILE, din - q0);
+                for (var qq = 0u; qq < n; qq = qq + 1u) {
+                    let wq = w_tile[qq * W_PITCH + j];
+                    for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+                        acc[k] = acc[k] + net_rows[net_at(h, p, k, q0 + qq)] * wq;
+                    }
                 }
             }
+            workgroupBarrier();
+        }
+        if (live && j < dout) {
             let g = sigmoid(d.t * theta[ring_layers[at + 5u] + j] + theta[ring_layers[at + 6u] + j]);
             var slope = 0.0;
             for (var k = 0u; k < POINT_ROWS; k = k + 1u) {

@@ -446,11 +446,6 @@ impl GpuContext {
         }))
     }
 
-    /// Most storage buffers one kernel may bind on this device (at least 8).
-    pub(crate) fn max_storage_buffers(&self) -> u32 {
-        self.device.limits().max_storage_buffers_per_shader_stage
-    }
-
     /// Most floats one storage buffer may hold and bind on this device.
     pub fn max_buffer_floats(&self) -> usize {
         let limits = self.device.limits();

@@ -124,10 +124,10 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 /// The toy net, a softplus net over several reduction chunks, a batch of one, a layer wider
 /// than the tiled weight-cotangent kernel takes (its fallback), a 20 → 70 layer through the
 /// tiled product with partial tiles in every direction, 30 reduction chunks (more than the 16
-/// slices of the final reduction, so each slice sums several), and the toy net at 2 100 stacked
-/// rows (at least `TRANSPOSED_WEIGHT_ROWS`: the simple forward products read the transposed
-/// weights).
-const CNF_CASES: [(&[usize], Activation, usize); 7] = [
+/// slices of the final reduction, so each slice sums several), the toy net at 2 100 stacked
+/// rows, and layers wider than `net_forward` takes at 2 100 rows (at least
+/// `TRANSPOSED_WEIGHT_ROWS`: layer by layer, the simple products read the transposed weights).
+const CNF_CASES: [(&[usize], Activation, usize); 8] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[3, 5, 4, 3], Activation::Softplus, 300),
     (&[2, 8, 2], Activation::Tanh, 1),
@@ -135,27 +135,29 @@ const CNF_CASES: [(&[usize], Activation, usize); 7] = [
     (&[2, 20, 70, 2], Activation::Softplus, 37),
     (&[2, 24, 2], Activation::Softplus, 2500),
     (&[2, 64, 64, 2], Activation::Tanh, 700),
+    (&[2, 80, 72, 2], Activation::Tanh, 700),
 ];
 
 /// Hutchinson's estimator takes any width: the toy net, a 10-wide state over several reduction
-/// chunks, a batch of one, and 2 200 stacked rows with wide layers (transposed weights).
+/// chunks, a batch of one, and 2 200 stacked rows with layers wider than `net_forward` takes
+/// (transposed weights).
 const HUTCHINSON_CASES: [(&[usize], Activation, usize); 4] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[10, 32, 10], Activation::Softplus, 300),
     (&[3, 8, 3], Activation::Tanh, 1),
-    (&[4, 32, 32, 4], Activation::Tanh, 1100),
+    (&[4, 70, 70, 4], Activation::Tanh, 1100),
 ];
 
 /// The plain net takes states wider than the CNF's 7 (no tangent rows): a 12-wide state, a
 /// 20-wide one through the tiled products at both ends, a batch of one, a many-chunk batch, and
-/// 2 100 rows with a wide layer (transposed weights).
+/// 2 100 rows with layers wider than `net_forward` takes (transposed weights).
 const NET_CASES: [(&[usize], Activation, usize); 6] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[12, 5, 4, 12], Activation::Softplus, 300),
     (&[3, 8, 3], Activation::Tanh, 1),
     (&[20, 80, 20], Activation::Tanh, 700),
     (&[4, 20, 70, 4], Activation::Softplus, 37),
-    (&[6, 40, 40, 6], Activation::Tanh, 2100),
+    (&[6, 72, 72, 6], Activation::Tanh, 2100),
 ];
 
 /// `f` on the device against the host: the relative error.
@@ -833,23 +835,29 @@ fn dispatches_per_evaluation_are_pinned() {
         assert_eq!(calls_of(&rdm(&mut cnf), "reduce_weights"), backward);
     }
     cnf.set_kernels(GpuKernels::Auto);
-    // From `TRANSPOSED_WEIGHT_ROWS` stacked rows on, one more dispatch transposes the weights
-    // first (once per evaluation, for every layer).
-    for (batch, want) in [
-        (
-            TRANSPOSED_WEIGHT_ROWS.div_ceil(3),
-            named(&[("net_forward", 1), ("transpose_weights", 1)]),
-        ),
-        (TRANSPOSED_WEIGHT_ROWS.div_ceil(3) - 1, one_forward.clone()),
-    ] {
-        cnf.set_batch(batch).unwrap();
-        let n = cnf.state_len();
+    // Layer by layer, from `TRANSPOSED_WEIGHT_ROWS` stacked rows on, one more dispatch
+    // transposes the weights first (once per evaluation, for every layer); `net_forward` reads
+    // them through workgroup memory at any batch.
+    let mut wide_net = GpuCnf::new(&ctx, &[2, 80, 80, 2], GpuActivation::Tanh, 1).unwrap();
+    let th_wide = GpuVec::from_host(&ctx, &random_state(wide_net.param_len(), &mut rng));
+    let at = TRANSPOSED_WEIGHT_ROWS.div_ceil(3);
+    let mut eval_at = |model: &mut GpuCnf, th: &GpuVec, batch: usize| {
+        model.set_batch(batch).unwrap();
+        let n = model.state_len();
         let z = GpuVec::from_host(&ctx, &random_state(n, &mut rng));
         let mut dz = GpuVec::zeros(&ctx, n);
-        let calls = profiled(&mut || {
-            cnf.eval(0.2, &z, &th, &mut dz);
+        profiled(&mut || {
+            model.eval(0.2, &z, th, &mut dz);
             let _ = dz.to_host();
-        });
-        assert_eq!(calls, want, "batch {batch}");
-    }
+        })
+    };
+    assert_eq!(
+        eval_at(&mut wide_net, &th_wide, at),
+        named(&[("layer_forward", 3), ("transpose_weights", 1)])
+    );
+    assert_eq!(
+        eval_at(&mut wide_net, &th_wide, at - 1),
+        named(&[("layer_forward", 3)])
+    );
+    assert_eq!(eval_at(&mut cnf, &th, at), one_forward);
 }
