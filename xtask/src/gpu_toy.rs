@@ -273,11 +273,11 @@ pub fn run(
             // 40 calls per timing, so that the closing readback (~0.1 ms) weighs little.
             kernels.push(kernel_rates(ctx, batch, init, 40, tiled)?);
         }
-        let kernels = choice.at(ctx, batch, init)?;
+        let chosen = choice.at(ctx, batch, init)?;
         let entries = methods();
         let mut trainers = entries
             .iter()
-            .map(|(_, m)| GpuTrainer::new(ctx, batch, *m, init, kernels))
+            .map(|(_, m)| GpuTrainer::new(ctx, batch, *m, init, chosen))
             .collect::<AnyResult<Vec<_>>>()?;
         let mut rng = nn::Rng::new(seed);
         let mut records: Vec<Vec<IterationRecord>> = vec![Vec::new(); entries.len()];
@@ -333,7 +333,7 @@ pub fn run(
                 submissions_per_iter: submissions as f64 / n,
                 readbacks_per_iter: readbacks as f64 / n,
                 profile,
-                kernels: format!("{kernels:?}"),
+                kernels: format!("{chosen:?}"),
             });
         }
     }
