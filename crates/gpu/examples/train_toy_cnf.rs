@@ -1,6 +1,7 @@
 //! Trains FFJORD's toy CNF on pinwheel with every state-sized number on the GPU: IRDM with 16
 //! Lobatto nodes and the seminorm through `adjoint::forward_on`, the NLL and Adam on the host
-//! (one download of `z(T)` and of `dL/dθ`, one upload of `θ` per iteration).
+//! (one download of `z(T)` and of `dL/dθ`, one upload of `θ` per iteration), with the product
+//! kernels `tune_kernels` finds fastest on the adapter.
 //!
 //! ```text
 //! cargo run --release -p gpu --example train_toy_cnf -- [iterations] [batch]
@@ -27,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut theta = host_net.init_params(&mut rng);
     let mut theta_gpu = GpuVec::try_from_host(&ctx, &theta)?;
     let mut adam = Adam::new(theta.len(), AdamConfig::default())?;
+    // The product kernels that are fastest on this adapter at this batch (timed once).
+    println!("kernels: {:?}", cnf.tune_kernels(&theta_gpu, 10)?);
 
     let method = Method::irdm_lobatto(15, BackwardNorm::Seminorm);
     let mut config = Config::new(1e-5f32, 1e-5);
