@@ -99,6 +99,8 @@ pub enum GpuKernels {
     /// Chosen by size from the H200 measurements in docs/gpu.md: tiled forward products from
     /// [`AUTO_TILED_ROWS`] stacked rows on (where they were faster: batch 10⁴ and 10⁵ of the toy
     /// CNF), simple ones below and in every backward pass (faster at every measured batch).
+    /// Those measurements predate the one-dispatch forward pass; the models' `tune_kernels`
+    /// times the choices on the adapter in use instead.
     Auto,
     /// One output per invocation everywhere (from [`TRANSPOSED_WEIGHT_ROWS`] stacked rows on,
     /// the layer-by-layer forward products of a net with a wide layer read a transposed copy of
