@@ -66,8 +66,13 @@ use std::sync::Arc;
 enum NetInput<'a> {
     /// A state vector and the offset of the state in it.
     State(&'a GpuVec, usize),
-    /// Interpolation coefficients and the node states stacked as rows.
-    Nodes(&'a [f32], &'a GpuVec),
+    /// Interpolated node states: the dispatch's data (the table of layers, then the `nodes`
+    /// coefficients) and the node states stacked as rows.
+    Nodes {
+        data: &'a [f32],
+        nodes: usize,
+        values: &'a GpuVec,
+    },
 }
 
 /// How the model's divergence `tr ∂f/∂z` is computed, if at all.
@@ -444,6 +449,8 @@ pub(crate) struct ConcatSquashNet {
     /// Every layer's `W` transposed (`din × dout` at `W`'s offset; the rest of the parameter
     /// layout unused), for the simple forward products from [`TRANSPOSED_WEIGHT_ROWS`] rows on.
     weights_t: wgpu::Buffer,
+    /// Scratch for `net_forward`'s data with interpolation coefficients (kept between calls).
+    node_data: Vec<f32>,
     /// Everything sized by the batch.
     buf: Buffers,
     /// Model name in errors.
@@ -656,6 +663,7 @@ impl ConcatSquashNet {
             tangents,
             param_len: off,
             weights_t: ctx.storage(off),
+            node_data: Vec::new(),
             buf,
             what: what.into(),
             ctx: Arc::clone(ctx),
@@ -937,15 +945,10 @@ impl ConcatSquashNet {
 
     /// One dispatch of `kernel` over `threads` invocations with the buffers of `buffers` at the
     /// bindings it uses (callers pass what the fused and the separate kernels of one step need
-    /// together; the rest is left out).
+    /// together; the context leaves the rest out).
     fn run(&self, kernel: &Kernel, threads: usize, dims: Dims, buffers: &[(u32, &wgpu::Buffer)]) {
-        let used: Vec<(u32, &wgpu::Buffer)> = buffers
-            .iter()
-            .copied()
-            .filter(|&(b, _)| kernel.uses(b))
-            .collect();
         self.ctx
-            .dispatch_words(kernel, threads as u32, &dims.words(), &used);
+            .dispatch_words(kernel, threads as u32, &dims.words(), buffers);
     }
 
     /// The stacked forward pass from `z = z_vec[z_at ..]`; leaves `Y_L` (the output rows) and,
@@ -1083,19 +1086,20 @@ impl ConcatSquashNet {
             mode: self.base(&first).mode | value_mode | if keep { 1024 } else { 0 },
             ..self.base(&first)
         };
-        let table = &self.buf.plan.table[0];
-        let mut data = std::borrow::Cow::Borrowed(&table[..]);
-        let source = match input {
+        let (source, data) = match input {
             NetInput::State(z, at) => {
                 dims.at_in = at as u32;
-                z
+                (z, &self.buf.plan.table[0][..])
             }
-            NetInput::Nodes(coeffs, values) => {
+            NetInput::Nodes {
+                data,
+                nodes,
+                values,
+            } => {
                 dims.mode |= 2048;
-                dims.nodes = coeffs.len() as u32;
+                dims.nodes = nodes as u32;
                 dims.node_len = self.state_len() as u32;
-                data.to_mut().extend_from_slice(coeffs);
-                values
+                (values, data)
             }
         };
         self.ctx.dispatch_words_with_data(
@@ -1111,7 +1115,7 @@ impl ConcatSquashNet {
                 (7, &self.buf.noise),
                 (9, &self.buf.xs),
             ],
-            &data,
+            data,
         );
     }
 
@@ -1184,23 +1188,26 @@ impl ConcatSquashNet {
         dx: &mut GpuVec,
     ) {
         let fits = self.buf.plan.table[0].len() + coeffs.len() <= MAX_DISPATCH_DATA;
-        let Some(kernel) = self
-            .one_dispatch_forward()
-            .filter(|_| fits && !coeffs.is_empty())
-        else {
+        if self.one_dispatch_forward().is_none() || !fits || coeffs.is_empty() {
             rk::Vector::combine_rows(scratch, coeffs, values);
             self.adjoint_rhs(t, scratch, 0, params, x, 0, dx, None, 0);
             return;
-        };
-        self.net_forward(
-            kernel,
-            t,
-            NetInput::Nodes(coeffs, values),
-            params,
-            true,
-            None,
-        );
+        }
+        // The dispatch's data: the table of layers, then the coefficients (kept between calls).
+        let mut data = std::mem::take(&mut self.node_data);
+        data.clear();
+        data.extend_from_slice(&self.buf.plan.table[0]);
+        data.extend_from_slice(coeffs);
+        if let Some(kernel) = self.one_dispatch_forward() {
+            let input = NetInput::Nodes {
+                data: &data,
+                nodes: coeffs.len(),
+                values,
+            };
+            self.net_forward(kernel, t, input, params, true, None);
+        }
         self.backward(t, params, x, 0, dx, 0);
+        self.node_data = data;
     }
 
     /// The adjoint right-hand side after the forward pass (which left every layer's `X`, `U`
@@ -1274,10 +1281,14 @@ impl ConcatSquashNet {
                 at_out: plan.units_at[i] as u32,
                 ..dims
             };
-            let reduce_buffers = [
+            // What this layer's kernels bind (each takes the bindings it uses).
+            let step_buffers = [
+                (0, params.buffer()),
+                (1, &self.buf.ys),
                 (2, &self.buf.xs),
                 (3, &self.buf.partials),
                 (4, &self.buf.unit_partials),
+                (6, dx.buffer()),
                 (8, &self.buf.us),
                 (11, ybar),
                 (12, ubar),
@@ -1291,7 +1302,7 @@ impl ConcatSquashNet {
                 } else {
                     (&k.reduce_partial, reduce_threads)
                 };
-                self.run(reduce, threads, reduce_dims, &reduce_buffers);
+                self.run(reduce, threads, reduce_dims, &step_buffers);
             }
             if i == 0 {
                 // −X̄ = −Ū W of the primal rows into the state part.
@@ -1306,9 +1317,7 @@ impl ConcatSquashNet {
                 } else {
                     (&k.input_backward, input_threads)
                 };
-                let mut buffers = reduce_buffers.to_vec();
-                buffers.extend([(0, params.buffer()), (6, dx.buffer())]);
-                self.run(kernel, threads, input_dims, &buffers);
+                self.run(kernel, threads, input_dims, &step_buffers);
             } else if tiled_input {
                 // X̄ = Ū W as a tiled product; the layer below takes it through its rows.
                 let next = 1 - cur;
@@ -1338,9 +1347,7 @@ impl ConcatSquashNet {
                 } else {
                     (&k.input_backward_rows, self.batch * l.din)
                 };
-                let mut buffers = reduce_buffers.to_vec();
-                buffers.extend([(0, params.buffer()), (1, &self.buf.ys)]);
-                self.run(kernel, threads, input_dims, &buffers);
+                self.run(kernel, threads, input_dims, &step_buffers);
                 side = 1 - side;
                 ready = true;
             }

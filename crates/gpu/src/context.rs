@@ -549,7 +549,9 @@ impl GpuContext {
     }
 
     /// Records one dispatch over `n` elements with a uniform block of `words` (32-bit words) at
-    /// binding 5 and `buffers` at their bindings. Submitted with the next readback.
+    /// binding 5 and `buffers` at their bindings (those the kernel does not use are left out:
+    /// a caller may pass what several kernels of one step need). Submitted with the next
+    /// readback.
     pub(crate) fn dispatch_words(
         &self,
         kernel: &Kernel,
@@ -669,26 +671,26 @@ impl GpuContext {
             kept.count = 0;
             kept.epoch = buffer_set;
         }
+        // The buffers at the bindings the kernel uses.
+        let used = || buffers.iter().filter(|(binding, _)| kernel.uses(*binding));
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         kernel.id.hash(&mut hasher);
-        for (binding, buffer) in buffers {
+        for (binding, buffer) in used() {
             binding.hash(&mut hasher);
             buffer.hash(&mut hasher);
         }
         let bucket = kept.kept.entry(hasher.finish()).or_default();
         let same = |k: &KeptGroup| {
             k.kernel == kernel.id
-                && k.buffers.len() == buffers.len()
                 && k.buffers
                     .iter()
-                    .zip(buffers)
-                    .all(|((b1, x1), (b2, x2))| b1 == b2 && x1 == *x2)
+                    .map(|(b, x)| (*b, x))
+                    .eq(used().map(|(b, x)| (*b, *x)))
         };
         if let Some(k) = bucket.iter().find(|k| same(k)) {
             return k.group.clone();
         }
-        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
-            .iter()
+        let mut entries: Vec<wgpu::BindGroupEntry<'_>> = used()
             .map(|(binding, b)| {
                 debug_assert!((*binding as usize) < MAX_BINDINGS);
                 wgpu::BindGroupEntry {
@@ -726,7 +728,7 @@ impl GpuContext {
         kept.count += 1;
         bucket.push(KeptGroup {
             kernel: kernel.id,
-            buffers: buffers.iter().map(|(i, b)| (*i, (*b).clone())).collect(),
+            buffers: used().map(|(i, b)| (*i, (*b).clone())).collect(),
             group: group.clone(),
         });
         group
