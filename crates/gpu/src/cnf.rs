@@ -14,6 +14,26 @@ use std::sync::Arc;
 /// FFJORD's CNF on the GPU for batches of a fixed size: the state is `[z (B × D), Δlogp (B)]`,
 /// the parameters those of `nn::Cnf` (same layout), the divergence exact ([`GpuCnf::new`]) or
 /// Hutchinson's estimate ([`GpuCnf::hutchinson`]).
+///
+/// ```
+/// use gpu::{GpuActivation, GpuCnf, GpuContext, GpuKernels, GpuVec};
+/// use rk::{Rhs, Vector};
+///
+/// # fn main() -> Result<(), gpu::GpuError> {
+/// let Ok(ctx) = GpuContext::new() else { return Ok(()) }; // no adapter here
+/// let mut cnf = GpuCnf::toy(&ctx, 256, GpuActivation::Tanh)?;
+/// let theta = GpuVec::try_from_host(&ctx, &vec![0.05; cnf.param_len()])?;
+/// // Once per batch size: keep the products that are fastest on this adapter.
+/// let kernels = cnf.tune_kernels(&theta, 5)?;
+/// assert_ne!(kernels, GpuKernels::Auto);
+/// // dz/dt and dΔlogp/dt of 256 points at t = 0.1.
+/// let z = GpuVec::try_from_host(&ctx, &vec![0.3; cnf.state_len()])?;
+/// let mut dz = GpuVec::try_zeros(&ctx, cnf.state_len())?;
+/// cnf.eval(0.1, &z, &theta, &mut dz);
+/// assert!(dz.all_finite());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct GpuCnf(ConcatSquashNet);
 
