@@ -34,20 +34,35 @@ nvidia-smi -L > "$OUT/nvidia-smi.txt" 2>&1
 python3 -c "import torch, torchdiffeq; print(torch.__version__, torch.cuda.get_device_name())" >> "$OUT/nvidia-smi.txt" 2>&1
 
 LOG="$OUT/log.txt"
+stamp() { echo "== $(date +%T) $*" | tee -a "$LOG"; }
+# The gpu crate's tests on this adapter (every kernel against the host), when carried:
+# cargo test --release -p gpu --no-run (same RUSTFLAGS and target dir), then copy the three
+# executables it names to target/device/gpu-tests/{unit,vector,models}.
+TESTS=${TESTS:-target/device/gpu-tests}
+if [ -d "$TESTS" ]; then
+  for t in unit vector models; do
+    stamp "gpu tests: $t"
+    (cd crates/gpu && IRDM_REQUIRE_GPU=1 timeout 90 "../../$TESTS/$t" -q) 2>&1 | tee -a "$LOG"
+  done
+fi
 # Per-operation costs (record and run one dispatch, a four-group norm), when carried:
 # cargo build --release -p gpu --example dispatch_cost (same RUSTFLAGS and target dir).
 DC=${DC:-target/device/release/examples/dispatch_cost}
 if [ -x "$DC" ]; then
+  stamp dispatch_cost
   timeout 30 "$DC" 2>&1 | tee -a "$LOG"
 fi
+stamp "gpu suite"
 timeout 240 "$XT" bench --gpu --batches "$BATCHES" --iters 10 \
   --from-weights "$WEIGHTS" --out /tmp/gpu-bench 2>&1 | tee -a "$LOG"
 cp /tmp/gpu-bench/report.md "$OUT/gpu-report.md"
 cp /tmp/gpu-bench/results.json "$OUT/gpu-results.json"
 
 for b in ${BATCHES//,/ }; do
+  stamp "compare-torch $b"
   timeout 75 "$XT" compare-torch --device cuda --batch "$b" --iters 5 \
     --weights "$WEIGHTS" --out "/tmp/cmp-$b" 2>&1 | tee -a "$LOG"
   cp "/tmp/cmp-$b/compare.md" "$OUT/compare-$b.md"
 done
+stamp done
 ls -la "$OUT"

@@ -683,6 +683,34 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
 var<workgroup> tile_u: array<f32, 1024>;
 var<workgroup> tile_x: array<f32, 1024>;
 
+// Element idx of reduce_weights' step at row r0: (Ū, X, Ȳ·U, primal Ȳ) of row r0 + idx / 64,
+// column idx % 64 (zeros outside the chunk or the layer).
+fn reduce_load(idx: u32, r0: u32, end: u32) -> vec4<f32> {
+    let r = r0 + idx / 64u;
+    let col = idx % 64u;
+    var v = vec4<f32>(0.0);
+    if (r < end) {
+        if (col < d.dout) {
+            let o = r * d.dout + col;
+            let yb = ybar[d.side_in + o];
+            v.x = ubar[d.side_in + o];
+            v.z = yb * src4[d.uy_at + o];
+            if (r < d.batch) { v.w = yb; }
+        }
+        if (col < d.din) { v.y = src2[d.x_at + r * d.din + col]; }
+    }
+    return v;
+}
+
+// Partial W̄ entries of unit j, inputs tj, tj + 16, tj + 32, tj + 48 (those inside the layer).
+fn store_weight_partials(base: u32, j: u32, tj: u32, v: vec4<f32>) {
+    if (j >= d.dout) { return; }
+    for (var b = 0u; b < 4u; b = b + 1u) {
+        let q = tj + 16u * b;
+        if (q < d.din) { dst[base + j * d.din + q] = v[b]; }
+    }
+}
+
 @compute @workgroup_size(256)
 fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -693,59 +721,52 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     let t = lid.x;
     let ti = t / 16u;
     let tj = t % 16u;
-    var acc: array<f32, 16>;
-    for (var k = 0u; k < 16u; k = k + 1u) { acc[k] = 0.0; }
+    // The 4 × 4 block in four vectors (units 4·ti + a, inputs tj + 16·b in component b): plain
+    // registers, where an array indexed in loops may be placed in memory by the driver.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     var gsum = 0.0;
     var psum = 0.0;
     let start = chunk * chunk_rows;
     let end = min(start + chunk_rows, d.rows);
     for (var r0 = start; r0 < end; r0 = r0 + 16u) {
-        for (var k = 0u; k < 4u; k = k + 1u) {
-            let idx = t + k * 256u;
-            let r = r0 + idx / 64u;
-            let col = idx % 64u;
-            var u = 0.0;
-            var x = 0.0;
-            if (r < end) {
-                if (col < d.dout) {
-                    u = ubar[d.side_in + r * d.dout + col];
-                    // Row r, unit col = t % 64 of the per-unit sums.
-                    let yb = ybar[d.side_in + r * d.dout + col];
-                    gsum = gsum + yb * src4[d.uy_at + r * d.dout + col];
-                    if (r < d.batch) { psum = psum + yb; }
-                }
-                if (col < d.din) { x = src2[d.x_at + r * d.din + col]; }
-            }
-            tile_u[idx] = u;
-            tile_x[idx] = x;
-        }
+        // The step's four loads per invocation issued together, then stored.
+        let v0 = reduce_load(t, r0, end);
+        let v1 = reduce_load(t + 256u, r0, end);
+        let v2 = reduce_load(t + 512u, r0, end);
+        let v3 = reduce_load(t + 768u, r0, end);
+        tile_u[t] = v0.x;
+        tile_u[t + 256u] = v1.x;
+        tile_u[t + 512u] = v2.x;
+        tile_u[t + 768u] = v3.x;
+        tile_x[t] = v0.y;
+        tile_x[t + 256u] = v1.y;
+        tile_x[t + 512u] = v2.y;
+        tile_x[t + 768u] = v3.y;
+        // Row r, unit t % 64 of the per-unit sums.
+        gsum = gsum + v0.z + v1.z + v2.z + v3.z;
+        psum = psum + v0.w + v1.w + v2.w + v3.w;
         workgroupBarrier();
         for (var rr = 0u; rr < 16u; rr = rr + 1u) {
             let base = rr * 64u;
-            let u0 = tile_u[base + ti * 4u];
-            let u1 = tile_u[base + ti * 4u + 1u];
-            let u2 = tile_u[base + ti * 4u + 2u];
-            let u3 = tile_u[base + ti * 4u + 3u];
-            for (var b = 0u; b < 4u; b = b + 1u) {
-                let xb = tile_x[base + tj + 16u * b];
-                acc[b] = acc[b] + u0 * xb;
-                acc[4u + b] = acc[4u + b] + u1 * xb;
-                acc[8u + b] = acc[8u + b] + u2 * xb;
-                acc[12u + b] = acc[12u + b] + u3 * xb;
-            }
+            let u = vec4<f32>(tile_u[base + ti * 4u], tile_u[base + ti * 4u + 1u],
+                              tile_u[base + ti * 4u + 2u], tile_u[base + ti * 4u + 3u]);
+            let x = vec4<f32>(tile_x[base + tj], tile_x[base + tj + 16u],
+                              tile_x[base + tj + 32u], tile_x[base + tj + 48u]);
+            acc0 = acc0 + u.x * x;
+            acc1 = acc1 + u.y * x;
+            acc2 = acc2 + u.z * x;
+            acc3 = acc3 + u.w * x;
         }
         workgroupBarrier();
     }
-    let entries = d.dout * d.din;
-    for (var a = 0u; a < 4u; a = a + 1u) {
-        for (var b = 0u; b < 4u; b = b + 1u) {
-            let j = ti * 4u + a;
-            let q = tj + 16u * b;
-            if (j < d.dout && q < d.din) {
-                dst[d.at_in + chunk * entries + j * d.din + q] = acc[a * 4u + b];
-            }
-        }
-    }
+    let base = d.at_in + chunk * d.dout * d.din;
+    store_weight_partials(base, ti * 4u, tj, acc0);
+    store_weight_partials(base, ti * 4u + 1u, tj, acc1);
+    store_weight_partials(base, ti * 4u + 2u, tj, acc2);
+    store_weight_partials(base, ti * 4u + 3u, tj, acc3);
     // The four parts of each unit's sums (the tiles are free after the last barrier above).
     tile_u[t] = gsum;
     tile_x[t] = psum;
@@ -788,69 +809,94 @@ const TILE_PITCH: u32 = 65u;
 var<workgroup> tile_a: array<f32, 1040>;
 var<workgroup> tile_w: array<f32, 1040>;
 
+// Element idx of gemm_weights' step k0: A at row idx / 16, k idx % 16 of the tile, and the
+// weight at column col, k kw, laid out for loading along the weights' unit stride; with the
+// places they go to in tile_a and tile_w.
+struct GemmElement {
+    a: f32,
+    w: f32,
+    at_a: u32,
+    at_w: u32,
+}
+
+fn gemm_load(idx: u32, k0: u32, tile_r: u32, tile_c: u32) -> GemmElement {
+    let row = idx / 16u;
+    let kq = idx % 16u;
+    let r = tile_r * 64u + row;
+    var a = 0.0;
+    if (r < d.rows && k0 + kq < d.din) { a = src[d.side_in + r * d.at_in + k0 + kq]; }
+    // Weights with unit column stride (C = A W) are loaded along the columns, the others
+    // (C = A Wᵀ, unit k stride) along k: consecutive invocations read consecutive words.
+    var col = row;
+    var kw = kq;
+    if (d.b1 == 1u) {
+        col = idx % 64u;
+        kw = idx / 64u;
+    }
+    let c = tile_c * 64u + col;
+    var wv = 0.0;
+    if (c < d.dout && k0 + kw < d.din) { wv = theta[d.w + c * d.b1 + (k0 + kw) * d.c]; }
+    return GemmElement(a, wv, kq * TILE_PITCH + row, kw * TILE_PITCH + col);
+}
+
+fn gemm_store(e: GemmElement) {
+    tile_a[e.at_a] = e.a;
+    tile_w[e.at_w] = e.w;
+}
+
+// Row r of C's block: columns tj + 16·b from component b (those inside C).
+fn gemm_store_row(r: u32, c0: u32, v: vec4<f32>) {
+    if (r >= d.rows) { return; }
+    for (var b = 0u; b < 4u; b = b + 1u) {
+        let c = c0 + 16u * b;
+        if (c < d.dout) { dst[d.uy_at + r * d.at_out + c] = v[b]; }
+    }
+}
+
 @compute @workgroup_size(256)
 fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-    let m = d.rows;
-    let n = d.dout;
-    let kk_total = d.din;
-    let tiles_n = (n + 63u) / 64u;
+    let tiles_n = (d.dout + 63u) / 64u;
     let tile = wid.x + wid.y * nwg.x;
     let tile_r = tile / tiles_n;
     let tile_c = tile % tiles_n;
-    if (tile_r * 64u >= m) { return; }
+    if (tile_r * 64u >= d.rows) { return; }
     let t = lid.x;
     let ti = t / 16u;
     let tj = t % 16u;
-    // Weights with unit column stride (C = A W) are loaded along the columns, the others
-    // (C = A Wᵀ, unit k stride) along k: consecutive invocations read consecutive words.
-    let w_along_c = d.b1 == 1u;
-    var acc: array<f32, 16>;
-    for (var q = 0u; q < 16u; q = q + 1u) { acc[q] = 0.0; }
-    for (var k0 = 0u; k0 < kk_total; k0 = k0 + 16u) {
-        for (var l = 0u; l < 4u; l = l + 1u) {
-            let idx = t + l * 256u;
-            let row = idx / 16u;
-            let kq = idx % 16u;
-            let r = tile_r * 64u + row;
-            var a = 0.0;
-            if (r < m && k0 + kq < kk_total) { a = src[d.side_in + r * d.at_in + k0 + kq]; }
-            tile_a[kq * TILE_PITCH + row] = a;
-            var col = row;
-            var kw = kq;
-            if (w_along_c) {
-                col = idx % 64u;
-                kw = idx / 64u;
-            }
-            let c = tile_c * 64u + col;
-            var wv = 0.0;
-            if (c < n && k0 + kw < kk_total) { wv = theta[d.w + c * d.b1 + (k0 + kw) * d.c]; }
-            tile_w[kw * TILE_PITCH + col] = wv;
-        }
+    // The 4 × 4 block in four vectors (rows 4·ti + a, columns tj + 16·b in component b).
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < d.din; k0 = k0 + 16u) {
+        // The step's loads issued together, then stored.
+        let v0 = gemm_load(t, k0, tile_r, tile_c);
+        let v1 = gemm_load(t + 256u, k0, tile_r, tile_c);
+        let v2 = gemm_load(t + 512u, k0, tile_r, tile_c);
+        let v3 = gemm_load(t + 768u, k0, tile_r, tile_c);
+        gemm_store(v0);
+        gemm_store(v1);
+        gemm_store(v2);
+        gemm_store(v3);
         workgroupBarrier();
         for (var kq = 0u; kq < 16u; kq = kq + 1u) {
             let base = kq * TILE_PITCH;
-            let a0 = tile_a[base + ti * 4u];
-            let a1 = tile_a[base + ti * 4u + 1u];
-            let a2 = tile_a[base + ti * 4u + 2u];
-            let a3 = tile_a[base + ti * 4u + 3u];
-            for (var b = 0u; b < 4u; b = b + 1u) {
-                let wb = tile_w[base + tj + 16u * b];
-                acc[b] = acc[b] + a0 * wb;
-                acc[4u + b] = acc[4u + b] + a1 * wb;
-                acc[8u + b] = acc[8u + b] + a2 * wb;
-                acc[12u + b] = acc[12u + b] + a3 * wb;
-            }
+            let a = vec4<f32>(tile_a[base + ti * 4u], tile_a[base + ti * 4u + 1u],
+                              tile_a[base + ti * 4u + 2u], tile_a[base + ti * 4u + 3u]);
+            let w = vec4<f32>(tile_w[base + tj], tile_w[base + tj + 16u],
+                              tile_w[base + tj + 32u], tile_w[base + tj + 48u]);
+            acc0 = acc0 + a.x * w;
+            acc1 = acc1 + a.y * w;
+            acc2 = acc2 + a.z * w;
+            acc3 = acc3 + a.w * w;
         }
         workgroupBarrier();
     }
-    for (var a = 0u; a < 4u; a = a + 1u) {
-        for (var b = 0u; b < 4u; b = b + 1u) {
-            let r = tile_r * 64u + ti * 4u + a;
-            let c = tile_c * 64u + tj + 16u * b;
-            if (r < m && c < n) {
-                dst[d.uy_at + r * d.at_out + c] = acc[a * 4u + b];
-            }
-        }
-    }
+    let r = tile_r * 64u + ti * 4u;
+    let c0 = tile_c * 64u + tj;
+    gemm_store_row(r, c0, acc0);
+    gemm_store_row(r + 1u, c0, acc1);
+    gemm_store_row(r + 2u, c0, acc2);
+    gemm_store_row(r + 3u, c0, acc3);
 }
