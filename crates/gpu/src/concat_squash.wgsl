@@ -73,6 +73,60 @@ const QB: u32 = 4u;
 // have a constant trip count, which a driver can unroll and keep in registers.
 override POINT_ROWS: u32 = 1u;
 
+// The 1 + K rows of one point at one column, in two vectors (rows 0–3 in lo, 4–7 in hi; the
+// rows past POINT_ROWS zero). Kernels keep per-row values in these rather than in arrays
+// indexed in loops, which a driver may place in memory instead of registers; code for hi is
+// guarded by POINT_ROWS, a constant when the pipeline is built.
+struct Rows {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+fn rows_zero() -> Rows {
+    return Rows(vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+// Row k of r.
+fn row(r: Rows, k: u32) -> f32 {
+    if (k < 4u) { return r.lo[k]; }
+    return r.hi[k - 4u];
+}
+
+// a + x w, row by row.
+fn rows_fma(a: Rows, x: Rows, w: f32) -> Rows {
+    var o = a;
+    o.lo = a.lo + x.lo * w;
+    if (POINT_ROWS > 4u) { o.hi = a.hi + x.hi * w; }
+    return o;
+}
+
+// Rows k < POINT_ROWS of a column whose row k is at `base + k · stride` of the stacked
+// activations `dst4` (the layers' X).
+fn x_rows(base: u32, stride: u32) -> Rows {
+    var r = rows_zero();
+    r.lo.x = dst4[base];
+    if (POINT_ROWS > 1u) { r.lo.y = dst4[base + stride]; }
+    if (POINT_ROWS > 2u) { r.lo.z = dst4[base + 2u * stride]; }
+    if (POINT_ROWS > 3u) { r.lo.w = dst4[base + 3u * stride]; }
+    if (POINT_ROWS > 4u) {
+        r.hi.x = dst4[base + 4u * stride];
+        if (POINT_ROWS > 5u) { r.hi.y = dst4[base + 5u * stride]; }
+        if (POINT_ROWS > 6u) { r.hi.z = dst4[base + 6u * stride]; }
+        if (POINT_ROWS > 7u) { r.hi.w = dst4[base + 7u * stride]; }
+    }
+    return r;
+}
+
+// Rows k < POINT_ROWS of column q of the seeded input X0 of point b (seed_value).
+fn seed_rows(b: u32, q: u32) -> Rows {
+    var r = rows_zero();
+    for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+        let v = seed_value(k, b, q);
+        if (k < 4u) { r.lo[k] = v; } else { r.hi[k - 4u] = v; }
+    }
+    return r;
+}
+
 // Whether the rows carry divergence tangents (K > 0).
 fn with_divergence() -> bool {
     return d.rows > d.batch;
@@ -157,8 +211,16 @@ fn transpose_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     dst[w + (e % din) * dout + e / din] = theta[w + e];
 }
 
-// Input value of row k of point b, column q of layer_forward: X0 from the state and the seeds
-// (bit 6, the first layer) or X (dst4, at x_at).
+// Input rows of point b, column q of layer_forward: X0 from the state and the seeds (bit 6,
+// the first layer) or X (dst4, at x_at).
+fn input_rows(b: u32, q: u32) -> Rows {
+    if ((d.mode & 64u) == 64u) {
+        return seed_rows(b, q);
+    }
+    return x_rows(d.x_at + b * d.din + q, d.batch * d.din);
+}
+
+// Row k of those rows alone.
 fn layer_input(k: u32, b: u32, q: u32) -> f32 {
     if ((d.mode & 64u) == 64u) {
         return seed_value(k, b, q);
@@ -180,18 +242,30 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let b = i / d.dout;
     let j = i % d.dout;
     let g = gate(j);
-    // All rows at once, so each weight is loaded once per invocation (POINT_ROWS <= MAX_ROWS).
-    // Bit 3: the products X Wᵀ are already in dst (gemm_weights); only the rest is done here.
-    var acc: array<f32, MAX_ROWS>;
+    // All rows at once, so each weight is loaded once per invocation. Bit 3: the products
+    // X Wᵀ are already in dst (gemm_weights); only the rest is done here.
+    var acc = rows_zero();
     if ((d.mode & 8u) == 8u) {
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = dst[d.uy_at + (k * d.batch + b) * d.dout + j]; }
+        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+            let v = dst[d.uy_at + (k * d.batch + b) * d.dout + j];
+            if (k < 4u) { acc.lo[k] = v; } else { acc.hi[k - 4u] = v; }
+        }
     } else {
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
-        for (var q = 0u; q < d.din; q = q + 1u) {
-            let wq = forward_weight(j, q);
-            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                acc[k] = acc[k] + layer_input(k, b, q) * wq;
-            }
+        // Four inputs per pass, their loads issued together.
+        var q = 0u;
+        for (; q + 4u <= d.din; q = q + 4u) {
+            let w0 = forward_weight(j, q);
+            let w1 = forward_weight(j, q + 1u);
+            let w2 = forward_weight(j, q + 2u);
+            let w3 = forward_weight(j, q + 3u);
+            let x0 = input_rows(b, q);
+            let x1 = input_rows(b, q + 1u);
+            let x2 = input_rows(b, q + 2u);
+            let x3 = input_rows(b, q + 3u);
+            acc = rows_fma(rows_fma(rows_fma(rows_fma(acc, x0, w0), x1, w1), x2, w2), x3, w3);
+        }
+        for (; q < d.din; q = q + 1u) {
+            acc = rows_fma(acc, input_rows(b, q), forward_weight(j, q));
         }
     }
     if ((d.mode & 128u) == 128u) {
@@ -204,7 +278,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     var slope = 0.0;
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
         let r = k * d.batch + b;
-        var u = acc[k];
+        var u = row(acc, k);
         var y = 0.0;
         if (k == 0u) {
             u = u + theta[d.b1 + j];
@@ -233,11 +307,20 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if ((d.mode & 256u) == 256u && with_divergence() && j == 0u) {
         var div = 0.0;
         for (var m = 0u; m < d.dout; m = m + 1u) {
-            var u = 0.0;
-            for (var q = 0u; q < d.din; q = q + 1u) {
-                u = u + layer_input(m + 1u, b, q) * theta[d.w + m * d.din + q];
+            // Y[m + 1, b, m] = g_m Σ_q X[m + 1, b, q] W[m, q], four inputs per pass.
+            let w = d.w + m * d.din;
+            var u = vec4<f32>(0.0);
+            var q = 0u;
+            for (; q + 4u <= d.din; q = q + 4u) {
+                let x = vec4<f32>(layer_input(m + 1u, b, q), layer_input(m + 1u, b, q + 1u),
+                                  layer_input(m + 1u, b, q + 2u), layer_input(m + 1u, b, q + 3u));
+                u = u + x * vec4<f32>(theta[w + q], theta[w + q + 1u], theta[w + q + 2u], theta[w + q + 3u]);
             }
-            div = div + u * gate(m);
+            var us = u.x + u.y + u.z + u.w;
+            for (; q < d.din; q = q + 1u) {
+                us = us + layer_input(m + 1u, b, q) * theta[w + q];
+            }
+            div = div + us * gate(m);
         }
         dst3[d.at_out + d.batch * d.dout + b] = -div;
     }

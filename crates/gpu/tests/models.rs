@@ -126,8 +126,10 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 /// tiled product with partial tiles in every direction, 30 reduction chunks (more than the 16
 /// slices of the final reduction, so each slice sums several), the toy net at 2 100 stacked
 /// rows, and layers wider than `net_forward` takes at 2 100 rows (at least
-/// `TRANSPOSED_WEIGHT_ROWS`: layer by layer, the simple products read the transposed weights).
-const CNF_CASES: [(&[usize], Activation, usize); 8] = [
+/// `TRANSPOSED_WEIGHT_ROWS`: layer by layer, the simple products read the transposed weights);
+/// and states 5 and 7 wide (6 and 8 rows per point: the kernels' second vector of rows), in one
+/// dispatch and layer by layer.
+const CNF_CASES: [(&[usize], Activation, usize); 10] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[3, 5, 4, 3], Activation::Softplus, 300),
     (&[2, 8, 2], Activation::Tanh, 1),
@@ -136,6 +138,8 @@ const CNF_CASES: [(&[usize], Activation, usize); 8] = [
     (&[2, 24, 2], Activation::Softplus, 2500),
     (&[2, 64, 64, 2], Activation::Tanh, 700),
     (&[2, 80, 72, 2], Activation::Tanh, 700),
+    (&[7, 12, 7], Activation::Tanh, 23),
+    (&[5, 70, 5], Activation::Softplus, 41),
 ];
 
 /// Hutchinson's estimator takes any width: the toy net, a 10-wide state over several reduction
