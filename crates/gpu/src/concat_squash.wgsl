@@ -341,8 +341,10 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // (Hutchinson, ε = src3). Bit 11: the state interpolated from node states, the rows of src.
 const NET_WIDTH: u32 = 64u;
 const NET_POINTS: u32 = 2u;
-const NET_HALF: u32 = 1024u; // NET_POINTS · MAX_ROWS · NET_WIDTH
-var<workgroup> net_rows: array<f32, 2048>;
+// Rows of point p, column q in half h: the vectors net_rows[net_at(h, p, q)] (rows 0–3) and
+// the one after it (rows 4–7).
+const NET_HALF: u32 = 256u; // NET_POINTS · NET_WIDTH · 2 vectors
+var<workgroup> net_rows: array<vec4<f32>, 512>;
 // A layer's weights W[·, q0 .. q0 + NET_TILE) at a time, k-major (w_tile[qq·W_PITCH + j]):
 // loaded along W's rows (consecutive invocations, consecutive q), read along its columns
 // (consecutive units, consecutive words: no bank conflicts; the padding word spreads the
@@ -351,9 +353,32 @@ const NET_TILE: u32 = 16u;
 const W_PITCH: u32 = 65u;
 var<workgroup> w_tile: array<f32, 1040>; // NET_TILE · W_PITCH
 
-// Place of row k, column q of point p in half h of net_rows.
-fn net_at(h: u32, p: u32, k: u32, q: u32) -> u32 {
-    return h * NET_HALF + (p * MAX_ROWS + k) * NET_WIDTH + q;
+fn net_at(h: u32, p: u32, q: u32) -> u32 {
+    return h * NET_HALF + (p * NET_WIDTH + q) * 2u;
+}
+
+fn net_load(at: u32) -> Rows {
+    var r = rows_zero();
+    r.lo = net_rows[at];
+    if (POINT_ROWS > 4u) { r.hi = net_rows[at + 1u]; }
+    return r;
+}
+
+fn net_store(at: u32, r: Rows) {
+    net_rows[at] = r.lo;
+    if (POINT_ROWS > 4u) { net_rows[at + 1u] = r.hi; }
+}
+
+// Element e of the weight slice W[·, q0 .. q0 + NET_TILE) of a layer (W at w, dout × din).
+fn net_weight(e: u32, q0: u32, din: u32, dout: u32, w: u32) -> f32 {
+    let jj = e / NET_TILE;
+    let qq = e % NET_TILE;
+    if (jj < dout && q0 + qq < din) { return theta[w + jj * din + q0 + qq]; }
+    return 0.0;
+}
+
+fn net_weight_store(e: u32, v: f32) {
+    w_tile[(e % NET_TILE) * W_PITCH + e / NET_TILE] = v;
 }
 
 @compute @workgroup_size(128)
@@ -365,20 +390,25 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let live = b < d.batch;
     let keep = (d.mode & 1024u) == 1024u;
     if (live && j < d.din) {
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            var x = 0.0;
-            if (k == 0u && (d.mode & 2048u) == 2048u) {
-                // Bit 11: z = Σ_i c_i src[i·node_len + …] over d.nodes node rows, the c_i in
-                // ring_layers after the table of layers.
-                let c0 = d.r0 * LAYER_WORDS;
-                for (var i = 0u; i < d.nodes; i = i + 1u) {
-                    x = x + bitcast<f32>(ring_layers[c0 + i]) * src[i * d.node_len + b * d.din + j];
-                }
-            } else {
-                x = seed_value(k, b, j);
+        var x0 = rows_zero();
+        if ((d.mode & 2048u) == 2048u) {
+            // Bit 11: z = Σ_i c_i src[i·node_len + …] over d.nodes node rows, the c_i in
+            // ring_layers after the table of layers; the tangent rows are the seeds.
+            x0 = seed_rows(b, j);
+            let c0 = d.r0 * LAYER_WORDS;
+            var z = 0.0;
+            for (var i = 0u; i < d.nodes; i = i + 1u) {
+                z = z + bitcast<f32>(ring_layers[c0 + i]) * src[i * d.node_len + b * d.din + j];
             }
-            net_rows[net_at(0u, p, k, j)] = x;
-            if (keep) { dst4[(k * d.batch + b) * d.din + j] = x; }
+            x0.lo.x = z;
+        } else {
+            x0 = seed_rows(b, j);
+        }
+        net_store(net_at(0u, p, j), x0);
+        if (keep) {
+            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+                dst4[(k * d.batch + b) * d.din + j] = row(x0, k);
+            }
         }
     }
     workgroupBarrier();
@@ -394,58 +424,61 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
         let w = ring_layers[at + 3u];
         let last = l + 1u == d.r0;
         let x_next = x_at + d.rows * din;
-        var acc: array<f32, MAX_ROWS>;
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
+        var acc = rows_zero();
         for (var q0 = 0u; q0 < din; q0 = q0 + NET_TILE) {
-            for (var e = lid.x; e < NET_WIDTH * NET_TILE; e = e + NET_POINTS * NET_WIDTH) {
-                let jj = e / NET_TILE;
-                let qq = e % NET_TILE;
-                var v = 0.0;
-                if (jj < dout && q0 + qq < din) { v = theta[w + jj * din + q0 + qq]; }
-                w_tile[qq * W_PITCH + jj] = v;
-            }
+            // Eight weights per invocation, their loads issued together.
+            let e = lid.x;
+            let v0 = net_weight(e, q0, din, dout, w);
+            let v1 = net_weight(e + 128u, q0, din, dout, w);
+            let v2 = net_weight(e + 256u, q0, din, dout, w);
+            let v3 = net_weight(e + 384u, q0, din, dout, w);
+            let v4 = net_weight(e + 512u, q0, din, dout, w);
+            let v5 = net_weight(e + 640u, q0, din, dout, w);
+            let v6 = net_weight(e + 768u, q0, din, dout, w);
+            let v7 = net_weight(e + 896u, q0, din, dout, w);
+            net_weight_store(e, v0);
+            net_weight_store(e + 128u, v1);
+            net_weight_store(e + 256u, v2);
+            net_weight_store(e + 384u, v3);
+            net_weight_store(e + 512u, v4);
+            net_weight_store(e + 640u, v5);
+            net_weight_store(e + 768u, v6);
+            net_weight_store(e + 896u, v7);
             workgroupBarrier();
             if (live && j < dout) {
                 let n = min(NET_TILE, din - q0);
                 for (var qq = 0u; qq < n; qq = qq + 1u) {
-                    let wq = w_tile[qq * W_PITCH + j];
-                    for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                        acc[k] = acc[k] + net_rows[net_at(h, p, k, q0 + qq)] * wq;
-                    }
+                    acc = rows_fma(acc, net_load(net_at(h, p, q0 + qq)), w_tile[qq * W_PITCH + j]);
                 }
             }
             workgroupBarrier();
         }
         if (live && j < dout) {
             let g = sigmoid(d.t * theta[ring_layers[at + 5u] + j] + theta[ring_layers[at + 6u] + j]);
-            var slope = 0.0;
-            for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-                var u = acc[k];
-                var y = u * g;
-                if (k == 0u) {
-                    u = u + theta[ring_layers[at + 4u] + j];
-                    y = u * g + d.t * theta[ring_layers[at + 7u] + j];
-                }
-                let o = (k * d.batch + b) * dout + j;
-                if (keep) {
-                    dst[uy_at + o] = u;
-                    dst2[uy_at + o] = y;
-                }
-                var xo = y;
-                if (last) {
-                    if (k == 0u && (d.mode & 256u) == 256u) { dst3[d.at_out + b * dout + j] = y; }
-                } else {
-                    if (k == 0u) {
-                        let a = act3(y);
-                        xo = a.x;
-                        slope = a.y;
-                    } else {
-                        xo = slope * y;
-                    }
-                    if (keep) { dst4[x_next + o] = xo; }
-                }
-                net_rows[net_at(1u - h, p, k, j)] = xo;
+            // U = X Wᵀ (+ b1 on the primal row), Y = U g (+ t b3 on the primal row).
+            var u = acc;
+            u.lo.x = u.lo.x + theta[ring_layers[at + 4u] + j];
+            var y = Rows(u.lo * g, u.hi * g);
+            y.lo.x = y.lo.x + d.t * theta[ring_layers[at + 7u] + j];
+            // X' = φ(Y) on the primal row, φ′(Y_primal) Y on tangent rows; the last layer's
+            // output is Y itself.
+            var xo = y;
+            if (!last) {
+                let a = act3(y.lo.x);
+                xo = Rows(y.lo * a.y, y.hi * a.y);
+                xo.lo.x = a.x;
+            } else if ((d.mode & 256u) == 256u) {
+                dst3[d.at_out + b * dout + j] = y.lo.x;
             }
+            if (keep) {
+                for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
+                    let o = (k * d.batch + b) * dout + j;
+                    dst[uy_at + o] = row(u, k);
+                    dst2[uy_at + o] = row(y, k);
+                    if (!last) { dst4[x_next + o] = row(xo, k); }
+                }
+            }
+            net_store(net_at(1u - h, p, j), xo);
         }
         workgroupBarrier();
         h = 1u - h;
@@ -456,10 +489,11 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     if (live && j == 0u && with_divergence() && (d.mode & 256u) == 256u) {
         var div = 0.0;
         for (var m = 0u; m < width; m = m + 1u) {
+            let y = net_load(net_at(h, p, m));
             if (hutchinson()) {
-                div = div + src3[b * width + m] * net_rows[net_at(h, p, 1u, m)];
+                div = div + src3[b * width + m] * y.lo.y;
             } else {
-                div = div + net_rows[net_at(h, p, m + 1u, m)];
+                div = div + row(y, m + 1u);
             }
         }
         dst3[d.at_out + d.batch * width + b] = -div;
