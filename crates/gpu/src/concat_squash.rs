@@ -95,7 +95,8 @@ pub enum GpuActivation {
     Softplus,
 }
 
-/// Rows per point `1 + D` the row-wise kernels hold in registers (`MAX_ROWS` in `concat_squash.wgsl`).
+/// Rows per point `1 + D` the row-wise kernels hold in registers (two vectors, `Rows` in
+/// `concat_squash.wgsl`).
 const MAX_ROWS: usize = 8;
 
 /// Which matrix-product kernels a model uses.

@@ -65,8 +65,6 @@ struct Dims {
 @group(0) @binding(11) var<storage, read_write> ybar: array<f32>;
 @group(0) @binding(12) var<storage, read_write> ubar: array<f32>;
 
-// Rows per point (1 + D) that the row-wise kernels hold in registers.
-const MAX_ROWS: u32 = 8u;
 // Inputs per invocation of reduce_partial (REDUCE_BLOCK in concat_squash.rs).
 const QB: u32 = 4u;
 // Rows per point of this model (1 + K), fixed when the pipelines are built: the row loops then
@@ -554,9 +552,10 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
         }
         return;
     }
-    var xb: array<f32, MAX_ROWS>;
+    var xb = rows_zero();
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-        xb[k] = src2[(k * d.batch + b) * d.dout + j];
+        let v = src2[(k * d.batch + b) * d.dout + j];
+        if (k < 4u) { xb.lo[k] = v; } else { xb.hi[k - 4u] = v; }
     }
     rows_backward(b, j, d.dout, xb, d.side_in, d.uy_at);
 }
@@ -564,15 +563,16 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 // Ȳ and Ū = Ȳ g of point b, unit j of a layer `width` wide, from X̄' of all its rows (xb),
 // through the activation at Y (src, at y_at): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows
 // X̄'φ′; into ybar and ubar at `at`.
-fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>, at: u32, y_at: u32) {
+fn rows_backward(b: u32, j: u32, width: u32, xb: Rows, at: u32, y_at: u32) {
     let g = gate(j);
     let p = b * width + j;
     let a = act3(src[y_at + p]);
-    var primal = xb[0] * a.y;
+    var primal = xb.lo.x * a.y;
     for (var k = 1u; k < POINT_ROWS; k = k + 1u) {
         let o = (k * d.batch + b) * width + j;
-        primal = primal + xb[k] * src[y_at + o] * a.z;
-        let yb = xb[k] * a.y;
+        let xk = row(xb, k);
+        primal = primal + xk * src[y_at + o] * a.z;
+        let yb = xk * a.y;
         ybar[at + o] = yb;
         ubar[at + o] = yb * g;
     }
@@ -580,18 +580,46 @@ fn rows_backward(b: u32, j: u32, width: u32, xb: array<f32, MAX_ROWS>, at: u32, 
     ubar[at + p] = primal * g;
 }
 
+// Rows k < POINT_ROWS (or the primal row alone) of a column of Ū (ubar) whose row k is at
+// `base + k · stride`.
+fn ubar_rows(base: u32, stride: u32, all_rows: bool) -> Rows {
+    var r = rows_zero();
+    r.lo.x = ubar[base];
+    if (!all_rows) { return r; }
+    if (POINT_ROWS > 1u) { r.lo.y = ubar[base + stride]; }
+    if (POINT_ROWS > 2u) { r.lo.z = ubar[base + 2u * stride]; }
+    if (POINT_ROWS > 3u) { r.lo.w = ubar[base + 3u * stride]; }
+    if (POINT_ROWS > 4u) {
+        r.hi.x = ubar[base + 4u * stride];
+        if (POINT_ROWS > 5u) { r.hi.y = ubar[base + 5u * stride]; }
+        if (POINT_ROWS > 6u) { r.hi.z = ubar[base + 6u * stride]; }
+        if (POINT_ROWS > 7u) { r.hi.w = ubar[base + 7u * stride]; }
+    }
+    return r;
+}
+
 // X̄ = Ū W (Ū in ubar at side_in) for point b, input unit q: every row of the point, or
-// (all_rows false) the primal row only; each weight loaded once for all of them.
-fn input_cotangent(b: u32, q: u32, all_rows: bool) -> array<f32, MAX_ROWS> {
-    var acc: array<f32, MAX_ROWS>;
-    for (var k = 0u; k < POINT_ROWS; k = k + 1u) { acc[k] = 0.0; }
-    for (var j = 0u; j < d.dout; j = j + 1u) {
-        let wq = theta[d.w + j * d.din + q];
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            if (k == 0u || all_rows) {
-                acc[k] = acc[k] + ubar[d.side_in + (k * d.batch + b) * d.dout + j] * wq;
-            }
-        }
+// (all_rows false) the primal row only; each weight loaded once for all of them, four units
+// per pass with their loads issued together.
+fn input_cotangent(b: u32, q: u32, all_rows: bool) -> Rows {
+    var acc = rows_zero();
+    let base = d.side_in + b * d.dout;
+    let stride = d.batch * d.dout;
+    let w = d.w + q;
+    var j = 0u;
+    for (; j + 4u <= d.dout; j = j + 4u) {
+        let w0 = theta[w + j * d.din];
+        let w1 = theta[w + (j + 1u) * d.din];
+        let w2 = theta[w + (j + 2u) * d.din];
+        let w3 = theta[w + (j + 3u) * d.din];
+        let u0 = ubar_rows(base + j, stride, all_rows);
+        let u1 = ubar_rows(base + j + 1u, stride, all_rows);
+        let u2 = ubar_rows(base + j + 2u, stride, all_rows);
+        let u3 = ubar_rows(base + j + 3u, stride, all_rows);
+        acc = rows_fma(rows_fma(rows_fma(rows_fma(acc, u0, w0), u1, w1), u2, w2), u3, w3);
+    }
+    for (; j < d.dout; j = j + 1u) {
+        acc = rows_fma(acc, ubar_rows(base + j, stride, all_rows), theta[w + j * d.din]);
     }
     return acc;
 }
@@ -619,7 +647,7 @@ fn first_input_at(i: u32) {
     let n = d.batch * d.din;
     if (i < n) {
         let acc = input_cotangent(i / d.din, i % d.din, false);
-        dst3[d.adj + i] = d.scale * acc[0];
+        dst3[d.adj + i] = d.scale * acc.lo.x;
     } else if (with_divergence() && i < n + d.batch) {
         dst3[d.adj + i] = 0.0;
     }
@@ -659,15 +687,22 @@ fn reduce_at(i: u32) {
         let q0 = (item % blocks) * QB;
         let start = chunk * chunk_rows;
         let end = min(start + chunk_rows, d.rows);
-        var acc: array<f32, QB>;
-        for (var b = 0u; b < QB; b = b + 1u) { acc[b] = 0.0; }
-        for (var r = start; r < end; r = r + 1u) {
-            let u = ubar[d.side_in + r * d.dout + j];
-            for (var b = 0u; b < QB; b = b + 1u) {
-                if (q0 + b < d.din) {
-                    acc[b] = acc[b] + u * src2[d.x_at + r * d.din + q0 + b];
-                }
-            }
+        // Four rows per pass, their loads issued together.
+        var acc = vec4<f32>(0.0);
+        var r = start;
+        for (; r + 4u <= end; r = r + 4u) {
+            let u0 = ubar[d.side_in + r * d.dout + j];
+            let u1 = ubar[d.side_in + (r + 1u) * d.dout + j];
+            let u2 = ubar[d.side_in + (r + 2u) * d.dout + j];
+            let u3 = ubar[d.side_in + (r + 3u) * d.dout + j];
+            let x0 = reduce_inputs(r, q0);
+            let x1 = reduce_inputs(r + 1u, q0);
+            let x2 = reduce_inputs(r + 2u, q0);
+            let x3 = reduce_inputs(r + 3u, q0);
+            acc = acc + u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3;
+        }
+        for (; r < end; r = r + 1u) {
+            acc = acc + ubar[d.side_in + r * d.dout + j] * reduce_inputs(r, q0);
         }
         for (var b = 0u; b < QB; b = b + 1u) {
             if (q0 + b < d.din) {
@@ -677,6 +712,17 @@ fn reduce_at(i: u32) {
         return;
     }
     unit_sums(i - items * chunks, chunks, chunk_rows);
+}
+
+// X[r, q0 .. q0 + QB) (src2 at x_at; zeros past the layer's inputs).
+fn reduce_inputs(r: u32, q0: u32) -> vec4<f32> {
+    let at = d.x_at + r * d.din + q0;
+    var x = vec4<f32>(0.0);
+    x.x = src2[at];
+    if (q0 + 1u < d.din) { x.y = src2[at + 1u]; }
+    if (q0 + 2u < d.din) { x.z = src2[at + 2u]; }
+    if (q0 + 3u < d.din) { x.w = src2[at + 3u]; }
+    return x;
 }
 
 @compute @workgroup_size(256)
