@@ -90,6 +90,14 @@ fn row(r: Rows, k: u32) -> f32 {
     return r.hi[k - 4u];
 }
 
+// r with row k set to v: by lane masks, so that the rows stay values in registers (writing a
+// vector's component at a loop index could make a driver keep the variable in memory).
+fn rows_set(r: Rows, k: u32, v: f32) -> Rows {
+    let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+    let at = vec4<u32>(k);
+    return Rows(select(r.lo, vec4<f32>(v), lanes == at), select(r.hi, vec4<f32>(v), lanes + 4u == at));
+}
+
 // a + x w, row by row.
 fn rows_fma(a: Rows, x: Rows, w: f32) -> Rows {
     var o = a;
@@ -120,7 +128,7 @@ fn seed_rows(b: u32, q: u32) -> Rows {
     var r = rows_zero();
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
         let v = seed_value(k, b, q);
-        if (k < 4u) { r.lo[k] = v; } else { r.hi[k - 4u] = v; }
+        r = rows_set(r, k, v);
     }
     return r;
 }
@@ -246,7 +254,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if ((d.mode & 8u) == 8u) {
         for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
             let v = dst[d.uy_at + (k * d.batch + b) * d.dout + j];
-            if (k < 4u) { acc.lo[k] = v; } else { acc.hi[k - 4u] = v; }
+            acc = rows_set(acc, k, v);
         }
     } else {
         // Four inputs per pass, their loads issued together.
@@ -555,7 +563,7 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     var xb = rows_zero();
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
         let v = src2[(k * d.batch + b) * d.dout + j];
-        if (k < 4u) { xb.lo[k] = v; } else { xb.hi[k - 4u] = v; }
+        xb = rows_set(xb, k, v);
     }
     rows_backward(b, j, d.dout, xb, d.side_in, d.uy_at);
 }
