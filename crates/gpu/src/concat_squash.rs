@@ -102,11 +102,11 @@ const MAX_ROWS: usize = 8;
 /// Which matrix-product kernels a model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GpuKernels {
-    /// Chosen by size from the H200 measurements in docs/gpu.md: tiled forward products from
-    /// [`AUTO_TILED_ROWS`] stacked rows on (where they were faster: batch 10⁴ and 10⁵ of the toy
-    /// CNF), simple ones below and in every backward pass (faster at every measured batch).
-    /// Those measurements predate the one-dispatch forward pass; the models' `tune_kernels`
-    /// times the choices on the adapter in use instead.
+    /// Chosen by size from the H200 measurements in docs/gpu.md: tiled products from
+    /// [`AUTO_TILED_ROWS`] stacked rows on (with their blocks in registers they were 4–7 times
+    /// faster than the simple ones at batch 10⁴ and 10⁵ of the toy CNF), simple ones below
+    /// (faster at batch 100). Where the choice matters, the models' `tune_kernels` times the
+    /// choices on the adapter in use instead.
     Auto,
     /// One output per invocation everywhere (from [`TRANSPOSED_WEIGHT_ROWS`] stacked rows on,
     /// the layer-by-layer forward products of a net with a wide layer read a transposed copy of
@@ -134,7 +134,7 @@ impl GpuKernels {
     }
 }
 
-/// Stacked rows `R = (1 + K)B` from which [`GpuKernels::Auto`] tiles the forward products.
+/// Stacked rows `R = (1 + K)B` from which [`GpuKernels::Auto`] tiles the products.
 pub const AUTO_TILED_ROWS: usize = 16_384;
 
 /// Stacked rows `R` from which the simple layer-by-layer forward products (nets wider than
@@ -825,11 +825,12 @@ impl ConcatSquashNet {
     }
 
     /// Whether the backward pass's products and weight cotangents are tiled.
-    fn tiles_backward(&self) -> bool {
-        matches!(
-            self.kernels_choice,
-            GpuKernels::Tiled | GpuKernels::TiledBackward
-        )
+    pub(crate) fn tiles_backward(&self) -> bool {
+        match self.kernels_choice {
+            GpuKernels::Tiled | GpuKernels::TiledBackward => true,
+            GpuKernels::Simple | GpuKernels::TiledForward => false,
+            GpuKernels::Auto => self.rows() >= AUTO_TILED_ROWS,
+        }
     }
 
     /// Times the simple and the tiled products on this device at the current batch and keeps
@@ -1497,6 +1498,12 @@ macro_rules! concat_squash_model {
             /// Whether the forward products are tiled at the current batch.
             pub fn is_tiled(&self) -> bool {
                 self.0.tiles_forward()
+            }
+
+            /// Whether the backward products (input and weight cotangents) are tiled at the
+            /// current batch.
+            pub fn is_tiled_backward(&self) -> bool {
+                self.0.tiles_backward()
             }
         }
 

@@ -617,22 +617,24 @@ fn set_batch_matches_a_model_built_for_that_batch() {
     assert_eq!(net.state_len(), 21);
 }
 
-/// The default kernel choice tiles the forward products from `AUTO_TILED_ROWS` stacked rows on
-/// and follows the batch; an explicit choice stays.
+/// The default kernel choice tiles the forward and backward products from `AUTO_TILED_ROWS`
+/// stacked rows on and follows the batch; an explicit choice stays.
 #[test]
 fn the_automatic_kernel_choice_follows_the_stacked_rows() {
     let Some(ctx) = context() else { return };
     let mut cnf = GpuCnf::toy(&ctx, 100, GpuActivation::Tanh).unwrap();
     assert_eq!(cnf.kernels(), GpuKernels::Auto);
-    assert!(!cnf.is_tiled());
+    assert!(!cnf.is_tiled() && !cnf.is_tiled_backward());
     // The exact CNF stacks 1 + D = 3 rows per point.
     cnf.set_batch(AUTO_TILED_ROWS.div_ceil(3)).unwrap();
-    assert!(cnf.is_tiled());
+    assert!(cnf.is_tiled() && cnf.is_tiled_backward());
     cnf.set_tiled(false);
-    assert!(!cnf.is_tiled());
+    assert!(!cnf.is_tiled() && !cnf.is_tiled_backward());
     assert_eq!(cnf.kernels(), GpuKernels::Simple);
+    cnf.set_kernels(GpuKernels::TiledBackward);
+    assert!(!cnf.is_tiled() && cnf.is_tiled_backward());
     let net = GpuNetRhs::new(&ctx, &[2, 16, 2], GpuActivation::Tanh, AUTO_TILED_ROWS - 1).unwrap();
-    assert!(!net.is_tiled());
+    assert!(!net.is_tiled() && !net.is_tiled_backward());
 }
 
 /// IRDM's adjoint right-hand side at interpolated node states: the forward pass reading the
