@@ -902,12 +902,13 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     var psum = 0.0;
     let start = chunk * chunk_rows;
     let end = min(start + chunk_rows, d.rows);
+    // Each step's four loads per invocation issued together, the next step's before the
+    // current one is multiplied (their latency hidden behind its arithmetic).
+    var v0 = reduce_load(t, start, end);
+    var v1 = reduce_load(t + 256u, start, end);
+    var v2 = reduce_load(t + 512u, start, end);
+    var v3 = reduce_load(t + 768u, start, end);
     for (var r0 = start; r0 < end; r0 = r0 + 16u) {
-        // The step's four loads per invocation issued together, then stored.
-        let v0 = reduce_load(t, r0, end);
-        let v1 = reduce_load(t + 256u, r0, end);
-        let v2 = reduce_load(t + 512u, r0, end);
-        let v3 = reduce_load(t + 768u, r0, end);
         tile_u[t] = v0.x;
         tile_u[t + 256u] = v1.x;
         tile_u[t + 512u] = v2.x;
@@ -920,6 +921,11 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
         gsum = gsum + v0.z + v1.z + v2.z + v3.z;
         psum = psum + v0.w + v1.w + v2.w + v3.w;
         workgroupBarrier();
+        let next = r0 + 16u;
+        v0 = reduce_load(t, next, end);
+        v1 = reduce_load(t + 256u, next, end);
+        v2 = reduce_load(t + 512u, next, end);
+        v3 = reduce_load(t + 768u, next, end);
         for (var rr = 0u; rr < 16u; rr = rr + 1u) {
             let base = rr * 64u;
             let u = vec4<f32>(tile_u[base + ti * 4u], tile_u[base + ti * 4u + 1u],
@@ -1040,17 +1046,22 @@ fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    // Each step's loads issued together, the next step's before the current one is multiplied.
+    var v0 = gemm_load(t, 0u, tile_r, tile_c);
+    var v1 = gemm_load(t + 256u, 0u, tile_r, tile_c);
+    var v2 = gemm_load(t + 512u, 0u, tile_r, tile_c);
+    var v3 = gemm_load(t + 768u, 0u, tile_r, tile_c);
     for (var k0 = 0u; k0 < d.din; k0 = k0 + 16u) {
-        // The step's loads issued together, then stored.
-        let v0 = gemm_load(t, k0, tile_r, tile_c);
-        let v1 = gemm_load(t + 256u, k0, tile_r, tile_c);
-        let v2 = gemm_load(t + 512u, k0, tile_r, tile_c);
-        let v3 = gemm_load(t + 768u, k0, tile_r, tile_c);
         gemm_store(v0);
         gemm_store(v1);
         gemm_store(v2);
         gemm_store(v3);
         workgroupBarrier();
+        let next = k0 + 16u;
+        v0 = gemm_load(t, next, tile_r, tile_c);
+        v1 = gemm_load(t + 256u, next, tile_r, tile_c);
+        v2 = gemm_load(t + 512u, next, tile_r, tile_c);
+        v3 = gemm_load(t + 768u, next, tile_r, tile_c);
         for (var kq = 0u; kq < 16u; kq = kq + 1u) {
             let base = kq * TILE_PITCH;
             let a = vec4<f32>(tile_a[base + ti * 4u], tile_a[base + ti * 4u + 1u],
