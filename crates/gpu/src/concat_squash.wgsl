@@ -387,6 +387,27 @@ fn net_weight_store(e: u32, v: f32) {
     w_tile[(e % NET_TILE) * W_PITCH + e / NET_TILE] = v;
 }
 
+// Bit 11 of net_forward: entry e of z = Σ_i c_i src[i·node_len + e] over d.nodes node rows,
+// the c_i in ring_layers after the table of layers; four nodes per pass, their loads issued
+// together.
+fn interpolated_state(e: u32) -> f32 {
+    let c0 = d.r0 * LAYER_WORDS;
+    var z = vec4<f32>(0.0);
+    var i = 0u;
+    for (; i + 4u <= d.nodes; i = i + 4u) {
+        let c = vec4<f32>(bitcast<f32>(ring_layers[c0 + i]), bitcast<f32>(ring_layers[c0 + i + 1u]),
+                          bitcast<f32>(ring_layers[c0 + i + 2u]), bitcast<f32>(ring_layers[c0 + i + 3u]));
+        let v = vec4<f32>(src[i * d.node_len + e], src[(i + 1u) * d.node_len + e],
+                          src[(i + 2u) * d.node_len + e], src[(i + 3u) * d.node_len + e]);
+        z = z + c * v;
+    }
+    var zs = z.x + z.y + z.z + z.w;
+    for (; i < d.nodes; i = i + 1u) {
+        zs = zs + bitcast<f32>(ring_layers[c0 + i]) * src[i * d.node_len + e];
+    }
+    return zs;
+}
+
 @compute @workgroup_size(128)
 fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -398,15 +419,9 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     if (live && j < d.din) {
         var x0 = rows_zero();
         if ((d.mode & 2048u) == 2048u) {
-            // Bit 11: z = Σ_i c_i src[i·node_len + …] over d.nodes node rows, the c_i in
-            // ring_layers after the table of layers; the tangent rows are the seeds.
+            // Bit 11: z interpolated from the node states; the tangent rows are the seeds.
             x0 = seed_rows(b, j);
-            let c0 = d.r0 * LAYER_WORDS;
-            var z = 0.0;
-            for (var i = 0u; i < d.nodes; i = i + 1u) {
-                z = z + bitcast<f32>(ring_layers[c0 + i]) * src[i * d.node_len + b * d.din + j];
-            }
-            x0.lo.x = z;
+            x0.lo.x = interpolated_state(b * d.din + j);
         } else {
             x0 = seed_rows(b, j);
         }
