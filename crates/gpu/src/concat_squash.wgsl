@@ -970,6 +970,13 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     }
 }
 
+// Row r's terms of unit j's sums: (Ȳ U, Ȳ on a primal row).
+fn unit_terms(r: u32, j: u32) -> vec2<f32> {
+    let o = r * d.dout + j;
+    let yb = ybar[d.side_in + o];
+    return vec2<f32>(yb * src4[d.uy_at + o], select(0.0, yb, r < d.batch));
+}
+
 // Unit j of chunk c (v = c·dout + j) of `chunk_rows` rows: Σ_all Ȳ U into dst2[c·2·dout + j]
 // and Σ_primal Ȳ into dst2[c·2·dout + dout + j] (Ȳ in ybar at side_in, src4 = U at uy_at).
 fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
@@ -978,13 +985,18 @@ fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     let chunk = v / d.dout;
     let start = chunk * chunk_rows;
     let end = min(start + chunk_rows, d.rows);
-    var gsum = 0.0;
-    var psum = 0.0;
-    for (var r = start; r < end; r = r + 1u) {
-        let yb = ybar[d.side_in + r * d.dout + j];
-        gsum = gsum + yb * src4[d.uy_at + r * d.dout + j];
-        if (r < d.batch) { psum = psum + yb; }
+    // Four rows per pass, their loads issued together.
+    var sums = vec2<f32>(0.0);
+    var r = start;
+    for (; r + 4u <= end; r = r + 4u) {
+        sums = sums + unit_terms(r, j) + unit_terms(r + 1u, j) + unit_terms(r + 2u, j)
+            + unit_terms(r + 3u, j);
     }
+    for (; r < end; r = r + 1u) {
+        sums = sums + unit_terms(r, j);
+    }
+    let gsum = sums.x;
+    let psum = sums.y;
     dst2[d.at_out + chunk * 2u * d.dout + j] = gsum;
     dst2[d.at_out + chunk * 2u * d.dout + d.dout + j] = psum;
 }
