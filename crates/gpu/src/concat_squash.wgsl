@@ -820,7 +820,13 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     var a = 0.0;
     var b = 0.0;
     if (item < entries) {
-        for (var c = slice; c < chunks; c = c + 16u) {
+        // Four chunks per pass, their loads issued together.
+        var c = slice;
+        for (; c + 48u < chunks; c = c + 64u) {
+            a = a + src[wp + c * entries + item] + src[wp + (c + 16u) * entries + item]
+                + src[wp + (c + 32u) * entries + item] + src[wp + (c + 48u) * entries + item];
+        }
+        for (; c < chunks; c = c + 16u) {
             a = a + src[wp + c * entries + item];
         }
     } else if (item < entries + dout) {
