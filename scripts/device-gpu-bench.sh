@@ -4,9 +4,12 @@
 #
 #   here, once:  RUSTFLAGS="-C target-cpu=x86-64-v3" CARGO_TARGET_DIR=target/device \
 #                    cargo build --release -p xtask
-#                (and the Vulkan loader packages in .gl/, as the device README says)
-#   device run:  carry [".gl", "target/device/release/xtask"], command
-#                "bash scripts/device-gpu-bench.sh", timeout about 540 s
+#                (and the Vulkan loader packages in .gl/, as the device README says;
+#                optionally dispatch_cost and the gpu test executables, below)
+#   device run:  carry [".gl", "target/device/release/xtask",
+#                "target/device/release/examples/dispatch_cost", "target/device/gpu-tests"],
+#                command "bash scripts/device-gpu-bench.sh", timeout about 400 s (the whole
+#                script took 102 s on an H200; the limits below are for a stuck step)
 #
 # Writes to $OUT (8 files, the device's limit): nvidia-smi.txt, log.txt (everything the
 # commands printed), gpu-report.md, gpu-results.json, and compare-<batch>.md for each batch
