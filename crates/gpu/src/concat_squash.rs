@@ -297,6 +297,10 @@ fn tiled_chunk_rows(rows: usize) -> usize {
         .clamp(MIN_CHUNK, CHUNK)
 }
 
+/// Workgroup size of `layer_forward` (whole points per workgroup where it sums the exact
+/// divergence; `D ≤ 7` output units per point).
+const LAYER_FORWARD_GROUP: usize = 256;
+
 /// Words per layer of `reduce_final`'s table (`LAYER_WORDS` in `concat_squash.wgsl`).
 const LAYER_WORDS: usize = 11;
 
@@ -1046,9 +1050,16 @@ impl ConcatSquashNet {
                     dims.mode |= 128;
                 }
             }
+            // With the value and the exact divergence, each workgroup takes whole points
+            // (⌊256 / dout⌋) and sums their diagonal tangent entries in workgroup memory.
+            let threads = if dims.mode & 256 != 0 && self.has_divergence() {
+                self.batch.div_ceil(LAYER_FORWARD_GROUP / l.dout) * LAYER_FORWARD_GROUP
+            } else {
+                self.batch * l.dout
+            };
             self.run(
                 &k.layer_forward,
-                self.batch * l.dout,
+                threads,
                 dims,
                 &[
                     (0, params.buffer()),

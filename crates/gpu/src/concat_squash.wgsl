@@ -226,27 +226,51 @@ fn input_rows(b: u32, q: u32) -> Rows {
     return x_rows(d.x_at + b * d.din + q, d.batch * d.din);
 }
 
-// Row k of those rows alone.
-fn layer_input(k: u32, b: u32, q: u32) -> f32 {
-    if ((d.mode & 64u) == 64u) {
-        return seed_value(k, b, q);
-    }
-    return dst4[d.x_at + (k * d.batch + b) * d.din + q];
-}
-
 // One layer for point b, unit j, all rows: U = X Wᵀ (+ b1), Y = U g (+ t b3) on the primal row;
 // with an activation, X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows.
 // dst4 = the stacked X of every layer (this layer's at x_at, X' to x_next; bit 6: X0 from the
 // state in src instead), dst = U, dst2 = Y (at uy_at); bit 7: X0 into dst4, columns j,
 // j + dout, … by this invocation; bit 8 (the last layer, no activation): the value into dst3
-// at `at_out` as write_value does, the exact divergence by the invocation of unit 0, which
-// computes the D diagonal tangent entries Y[m + 1, b, m] itself (D ≤ 7 dot products).
+// at `at_out` as write_value does. With bit 8 and the exact divergence, each workgroup takes
+// whole points (⌊256 / dout⌋ of them; the host sizes the dispatch so): the invocation of unit
+// m leaves its diagonal tangent entry Y[m + 1, b, m] in workgroup memory, and the one of unit 0
+// sums the point's D entries into dΔlogp.
+var<workgroup> diagonal: array<f32, 256>;
+
 @compute @workgroup_size(256)
 fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
-    if (i >= d.batch * d.dout) { return; }
-    let b = i / d.dout;
-    let j = i % d.dout;
+    let lid = i % 256u;
+    let grouped = (d.mode & 256u) == 256u && with_divergence();
+    var b = i / d.dout;
+    var j = i % d.dout;
+    var live = i < d.batch * d.dout;
+    if (grouped) {
+        let per = 256u / d.dout;
+        b = (i / 256u) * per + lid / d.dout;
+        j = lid % d.dout;
+        live = lid < per * d.dout && b < d.batch;
+    }
+    var mine = 0.0;
+    if (live) {
+        mine = layer_forward_at(b, j);
+    }
+    if (grouped) {
+        diagonal[lid] = mine;
+        workgroupBarrier();
+        if (live && j == 0u) {
+            var div = 0.0;
+            for (var m = 0u; m < d.dout; m = m + 1u) {
+                div = div + diagonal[lid + m];
+            }
+            dst3[d.at_out + d.batch * d.dout + b] = -div;
+        }
+    }
+}
+
+// layer_forward for point b, unit j; returns the unit's diagonal tangent entry Y[j + 1, b, j]
+// (zero past the tangent rows).
+fn layer_forward_at(b: u32, j: u32) -> f32 {
     let g = gate(j);
     // All rows at once, so each weight is loaded once per invocation. Bit 3: the products
     // X Wᵀ are already in dst (gemm_weights); only the rest is done here.
@@ -282,6 +306,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         }
     }
     var slope = 0.0;
+    var diag = 0.0;
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
         let r = k * d.batch + b;
         var u = row(acc, k);
@@ -292,6 +317,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         } else {
             y = u * g;
         }
+        if (k == j + 1u) { diag = y; }
         let o = r * d.dout + j;
         if ((d.mode & 16u) == 0u) {
             dst[d.uy_at + o] = u;
@@ -310,26 +336,7 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             }
         }
     }
-    if ((d.mode & 256u) == 256u && with_divergence() && j == 0u) {
-        var div = 0.0;
-        for (var m = 0u; m < d.dout; m = m + 1u) {
-            // Y[m + 1, b, m] = g_m Σ_q X[m + 1, b, q] W[m, q], four inputs per pass.
-            let w = d.w + m * d.din;
-            var u = vec4<f32>(0.0);
-            var q = 0u;
-            for (; q + 4u <= d.din; q = q + 4u) {
-                let x = vec4<f32>(layer_input(m + 1u, b, q), layer_input(m + 1u, b, q + 1u),
-                                  layer_input(m + 1u, b, q + 2u), layer_input(m + 1u, b, q + 3u));
-                u = u + x * vec4<f32>(theta[w + q], theta[w + q + 1u], theta[w + q + 2u], theta[w + q + 3u]);
-            }
-            var us = u.x + u.y + u.z + u.w;
-            for (; q < d.din; q = q + 1u) {
-                us = us + layer_input(m + 1u, b, q) * theta[w + q];
-            }
-            div = div + us * gate(m);
-        }
-        dst3[d.at_out + d.batch * d.dout + b] = -div;
-    }
+    return diag;
 }
 
 // The whole forward pass in one dispatch, for nets at most NET_WIDTH wide: a workgroup takes
