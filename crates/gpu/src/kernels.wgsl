@@ -160,15 +160,29 @@ fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invoc
     reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
 }
 
+// Entry i of row k of combine_rows' stacked rows.
+fn row_entry(k: u32, i: u32) -> f32 {
+    return x0[(p.start + k * p.stride) * p.n + i];
+}
+
 // out (+)= Σ_k c[k] · x0[(start + k·stride)·n + i] over mode rows from row start (x0 = stacked
 // rows, c = their coefficients from the data ring); flags 1 adds to out.
 @compute @workgroup_size(256)
 fn combine_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i < p.n) {
-        var acc = 0.0;
-        for (var k = 0u; k < p.mode; k = k + 1u) {
-            acc = acc + ring_coeffs[k] * x0[(p.start + k * p.stride) * p.n + i];
+        // Four rows per pass, their loads issued together.
+        var acc4 = vec4<f32>(0.0);
+        var k = 0u;
+        for (; k + 4u <= p.mode; k = k + 4u) {
+            let c = vec4<f32>(ring_coeffs[k], ring_coeffs[k + 1u], ring_coeffs[k + 2u], ring_coeffs[k + 3u]);
+            let x = vec4<f32>(row_entry(k, i), row_entry(k + 1u, i), row_entry(k + 2u, i),
+                              row_entry(k + 3u, i));
+            acc4 = acc4 + c * x;
+        }
+        var acc = acc4.x + acc4.y + acc4.z + acc4.w;
+        for (; k < p.mode; k = k + 1u) {
+            acc = acc + ring_coeffs[k] * row_entry(k, i);
         }
         if (p.flags == 1u) { acc = acc + out[i]; }
         out[i] = acc;
