@@ -28,8 +28,9 @@
 //! pass (stacked layer after layer, one buffer each). Otherwise per layer: one dispatch of the
 //! same per-point work, the first layer reading `X0` straight from the state and the seeds
 //! (writing it for the backward pass) and the last writing the value (with the exact
-//! divergence, unit 0 of each point computes the `D` diagonal tangent entries; Hutchinson's
-//! estimate takes a `write_value` dispatch); for layers at least 16 wide with tiled products
+//! divergence, each workgroup takes whole points, each unit leaves its diagonal tangent entry
+//! in workgroup memory and unit 0 of each point sums them; Hutchinson's estimate takes a
+//! `write_value` dispatch); for layers at least 16 wide with tiled products
 //! the products `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory,
 //! a 4 × 4 block per invocation; `X0` then needs a dispatch of its own). Layer by layer, from
 //! [`TRANSPOSED_WEIGHT_ROWS`] rows on the simple products read a transposed copy of the
@@ -697,8 +698,8 @@ impl ConcatSquashNet {
 
     /// Whether the last layer's forward kernel writes the value itself: without a divergence
     /// each invocation writes its own entry, with the exact one (`D ≤ 7`) unit 0's invocation
-    /// adds the `D` diagonal tangent entries; Hutchinson's estimate (any `D`) takes
-    /// `write_value`.
+    /// sums the `D` diagonal tangent entries its point's units leave in workgroup memory;
+    /// Hutchinson's estimate (any `D`) takes `write_value`.
     fn value_in_last_layer(&self) -> bool {
         self.divergence != DivergenceKind::Hutchinson
     }
