@@ -394,6 +394,31 @@ fn net_weight_store(e: u32, v: f32) {
     w_tile[(e % NET_TILE) * W_PITCH + e / NET_TILE] = v;
 }
 
+// The eight elements e + 128·s (s < 8) of a weight slice that invocation e stages.
+struct WeightSlice {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+fn net_weights(e: u32, q0: u32, din: u32, dout: u32, w: u32) -> WeightSlice {
+    return WeightSlice(
+        vec4<f32>(net_weight(e, q0, din, dout, w), net_weight(e + 128u, q0, din, dout, w),
+                  net_weight(e + 256u, q0, din, dout, w), net_weight(e + 384u, q0, din, dout, w)),
+        vec4<f32>(net_weight(e + 512u, q0, din, dout, w), net_weight(e + 640u, q0, din, dout, w),
+                  net_weight(e + 768u, q0, din, dout, w), net_weight(e + 896u, q0, din, dout, w)));
+}
+
+fn net_weights_store(e: u32, v: WeightSlice) {
+    net_weight_store(e, v.a.x);
+    net_weight_store(e + 128u, v.a.y);
+    net_weight_store(e + 256u, v.a.z);
+    net_weight_store(e + 384u, v.a.w);
+    net_weight_store(e + 512u, v.b.x);
+    net_weight_store(e + 640u, v.b.y);
+    net_weight_store(e + 768u, v.b.z);
+    net_weight_store(e + 896u, v.b.w);
+}
+
 // Bit 11 of net_forward: entry e of z = Σ_i c_i src[i·node_len + e] over d.nodes node rows,
 // the c_i in ring_layers after the table of layers; four nodes per pass, their loads issued
 // together.
@@ -453,26 +478,13 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
         let last = l + 1u == d.r0;
         let x_next = x_at + d.rows * din;
         var acc = rows_zero();
+        // Eight weights of each slice per invocation, their loads issued together, the next
+        // slice's before the current one is multiplied.
+        var slice = net_weights(lid.x, 0u, din, dout, w);
         for (var q0 = 0u; q0 < din; q0 = q0 + NET_TILE) {
-            // Eight weights per invocation, their loads issued together.
-            let e = lid.x;
-            let v0 = net_weight(e, q0, din, dout, w);
-            let v1 = net_weight(e + 128u, q0, din, dout, w);
-            let v2 = net_weight(e + 256u, q0, din, dout, w);
-            let v3 = net_weight(e + 384u, q0, din, dout, w);
-            let v4 = net_weight(e + 512u, q0, din, dout, w);
-            let v5 = net_weight(e + 640u, q0, din, dout, w);
-            let v6 = net_weight(e + 768u, q0, din, dout, w);
-            let v7 = net_weight(e + 896u, q0, din, dout, w);
-            net_weight_store(e, v0);
-            net_weight_store(e + 128u, v1);
-            net_weight_store(e + 256u, v2);
-            net_weight_store(e + 384u, v3);
-            net_weight_store(e + 512u, v4);
-            net_weight_store(e + 640u, v5);
-            net_weight_store(e + 768u, v6);
-            net_weight_store(e + 896u, v7);
+            net_weights_store(lid.x, slice);
             workgroupBarrier();
+            slice = net_weights(lid.x, q0 + NET_TILE, din, dout, w);
             if (live && j < dout) {
                 let n = min(NET_TILE, din - q0);
                 for (var qq = 0u; qq < n; qq = qq + 1u) {
