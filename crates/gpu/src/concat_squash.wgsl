@@ -449,13 +449,10 @@ fn net_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let live = b < d.batch;
     let keep = (d.mode & 1024u) == 1024u;
     if (live && j < d.din) {
-        var x0 = rows_zero();
+        var x0 = seed_rows(b, j);
         if ((d.mode & 2048u) == 2048u) {
-            // Bit 11: z interpolated from the node states; the tangent rows are the seeds.
-            x0 = seed_rows(b, j);
+            // Bit 11: z interpolated from the node states; the tangent rows stay the seeds.
             x0.lo.x = interpolated_state(b * d.din + j);
-        } else {
-            x0 = seed_rows(b, j);
         }
         net_store(net_at(0u, p, j), x0);
         if (keep) {
