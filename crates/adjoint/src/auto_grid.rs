@@ -9,8 +9,9 @@
 //! error estimate `2 · tail(m)`. Costs `O(Σ L² · dim)` up to the accepted level instead of
 //! `O(N_max² · dim)`.
 
+use crate::capture::coefficient_transform;
 use crate::error::{AdjointError, Result};
-use crate::method::{GridInfo, Method};
+use crate::method::{GridInfo, Method, SegmentInfo};
 use crate::vjp::Real;
 use cheb::{ChopRule, Grid};
 use rk::Vector;
@@ -68,34 +69,32 @@ pub(crate) fn choose<T: Real, V: Vector<Scalar = T>>(
                 row.combine_strided_rows(&[T::one()], node_values, j * step, 1);
                 values.set_row(j, &row);
             }
+            let scale = mags.iter().fold(T::zero(), |m, &c| m.max(c));
+            let tolerance = <T as cheb::Real>::as_f64(rule.abs_tol + rule.rel_tol * scale);
+            let resolved = chopped.degree <= level / 2;
+            let (a, b) = grid.interval();
+            let estimate = <T as cheb::Real>::as_f64(estimate);
             let info = GridInfo {
                 kind: "lobatto",
                 n: m,
                 n_stored,
-                error_estimate: Some(<T as cheb::Real>::as_f64(estimate)),
+                error_estimate: Some(estimate),
+                nodes: m + 1,
+                window_floats: 0,
+                under_resolved: !resolved,
+                segments: vec![SegmentInfo {
+                    t_start: <T as cheb::Real>::as_f64(a),
+                    t_end: <T as cheb::Real>::as_f64(b),
+                    steps: 0,
+                    n: m,
+                    error_estimate: estimate,
+                    tolerance: Some(tolerance),
+                }],
             };
             return Ok((sub.restrict(m).map_err(err)?, values, info));
         }
         level *= 2;
     }
-}
-
-/// The linear map from a grid's node values to its interpolant's Chebyshev coefficients, as
-/// an `(L + 1) × (L + 1)` row-major matrix (row `k`: the weights of coefficient `k`), read off
-/// the grid's own transform of unit data.
-fn coefficient_transform<T: Real>(grid: &Grid<T>) -> cheb::Result<Vec<T>> {
-    let size = grid.degree() + 1;
-    let mut transform = vec![T::zero(); size * size];
-    let mut unit = vec![T::zero(); size];
-    for j in 0..size {
-        unit.fill(T::zero());
-        unit[j] = T::one();
-        let column = grid.chebyshev_coefficients(&unit, 1)?;
-        for (k, c) in column.into_iter().enumerate() {
-            transform[k * size + j] = c;
-        }
-    }
-    Ok(transform)
 }
 
 #[cfg(test)]

@@ -41,6 +41,32 @@ pub enum AdjointError {
         /// Output time.
         t: f64,
     },
+    /// IRDM's grid cannot meet the requested accuracy within the caps (the default of
+    /// [`crate::OnUnderResolved`]): rather than a gradient from an under-resolved `z(t)`.
+    #[error(
+        "{method}: the Chebyshev grid of segment {segment} (t in [{t_start}, {t_end}]) is under-resolved: \
+         estimated interpolation error {estimate:e} > tolerance {tolerance:e} at the cap {cap} = {cap_value} \
+         (raise the cap, loosen the tolerance, use shorter segments, or opt in to a flagged result)"
+    )]
+    UnderResolved {
+        /// Gradient method.
+        method: &'static str,
+        /// Index of the segment (forward-time order, from 0).
+        segment: usize,
+        /// Segment start.
+        t_start: f64,
+        /// Segment end.
+        t_end: f64,
+        /// Interpolation-error estimate at the cap.
+        estimate: f64,
+        /// The accuracy required.
+        tolerance: f64,
+        /// Which cap was hit: `"n_max"` (degree per segment), `"max_nodes"` (nodes over all
+        /// segments) or `"N"` (a fixed grid's degree).
+        cap: &'static str,
+        /// Its value.
+        cap_value: usize,
+    },
     /// A method setting is invalid.
     #[error("invalid setting {name} = {value}: {reason}")]
     BadSetting {

@@ -51,18 +51,23 @@
 //! ```
 
 mod auto_grid;
+mod capture;
 pub mod driver;
 pub mod error;
 pub mod method;
 pub mod on_vector;
 mod on_vector_discrete;
+mod piecewise;
 pub mod toy;
 pub mod vector_vjp;
 pub mod vjp;
 
 pub use driver::{Forward, Gradient, forward};
 pub use error::{AdjointError, Result};
-pub use method::{BackwardNorm, Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
+pub use method::{
+    BackwardNorm, Checkpoints, Config, DEFAULT_AUTO_N_MAX, DEFAULT_STEPS_PER_SEGMENT, GridInfo,
+    Info, IrdmGrid, IrdmOptions, Method, OnUnderResolved, SegmentInfo, Segments,
+};
 pub use on_vector::{VectorForward, VectorGradient, forward_on};
 pub use vector_vjp::VectorVjp;
 pub use vjp::{Real, Vjp};

@@ -21,57 +21,20 @@
 //!   one stacked vector;
 //! * numbers cross to the host only at output times (to add `∂L/∂z(s_k)`) and at the end.
 
+use crate::capture::Capture;
 use crate::error::{AdjointError, Result};
-use crate::method::{BackwardNorm, Checkpoints, Config, GridInfo, Info, IrdmGrid, Method};
+use crate::method::{BackwardNorm, Checkpoints, Config, Info, Method};
 use crate::on_vector_discrete::{OutputPos, VecRecorder, VecStep, VecStepper};
+use crate::piecewise::{PiecewiseNodes, rule_coefficients};
 use crate::vector_vjp::VectorVjp;
 use crate::vjp::Real;
-use cheb::{Grid, Kind};
 use rk::{ErrorNorm, Options, Rhs, Solver, Tolerance, Vector, check_times};
 use std::ops::Range;
 
-/// The weights of piecewise-linear interpolation over the grid's nodes at `t`: two neighbouring
-/// nodes `τ_i, τ_{i+1}` around `t` get `1 − w` and `w`, `w = (t − τ_i)/(τ_{i+1} − τ_i)`; all
-/// others zero. Nodes may run in either direction.
-pub(crate) fn linear_coefficients<T: Real>(
-    grid: &Grid<T>,
-    t: T,
-    out: &mut [T],
-) -> std::result::Result<(), cheb::ChebError> {
-    let t = grid.check_point(t)?;
-    let nodes = grid.nodes();
-    let last = nodes.len() - 1;
-    let ascending = nodes[last] >= nodes[0];
-    let i = nodes[1..]
-        .partition_point(|&x| if ascending { x < t } else { x > t })
-        .min(last - 1);
-    let (x0, x1) = (nodes[i], nodes[i + 1]);
-    let w = if x1 == x0 {
-        T::zero()
-    } else {
-        (t - x0) / (x1 - x0)
-    };
-    out.fill(T::zero());
-    out[i] = T::one() - w;
-    out[i + 1] = w;
-    Ok(())
-}
-
-/// How IRDM reads `z(t)` from the stored nodes.
-#[derive(Debug, Clone)]
-pub(crate) enum NodeRule {
-    /// The barycentric formula of the grid.
-    Barycentric,
-    /// Linear between neighbouring nodes.
-    Linear,
-}
-
 /// What the forward pass kept for the backward pass.
 enum Tape<T: Real, V> {
-    /// RDM (`nodes` = `None`) or IRDM (grid, rule, node values stacked row by row).
-    Continuous {
-        nodes: Option<(Grid<T>, NodeRule, V)>,
-    },
+    /// RDM (`nodes` = `None`) or IRDM (its segments' grids and node values).
+    Continuous { nodes: Option<PiecewiseNodes<T, V>> },
     Direct {
         steps: Vec<VecStep<T, V>>,
         positions: Vec<OutputPos>,
@@ -112,14 +75,6 @@ fn solve_err(method: &Method, pass: &'static str) -> impl FnOnce(rk::RkError) ->
     move |source| AdjointError::Solve {
         method: name,
         pass,
-        source,
-    }
-}
-
-fn grid_err(method: &Method) -> impl FnOnce(cheb::ChebError) -> AdjointError {
-    let name = method.name();
-    move |source| AdjointError::Grid {
-        method: name,
         source,
     }
 }
@@ -166,53 +121,7 @@ where
     check_len("parameters θ", p, params.len())?;
     check_times(ts).map_err(solve_err(&method, "forward"))?;
     let (t0, t1) = (ts[0], ts[ts.len() - 1]);
-    let grid = match method {
-        Method::Rdm { .. } => None,
-        Method::Irdm { grid, .. } => {
-            let (deg, kinds, rule) = match grid {
-                IrdmGrid::Fixed { kind, n } => (n, (kind, kind), NodeRule::Barycentric),
-                IrdmGrid::Mismatched { n } => {
-                    (n, (Kind::Lobatto, Kind::First), NodeRule::Barycentric)
-                }
-                IrdmGrid::PiecewiseLinear { n } => {
-                    (n, (Kind::Lobatto, Kind::Lobatto), NodeRule::Linear)
-                }
-                IrdmGrid::Auto {
-                    n_max,
-                    rel_tol,
-                    abs_tol,
-                } => {
-                    if !n_max.is_power_of_two() {
-                        return Err(AdjointError::BadSetting {
-                            name: "IRDM n_max",
-                            value: n_max as f64,
-                            reason: "must be a power of two",
-                        });
-                    }
-                    for tol in [rel_tol, abs_tol] {
-                        if !(tol.is_finite() && tol >= 0.0) {
-                            return Err(AdjointError::BadSetting {
-                                name: "IRDM chop tolerance",
-                                value: tol,
-                                reason: "must be finite and >= 0",
-                            });
-                        }
-                    }
-                    (n_max, (Kind::Lobatto, Kind::Lobatto), NodeRule::Barycentric)
-                }
-            };
-            if deg < 1 {
-                return Err(AdjointError::BadSetting {
-                    name: "IRDM N",
-                    value: deg as f64,
-                    reason: "needs N >= 1",
-                });
-            }
-            let g =
-                Grid::with_weight_kind(kinds.0, kinds.1, deg, t0, t1).map_err(grid_err(&method))?;
-            Some((g, rule))
-        }
-        Method::Direct => None,
+    match method {
         Method::Anode {
             checkpoints: Checkpoints::EveryKSteps(0),
         } => {
@@ -231,8 +140,10 @@ where
                 reason: "needs at least 2 checkpoints",
             });
         }
-        Method::Anode { .. } => None,
-    };
+        _ => {}
+    }
+    let dense_degree = config.tableau.tableau().dense_order as usize;
+    let mut capture = Capture::new(&method, &config.irdm, t0, t1, z0, dense_degree)?;
     let mut info = Info {
         method: method.name(),
         ..Info::default()
@@ -266,19 +177,6 @@ where
         checkpoints.push((0, copy(z0)));
     }
     let mut y_prev = copy(z0);
-    let node_times: Vec<T> = grid
-        .as_ref()
-        .map(|(g, _)| g.nodes().to_vec())
-        .unwrap_or_default();
-    // Node values as the rows of one stacked vector, so that z(t) is one fused combination.
-    let mut node_values = z0.zeros_with_len(node_times.len() * n);
-    let mut stored_nodes = 0;
-    let mut next_node = 0;
-    if node_times.first() == Some(&t0) {
-        node_values.set_row(0, z0);
-        stored_nodes = 1;
-        next_node = 1;
-    }
     let forward_dir = t1 > t0;
     let reached = |target: T, now: T| {
         if forward_dir {
@@ -332,50 +230,21 @@ where
             }
             _ => {}
         }
-        while next_node < node_times.len() && reached(node_times[next_node], now) {
-            let mut v = z0.zeros_like();
-            solver
-                .interpolate(node_times[next_node], &mut v)
-                .map_err(solve_err(&method, "forward"))?;
-            node_values.set_row(next_node, &v);
-            stored_nodes += 1;
-            next_node += 1;
+        if let Some(c) = capture.as_mut() {
+            c.after_step(&mut solver)?;
         }
     }
     let st = solver.stats();
     info.nfe_forward = st.nfe;
     info.accepted_forward = st.accepted;
     info.rejected_forward = st.rejected;
-    let nodes = match grid {
+    let nodes = match capture {
         None => None,
-        Some((g, rule)) => {
-            info.stored_floats = stored_nodes * n;
-            if let Method::Irdm {
-                grid: IrdmGrid::Auto {
-                    rel_tol, abs_tol, ..
-                },
-                ..
-            } = method
-            {
-                // The chop runs where the node values live (coefficient magnitudes come back,
-                // one readback per level tried).
-                let (sub, values, gi) =
-                    crate::auto_grid::choose(&g, &node_values, n, rel_tol, abs_tol, &method)?;
-                info.grid = Some(gi);
-                Some((sub, rule, values))
-            } else {
-                info.grid = Some(GridInfo {
-                    kind: match rule {
-                        NodeRule::Linear => "linear",
-                        NodeRule::Barycentric if g.is_matched() => g.kind().name(),
-                        NodeRule::Barycentric => "mismatched",
-                    },
-                    n: g.degree(),
-                    n_stored: g.degree(),
-                    error_estimate: None,
-                });
-                Some((g, rule, node_values))
-            }
+        Some(c) => {
+            let (nodes, grid_info, stored) = c.finish()?;
+            info.stored_floats = stored;
+            info.grid = Some(grid_info);
+            Some(nodes)
         }
     };
     let tape = match method {
@@ -510,8 +379,8 @@ pub(crate) struct Continuous<'a, T: Real, V> {
     pub config: &'a Config<T>,
     pub ts: &'a [T],
     pub outputs: &'a [V],
-    /// IRDM: the grid, the interpolation rule and the node values stacked row by row.
-    pub nodes: Option<&'a (Grid<T>, NodeRule, V)>,
+    /// IRDM: the segments' grids and node values.
+    pub nodes: Option<&'a PiecewiseNodes<T, V>>,
     pub n: usize,
     pub p: usize,
 }
@@ -575,7 +444,8 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             f,
             params,
             nodes,
-            coeffs: vec![T::zero(); nodes.map_or(0, |(g, _, _)| g.len())],
+            coeffs: vec![T::zero(); nodes.map_or(0, |p| p.max_len())],
+            segment: 0,
             z: template.zeros_like(),
             a_off,
             vjps: 0,
@@ -722,8 +592,10 @@ fn add<T: Real>(dst: &mut [T], src: &[T]) {
 struct BackwardRhs<'a, T: Real, V: Vector<Scalar = T>, F> {
     f: &'a mut F,
     params: &'a V,
-    nodes: Option<&'a (Grid<T>, NodeRule, V)>,
+    nodes: Option<&'a PiecewiseNodes<T, V>>,
     coeffs: Vec<T>,
+    /// The segment of the last evaluation (where the next one most likely falls).
+    segment: usize,
     z: V,
     a_off: usize,
     vjps: usize,
@@ -739,20 +611,19 @@ where
     fn eval(&mut self, t: T, x: &V, _unused: &V, dx: &mut V) {
         self.vjps += 1;
         match self.nodes {
-            Some((grid, rule, values)) => {
-                let r = match rule {
-                    NodeRule::Barycentric => grid.coefficients(t, &mut self.coeffs),
-                    NodeRule::Linear => linear_coefficients(grid, t, &mut self.coeffs),
-                };
-                if let Err(e) = r {
+            Some(pieces) => {
+                self.segment = pieces.locate(t, self.segment);
+                let seg = &pieces.segments[self.segment];
+                let coeffs = &mut self.coeffs[..seg.grid.len()];
+                if let Err(e) = rule_coefficients(pieces.rule, &seg.grid, t, coeffs) {
                     self.failure = Some(e);
                     dx.fill(T::nan());
                     return;
                 }
                 self.f.adjoint_rhs_interpolated(
                     t,
-                    &self.coeffs,
-                    values,
+                    coeffs,
+                    &seg.values,
                     &mut self.z,
                     self.params,
                     x,

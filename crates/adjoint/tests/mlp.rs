@@ -4,7 +4,7 @@
 
 mod common;
 
-use adjoint::{BackwardNorm, Checkpoints, Config, IrdmGrid, Method, forward};
+use adjoint::{BackwardNorm, Checkpoints, Config, IrdmGrid, Method, Segments, forward};
 use cheb::Kind;
 use common::{Mlp, all_methods, lcg, rel_err};
 use rk::{Options, solve};
@@ -131,6 +131,12 @@ fn direct_is_the_exact_gradient_of_the_discrete_map() {
     assert_eq!(a.info.vjp_backward, d.info.vjp_backward);
 }
 
+/// `config` with the paper's single grid over the whole solve.
+fn single(mut config: Config<f64>) -> Config<f64> {
+    config.irdm.segments = Segments::Single;
+    config
+}
+
 fn irdm(kind: Kind, n: usize) -> Method {
     Method::Irdm {
         grid: IrdmGrid::Fixed { kind, n },
@@ -142,7 +148,7 @@ fn irdm(kind: Kind, n: usize) -> Method {
 fn irdm_error_falls_geometrically_in_n_then_meets_the_tolerance_floor() {
     let reference = gradient(Method::Direct, &Config::new(1e-12, 1e-12));
     for kind in [Kind::Lobatto, Kind::First] {
-        let config = Config::new(1e-9, 1e-9);
+        let config = single(Config::new(1e-9, 1e-9));
         let errs: Vec<f64> = [2usize, 4, 8, 16, 32]
             .iter()
             .map(|&n| rel_err(&gradient(irdm(kind, n), &config).dtheta, &reference.dtheta))
@@ -156,7 +162,7 @@ fn irdm_error_falls_geometrically_in_n_then_meets_the_tolerance_floor() {
         assert!(errs[3] < 1e-7 && errs[4] < 1e-7, "{kind:?}: {errs:?}");
         // And the floor falls with the tolerance.
         let loose = rel_err(
-            &gradient(irdm(kind, 32), &Config::new(1e-5, 1e-5)).dtheta,
+            &gradient(irdm(kind, 32), &single(Config::new(1e-5, 1e-5))).dtheta,
             &reference.dtheta,
         );
         assert!(
@@ -167,7 +173,7 @@ fn irdm_error_falls_geometrically_in_n_then_meets_the_tolerance_floor() {
     }
     // The mismatched pairing (Lobatto nodes, first-kind weights) is far worse than a matched
     // grid of the same size and falls only algebraically (measured: about N^-4.5).
-    let config = Config::new(1e-9, 1e-9);
+    let config = single(Config::new(1e-9, 1e-9));
     let mismatched: Vec<f64> = [8usize, 16, 32]
         .iter()
         .map(|&n| {
@@ -200,8 +206,8 @@ fn irdm_auto_picks_a_small_grid_and_reports_its_error() {
         },
         norm: BackwardNorm::Full,
     };
-    let coarse = gradient(auto(1e-4), &Config::new(1e-10, 1e-10));
-    let fine = gradient(auto(1e-8), &Config::new(1e-10, 1e-10));
+    let coarse = gradient(auto(1e-4), &single(Config::new(1e-10, 1e-10)));
+    let fine = gradient(auto(1e-8), &single(Config::new(1e-10, 1e-10)));
     let (gc, gf) = (
         coarse.info.grid.clone().unwrap(),
         fine.info.grid.clone().unwrap(),
@@ -216,11 +222,39 @@ fn irdm_auto_picks_a_small_grid_and_reports_its_error() {
 }
 
 #[test]
+fn the_default_automatic_grid_stores_few_nodes_on_a_smooth_solve() {
+    // t ∈ [0, 1], tol 1e-9: 16 nodes already reach the tolerance floor (measured N = 16
+    // 1.2e-9, N = 128 1.1e-9 with one grid); the piecewise automatic grid must keep ≤ 32.
+    let reference = gradient(Method::Direct, &Config::new(1e-12, 1e-12));
+    let tol = 1e-9;
+    let auto = gradient(
+        Method::irdm_auto(tol, tol, BackwardNorm::Full),
+        &Config::new(tol, tol),
+    );
+    let grid = auto.info.grid.clone().unwrap();
+    assert!(grid.nodes <= 32, "{grid:?}");
+    assert_eq!(auto.info.stored_floats, grid.nodes * N);
+    assert!(grid.n_stored <= 2 * grid.n, "{grid:?}");
+    let direct = gradient(Method::Direct, &Config::new(tol, tol));
+    let (ea, ed) = (
+        rel_err(&auto.dtheta, &reference.dtheta),
+        rel_err(&direct.dtheta, &reference.dtheta),
+    );
+    assert!(ea <= 2.0 * ed, "auto {ea:e} vs direct {ed:e}");
+    assert!(auto.info.stored_floats < direct.info.stored_floats);
+}
+
+#[test]
 fn memory_accounting() {
     let tight = Config::new(1e-9, 1e-9);
     let loose = Config::new(1e-5, 1e-5);
-    let g = gradient(irdm(Kind::Lobatto, 16), &tight);
+    let g = gradient(irdm(Kind::Lobatto, 16), &single(tight.clone()));
     assert_eq!(g.info.stored_floats, 17 * N);
+    // Per segment (the default, N/2 = 8 steps each): 17 nodes for every segment.
+    let p = gradient(irdm(Kind::Lobatto, 16), &tight);
+    let grid = p.info.grid.clone().unwrap();
+    assert_eq!(grid.segments.len(), p.info.accepted_forward.div_ceil(8));
+    assert_eq!(p.info.stored_floats, 17 * N * grid.segments.len());
     assert_eq!(g.info.nfe_backward, 0);
     let r = gradient(
         Method::Rdm {
