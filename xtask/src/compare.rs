@@ -8,7 +8,7 @@
 
 use crate::gpu_toy::GpuTrainer;
 use crate::machine;
-use adjoint::{BackwardNorm, IrdmGrid, Method};
+use adjoint::{BackwardNorm, Method};
 use nn::train::{TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -169,14 +169,11 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
         ),
         (
             "irdm-auto-semi",
-            Method::Irdm {
-                grid: IrdmGrid::Auto {
-                    n_max: 128,
-                    rel_tol: 1e-4,
-                    abs_tol: 1e-4,
-                },
-                norm: BackwardNorm::Seminorm,
-            },
+            Method::irdm_auto(
+                TrainConfig::default().rtol,
+                TrainConfig::default().atol,
+                BackwardNorm::Seminorm,
+            ),
             "adjoint",
         ),
     ];
@@ -196,22 +193,26 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     };
     let mut ours: Vec<Ours> = pairs
         .iter()
-        .map(|(_, m, _)| -> Result<Ours, Box<dyn std::error::Error>> {
-            Ok(match &gpu_ctx {
-                Some(ctx) => Ours::Gpu(Box::new(GpuTrainer::new(
-                    ctx,
-                    args.batch,
-                    *m,
-                    &init,
-                    kernels.unwrap_or(gpu::GpuKernels::Auto),
-                )?)),
-                None => Ours::Cpu(Box::new(Trainer::new(
-                    config.clone(),
-                    *m,
-                    Some(init.clone()),
-                )?)),
-            })
-        })
+        .map(
+            |(label, m, _)| -> Result<Ours, Box<dyn std::error::Error>> {
+                // The fixed-N row is the paper's one grid over the solve, as torch's IRDM
+                // reference; the automatic grid keeps its default segments.
+                let mut config = config.clone();
+                if label.starts_with("irdm16") {
+                    config.irdm.segments = adjoint::Segments::Single;
+                }
+                Ok(match &gpu_ctx {
+                    Some(ctx) => Ours::Gpu(Box::new(GpuTrainer::new(
+                        ctx,
+                        args.batch,
+                        *m,
+                        &init,
+                        kernels.unwrap_or(gpu::GpuKernels::Auto),
+                    )?)),
+                    None => Ours::Cpu(Box::new(Trainer::new(config, *m, Some(init.clone()))?)),
+                })
+            },
+        )
         .collect::<Result<_, _>>()?;
     let mut torch_modes: Vec<&str> = pairs.iter().map(|p| p.2).collect();
     torch_modes.sort();

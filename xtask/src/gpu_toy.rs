@@ -54,6 +54,8 @@ impl GpuTrainer {
             .into());
         }
         let mut config = Config::new(TOL, TOL);
+        // IRDM16 is the paper's one grid over the solve, as in torch's IRDM reference.
+        config.irdm.segments = adjoint::Segments::Single;
         config.forward = config
             .forward
             .with_norm(rk::ErrorNorm::Groups(cnf.state_groups()));

@@ -4,7 +4,7 @@
 
 use crate::machine::peak_rss_bytes;
 use crate::results::{CurvePoint, NfePoint, Run, describe};
-use adjoint::{BackwardNorm, Checkpoints, IrdmGrid, Method};
+use adjoint::{BackwardNorm, Checkpoints, IrdmOptions, Method, Segments};
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::train::{IterationRecord, TrainConfig, Trainer};
 
@@ -18,35 +18,45 @@ pub struct Entry {
     pub label: String,
     /// The gradient method.
     pub method: Method,
+    /// IRDM's capture settings.
+    pub irdm: IrdmOptions,
+}
+
+impl Entry {
+    fn new(label: &str, method: Method) -> Self {
+        Self {
+            label: label.into(),
+            method,
+            irdm: IrdmOptions::default(),
+        }
+    }
 }
 
 /// The methods of the suite: Direct, RDM (full and seminorm), ANODE, IRDM at every node count
-/// with both norms (`N + 1` stored Lobatto nodes), and IRDM's automatic grid (chop tolerances
-/// ten times the solver's).
+/// with both norms (`N + 1` stored Lobatto nodes on one grid over the solve, the paper's Table 1),
+/// and IRDM's automatic piecewise grid with the library's defaults for the solve's tolerances
+/// (`adjoint::IrdmGrid::for_tolerances`).
 pub fn methods(rtol: f64, atol: f64) -> Vec<Entry> {
     let mut v = vec![
-        Entry {
-            label: "direct".into(),
-            method: Method::Direct,
-        },
-        Entry {
-            label: "rdm".into(),
-            method: Method::Rdm {
+        Entry::new("direct", Method::Direct),
+        Entry::new(
+            "rdm",
+            Method::Rdm {
                 norm: BackwardNorm::Full,
             },
-        },
-        Entry {
-            label: "rdm-semi".into(),
-            method: Method::Rdm {
+        ),
+        Entry::new(
+            "rdm-semi",
+            Method::Rdm {
                 norm: BackwardNorm::Seminorm,
             },
-        },
-        Entry {
-            label: "anode-k4".into(),
-            method: Method::Anode {
+        ),
+        Entry::new(
+            "anode-k4",
+            Method::Anode {
                 checkpoints: Checkpoints::EveryKSteps(4),
             },
-        },
+        ),
     ];
     for norm in [BackwardNorm::Full, BackwardNorm::Seminorm] {
         for nodes in NODE_COUNTS {
@@ -55,26 +65,18 @@ pub fn methods(rtol: f64, atol: f64) -> Vec<Entry> {
             } else {
                 ""
             };
-            v.push(Entry {
-                label: format!("irdm{nodes}{suffix}"),
-                method: Method::irdm_lobatto(nodes - 1, norm),
-            });
+            let mut e = Entry::new(
+                &format!("irdm{nodes}{suffix}"),
+                Method::irdm_lobatto(nodes - 1, norm),
+            );
+            e.irdm.segments = Segments::Single;
+            v.push(e);
         }
     }
-    v.push(Entry {
-        label: "irdm-auto-semi".into(),
-        method: Method::Irdm {
-            grid: IrdmGrid::Auto {
-                n_max: 128,
-                // The node values carry the solver's error (~tol); a tail rule at the tolerance
-                // itself chases that noise up to n_max. Ten times looser keeps the interpolation
-                // error at the solver's level.
-                rel_tol: 10.0 * rtol,
-                abs_tol: 10.0 * atol,
-            },
-            norm: BackwardNorm::Seminorm,
-        },
-    });
+    v.push(Entry::new(
+        "irdm-auto-semi",
+        Method::irdm_auto(rtol, atol, BackwardNorm::Seminorm),
+    ));
     v
 }
 
@@ -133,7 +135,13 @@ pub fn run_dataset(
 ) -> Result<Vec<Run>, nn::NnError> {
     let mut trainers = entries
         .iter()
-        .map(|e| Trainer::<f32>::new(settings.config.clone(), e.method, settings.init.clone()))
+        .map(|e| {
+            let config = nn::train::TrainConfig {
+                irdm: e.irdm,
+                ..settings.config.clone()
+            };
+            Trainer::<f32>::new(config, e.method, settings.init.clone())
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut records: Vec<Vec<IterationRecord>> =
         vec![Vec::with_capacity(settings.iters); entries.len()];

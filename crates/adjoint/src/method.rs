@@ -1,6 +1,6 @@
 //! The choice of gradient method, solver settings, and the info record a gradient returns.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which components the backward solve's error norm controls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -173,7 +173,7 @@ pub struct Config<T> {
 }
 
 /// How IRDM cuts `[t0, t1]` into segments, each with its own Chebyshev grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Segments {
     /// [`Segments::EveryKSteps`] with `k` from [`Segments::steps_per_segment`]: `max(1, N/2)`
     /// for a fixed grid of degree `N`, [`DEFAULT_STEPS_PER_SEGMENT`] for an automatic one.
@@ -213,7 +213,7 @@ impl Segments {
 }
 
 /// What IRDM does when its grid cannot meet the requested accuracy within the caps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum OnUnderResolved {
     /// The forward pass returns [`crate::AdjointError::UnderResolved`], naming the segment, the
     /// estimate and the cap.
@@ -227,7 +227,7 @@ pub enum OnUnderResolved {
 /// its chop rule ([`IrdmGrid::Auto`]); a fixed grid's degree is the user's choice, so its
 /// estimate is reported ([`GridInfo::error_estimate`]) and it is checked only against
 /// `fixed_tolerance` when that is set.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct IrdmOptions {
     /// Segments (default: [`Segments::Default`]). The ablation grids
     /// ([`IrdmGrid::Mismatched`], [`IrdmGrid::PiecewiseLinear`]) always use a single grid.

@@ -6,56 +6,14 @@
 
 mod common;
 
+use adjoint::toy::Spiral;
 use adjoint::{
-    AdjointError, BackwardNorm, Config, IrdmGrid, Method, OnUnderResolved, Segments, Vjp, forward,
+    AdjointError, BackwardNorm, Config, IrdmGrid, Method, OnUnderResolved, Segments, forward,
 };
 use common::rel_err;
-use rk::Rhs;
 
-/// `dy_j/dt = Σ_i y_i³ A_ij` (a row vector times `A`), `θ = A` row-major 2 × 2.
-struct Spiral;
-
-impl Rhs<Vec<f64>> for Spiral {
-    fn eval(&mut self, _t: f64, y: &Vec<f64>, a: &Vec<f64>, dy: &mut Vec<f64>) {
-        let c = [y[0].powi(3), y[1].powi(3)];
-        dy[0] = c[0] * a[0] + c[1] * a[2];
-        dy[1] = c[0] * a[1] + c[1] * a[3];
-    }
-}
-
-impl Vjp<f64> for Spiral {
-    fn state_len(&self) -> usize {
-        2
-    }
-    fn param_len(&self) -> usize {
-        4
-    }
-    fn vjp(
-        &mut self,
-        _t: f64,
-        y: &[f64],
-        a: &[f64],
-        w: &[f64],
-        value: Option<&mut [f64]>,
-        adj_z: &mut [f64],
-        adj_p: &mut [f64],
-    ) {
-        let c = [y[0].powi(3), y[1].powi(3)];
-        if let Some(v) = value {
-            v[0] = c[0] * a[0] + c[1] * a[2];
-            v[1] = c[0] * a[1] + c[1] * a[3];
-        }
-        for i in 0..2 {
-            let aw = a[2 * i] * w[0] + a[2 * i + 1] * w[1];
-            adj_z[i] = 3.0 * y[i] * y[i] * aw;
-            adj_p[2 * i] = c[i] * w[0];
-            adj_p[2 * i + 1] = c[i] * w[1];
-        }
-    }
-}
-
-const A: [f64; 4] = [-0.1, 2.0, -2.0, -0.1];
-const Y0: [f64; 2] = [2.0, 0.0];
+const A: [f64; 4] = Spiral::A;
+const Y0: [f64; 2] = Spiral::Y0;
 
 fn times() -> Vec<f64> {
     (0..1000).map(|i| 25.0 * i as f64 / 999.0).collect()

@@ -38,6 +38,10 @@ pub struct TrainConfig {
     pub test_size: usize,
     /// Activation of the net.
     pub activation: Activation,
+    /// IRDM's capture settings (segments, memory cap, under-resolution); ignored by the other
+    /// methods. Absent from older checkpoints, which then get the defaults.
+    #[serde(default)]
+    pub irdm: adjoint::IrdmOptions,
 }
 
 impl Default for TrainConfig {
@@ -52,6 +56,7 @@ impl Default for TrainConfig {
             seed: 0,
             test_size: 1000,
             activation: Activation::Tanh,
+            irdm: adjoint::IrdmOptions::default(),
         }
     }
 }
@@ -173,6 +178,7 @@ impl<T: Float> Trainer<T> {
         c.forward = c
             .forward
             .with_norm(rk::ErrorNorm::Groups(self.cnf.state_groups()));
+        c.irdm = self.config.irdm;
         c
     }
 
