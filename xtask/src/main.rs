@@ -14,6 +14,7 @@ mod compare;
 mod convergence;
 mod gpu_toy;
 mod gradient_error;
+mod long_horizon;
 mod machine;
 mod plots;
 mod report;
@@ -190,6 +191,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         },
         runs: Vec::new(),
         gradient_error: Vec::new(),
+        long_horizon: Vec::new(),
         stability: Vec::new(),
         classification: Vec::new(),
         gpu_runs: Vec::new(),
@@ -252,6 +254,9 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     if args.suite.iter().any(|s| s == "gradient-error") {
         let pb = ProgressBar::new(0).with_prefix("gradient-error");
         results.gradient_error = gradient_error::run(if full { 1000 } else { 100 }, &pb)?;
+        pb.finish();
+        let pb = ProgressBar::new(0).with_prefix("long-horizon");
+        results.long_horizon = long_horizon::run(&pb)?;
         pb.finish();
     }
     if args.suite.iter().any(|s| s == "stability") {

@@ -4,7 +4,9 @@
 //! Debian paths (`apt-get install fonts-dejavu-core`). Without one, plots are skipped and the
 //! report says so.
 
-use crate::results::{ClassPoint, ClassRun, GradientError, NfePoint, Results, Run, Stability};
+use crate::results::{
+    ClassPoint, ClassRun, GradientError, LongHorizon, NfePoint, Results, Run, Stability,
+};
 use crate::toy::NODE_COUNTS;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -298,11 +300,52 @@ fn stability_plot(dir: &Path, rows: &[Stability], written: &mut Vec<String>) -> 
     Ok(())
 }
 
+/// Long horizon: gradient error against stored floats, one curve per method over the
+/// tolerances (cells that returned an error are left out).
+fn long_horizon_plot(dir: &Path, cells: &[LongHorizon], written: &mut Vec<String>) -> PlotResult {
+    let mut labels: Vec<&str> = Vec::new();
+    for c in cells {
+        if !labels.contains(&c.label.as_str()) {
+            labels.push(&c.label);
+        }
+    }
+    let series: Vec<(String, Vec<(f64, f64)>)> = labels
+        .iter()
+        .map(|l| {
+            let points = cells
+                .iter()
+                .filter(|c| c.label == *l && c.stored_floats > 0)
+                .filter_map(|c| {
+                    c.rel_l2
+                        .map(|e| ((c.stored_floats as f64).log10(), e.max(1e-16).log10()))
+                })
+                .collect();
+            (l.to_string(), points)
+        })
+        .filter(|(_, p): &(String, Vec<_>)| !p.is_empty())
+        .collect();
+    if series.is_empty() {
+        return Ok(());
+    }
+    let name = "long_horizon.png";
+    curve_plot(
+        &dir.join(name),
+        "spiral on [0, 25]: log10 gradient error against log10 stored floats",
+        "log10 stored floats",
+        "log10 relative error",
+        &series,
+        false,
+    )?;
+    written.push(name.into());
+    Ok(())
+}
+
 /// Draws every plot of `results` into `dir`; returns the files written.
 pub fn draw_all(dir: &Path, results: &Results) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut written = Vec::new();
     toy_plots(dir, &results.runs, &mut written)?;
     gradient_plot(dir, &results.gradient_error, &mut written)?;
+    long_horizon_plot(dir, &results.long_horizon, &mut written)?;
     stability_plot(dir, &results.stability, &mut written)?;
     classification_plots(dir, &results.classification, &mut written)?;
     Ok(written)

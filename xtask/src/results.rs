@@ -22,6 +22,10 @@ pub struct Results {
     pub runs: Vec<Run>,
     /// The gradient-error suite (Figure 2).
     pub gradient_error: Vec<GradientError>,
+    /// The long-horizon part of the gradient-error suite (the `ode_demo` spiral on `[0, 25]`);
+    /// absent before piecewise grids.
+    #[serde(default)]
+    pub long_horizon: Vec<LongHorizon>,
     /// The stability suite (§4).
     pub stability: Vec<Stability>,
     /// The classification suite (§4.3, Figures 6a/6b); absent in schema 1.
@@ -170,6 +174,37 @@ pub struct GradientError {
     pub rel_l2: f64,
     /// Backward VJPs.
     pub vjp_bwd: usize,
+}
+
+/// One (method, tolerance) cell of the long-horizon gradient-error table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LongHorizon {
+    /// Method label (`"direct"`, `"irdm16-single"`, `"irdm-auto"`, …).
+    pub label: String,
+    /// Solver tolerance (rtol = atol).
+    pub tol: f64,
+    /// `‖g − g_ref‖₂ / ‖g_ref‖₂` of `[dL/dy0, dL/dA]` against Direct at 1e-12; absent when the
+    /// method returned an error.
+    pub rel_l2: Option<f64>,
+    /// Floats held for the backward pass.
+    pub stored_floats: usize,
+    /// Forward right-hand-side evaluations.
+    pub nfe_fwd: usize,
+    /// Backward right-hand-side evaluations.
+    pub nfe_bwd: usize,
+    /// Backward VJPs.
+    pub vjp_bwd: usize,
+    /// IRDM's interpolation-error estimate (largest over its segments).
+    pub error_estimate: Option<f64>,
+    /// IRDM's segments (0 for the other methods).
+    pub segments: usize,
+    /// IRDM's stored nodes over all segments.
+    pub nodes: usize,
+    /// IRDM's grid could not meet its tolerance within its caps (and the run opted in to a
+    /// flagged result).
+    pub under_resolved: bool,
+    /// The method's error, when it returned one.
+    pub error: Option<String>,
 }
 
 /// One point of the stability suite.

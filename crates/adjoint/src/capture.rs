@@ -181,7 +181,7 @@ impl<T: Real, V: Vector<Scalar = T>> Capture<T, V> {
                 q,
                 theta_coeffs: vec![T::zero(); q + 1],
                 theta,
-                blocks: Vec::new(),
+                samples: None,
                 times: Vec::with_capacity(k + 1),
                 row: z0.zeros_like(),
                 n,
@@ -360,9 +360,10 @@ pub(crate) struct Window<T: Real, V> {
     /// Lobatto points of degree `q` on `θ ∈ [0, 1]`.
     theta: Grid<T>,
     theta_coeffs: Vec<T>,
-    /// Sample rows of the held steps, one block of `q + 1` rows per step (row `i`: the dense
-    /// output at `θ_i`); blocks are allocated as steps arrive and reused by later segments.
-    blocks: Vec<V>,
+    /// Sample rows of the held steps: `k` blocks of `q + 1` rows, block `s` row `i` the dense
+    /// output of step `s` at `θ_i`. One buffer, allocated at the first step and reused by every
+    /// later segment, so that nothing is allocated per step (on a GPU: no buffer per step).
+    samples: Option<V>,
     /// Step boundaries of the open segment (`steps + 1` times once a step is held).
     times: Vec<T>,
     row: V,
@@ -389,13 +390,12 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
             self.times.push(t_prev);
         }
         let step = self.steps();
-        if self.blocks.len() == step {
-            self.blocks
-                .push(self.row.zeros_with_len((self.q + 1) * self.n));
-        }
-        let block = &mut self.blocks[step];
+        let rows = self.q + 1;
+        let samples = self
+            .samples
+            .get_or_insert_with(|| self.row.zeros_with_len(self.k * rows * self.n));
         solver.interpolate(t_prev, &mut self.row).map_err(&err)?;
-        block.set_row(0, &self.row);
+        samples.set_row(step * rows, &self.row);
         let (lo, hi) = if t_prev < t_now {
             (t_prev, t_now)
         } else {
@@ -410,7 +410,7 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
                     .min(hi)
             };
             solver.interpolate(t, &mut self.row).map_err(&err)?;
-            block.set_row(i, &self.row);
+            samples.set_row(step * rows + i, &self.row);
         }
         self.times.push(t_now);
         if self.steps() == self.k {
@@ -447,7 +447,7 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
             n_stored: self.n_stored,
             error_estimate: Some(estimate),
             nodes: self.nodes,
-            window_floats: self.blocks.len() * (self.q + 1) * self.n,
+            window_floats: self.samples.as_ref().map_or(0, |s| s.len()),
             under_resolved: self.under_resolved,
             segments: self.infos,
         };
@@ -483,8 +483,9 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
             self.theta
                 .coefficients(theta, &mut self.theta_coeffs)
                 .map_err(grid_err(&self.method))?;
+            let samples = self.samples.as_ref().expect("a held step has its samples");
             self.row
-                .combine_rows(&self.theta_coeffs, &self.blocks[step]);
+                .combine_strided_rows(&self.theta_coeffs, samples, step * (self.q + 1), 1);
             values.set_row(j, &self.row);
         }
         Ok((grid, values))
