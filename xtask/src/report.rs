@@ -455,10 +455,11 @@ fn long_horizon_table(md: &mut String, cells: &[LongHorizon]) {
         md,
         "## Long horizon: the `ode_demo` spiral on [0, 25], 1000 outputs, L = Σ y(25)²\n\n\
          Relative ℓ2 error of [dL/dy0, dL/dA] against Direct at 1e-12, then the floats held for \
-         the backward pass. `-single` rows are the paper's one grid over the whole solve; the \
+         the backward pass and, for IRDM, its own estimate of the interpolation error of `z` \
+         (largest over segments; it bounds the error of `z`, not of the gradient). `-single` rows are the paper's one grid over the whole solve; the \
          others are piecewise (N nodes per segment of N/2 steps, or the automatic grid per \
-         segment of 8 steps). ⚠ marks a grid flagged under-resolved: its estimate (in \
-         `results.json`) says the gradient cannot be trusted.\n"
+         segment of 8 steps). ⚠ marks a grid flagged under-resolved: it could not reach its \
+         tolerance within its cap, and the gradient cannot be trusted.\n"
     );
     let mut tols: Vec<f64> = cells.iter().map(|c| c.tol).collect();
     tols.sort_by(|a, b| b.total_cmp(a));
@@ -483,8 +484,10 @@ fn long_horizon_table(md: &mut String, cells: &[LongHorizon]) {
                 Some(c) => match (&c.error, c.rel_l2) {
                     (Some(_), _) | (None, None) => "error".to_string(),
                     (None, Some(e)) => format!(
-                        "{e:.1e} / {}{}",
+                        "{e:.1e} / {}{}{}",
                         c.stored_floats,
+                        c.error_estimate
+                            .map_or(String::new(), |est| format!(" (est. {est:.0e})")),
                         if c.under_resolved { " ⚠" } else { "" }
                     ),
                 },

@@ -5,7 +5,7 @@
 //! | [`Method::Direct`] | discrete adjoint of every stage | every stage of every accepted step, stored | O(steps × stages × dim) | exact gradient of the discrete solution |
 //! | [`Method::Rdm`] | `[z, a, g]` | re-solved backward from `z(t1)` | O(dim) | continuous adjoint; reverse-time `z` can be unstable |
 //! | [`Method::Anode`] | discrete adjoint per interval | recomputed from checkpoints | O(checkpoints × dim + one interval) | exact discrete gradient |
-//! | [`Method::Irdm`] | `[a, g]` | barycentric interpolation over Chebyshev nodes | O(N × dim) | continuous adjoint with interpolated `z` |
+//! | [`Method::Irdm`] | `[a, g]` | barycentric interpolation over piecewise Chebyshev grids, one per window of steps | O(nodes over all segments × dim + one window) | continuous adjoint with interpolated `z` |
 //!
 //! The continuous adjoint (`a(t) = dL/dz(t)`): `da/dt = −aᵀ∂f/∂z`, `dL/dθ = ∫ aᵀ∂f/∂θ dt`,
 //! with `a` jumping by `∂L/∂z(s_k)` at each output time. IRDM is Daulbaev et al., *Interpolation
