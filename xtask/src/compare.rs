@@ -1,10 +1,11 @@
 //! `cargo xtask compare-torch`: torchdiffeq (`odeint`, `odeint_adjoint` with full norm and
 //! seminorm) against our methods on the very same toy CNF, initial weights and batches,
-//! interleaved iteration by iteration in one run, single-threaded on both sides.
+//! interleaved iteration by iteration in one run. One pass per `--threads` count (default: 1
+//! and every logical CPU), torch set to that count and our batch sharded over as many.
 //!
 //! The torchdiffeq side is `xtask/python/compare_torch.py`, driven over a pipe; it needs
-//! `pip install torch torchdiffeq safetensors`. Output: `compare.json` with one record per
-//! (ours, torchdiffeq mode) pair, and `compare.md`.
+//! `pip install torch torchdiffeq safetensors`. Output: `compare.json` with, per pass, one record
+//! per (ours, torchdiffeq mode) pair, and `compare.md`.
 
 use crate::gpu_toy::GpuTrainer;
 use crate::machine;
@@ -34,9 +35,10 @@ pub struct CompareArgs {
     /// Batch size.
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// Threads for torch (ours are single-threaded).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Thread counts to compare at, each a whole pass with torch set to the same count
+    /// (`torch.set_num_threads`) and our batch sharded over as many (`0`: every logical CPU).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 0])]
+    threads: Vec<usize>,
     /// Torch device: `cpu` (ours on the CPU, single thread) or `cuda[:N]` (ours on the GPU backend
     /// through wgpu).
     #[arg(long, default_value = "cpu")]
@@ -120,12 +122,50 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     } else {
         PathBuf::from("xtask/python/compare_torch.py")
     };
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts: Vec<usize> = args
+        .threads
+        .iter()
+        .map(|&n| if n == 0 { all } else { n })
+        .collect();
+    counts.dedup();
+    if counts.is_empty() {
+        return Err("--threads: give at least one thread count".into());
+    }
+    if on_gpu {
+        // Ours runs on the device; one pass, torch at the first count.
+        counts.truncate(1);
+    }
+    let mut passes = Vec::new();
+    for &threads in &counts {
+        eprintln!("== {threads} thread(s)");
+        let (torch_info, records) =
+            compare_at(&args, threads, on_gpu, &init, &batches, &data_path, &script)?;
+        passes.push((threads, torch_info, records));
+    }
+    write_outputs(&args, on_gpu, &passes)
+}
+
+/// Our pass and torch's at one thread count: `(torch's ready line, one record per pair)`.
+#[allow(clippy::too_many_arguments)]
+fn compare_at(
+    args: &CompareArgs,
+    threads: usize,
+    on_gpu: bool,
+    init: &[f32],
+    batches: &[Vec<f32>],
+    data_path: &std::path::Path,
+    script: &std::path::Path,
+) -> Result<(String, Vec<Pair>), Box<dyn std::error::Error>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
     let mut child = Command::new(&args.python)
-        .arg(&script)
+        .arg(script)
         .arg("--data")
-        .arg(&data_path)
+        .arg(data_path)
         .arg("--threads")
-        .arg(args.threads.to_string())
+        .arg(threads.to_string())
         .arg("--device")
         .arg(&args.device)
         .stdin(Stdio::piped())
@@ -184,11 +224,12 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     };
     let config = TrainConfig {
         batch: args.batch,
+        threads,
         ..TrainConfig::default()
     };
     // The product kernels fastest on this adapter at this batch, as in `bench --gpu`.
     let kernels = match &gpu_ctx {
-        Some(ctx) => Some(crate::gpu_toy::tuned_kernels(ctx, args.batch, &init)?),
+        Some(ctx) => Some(crate::gpu_toy::tuned_kernels(ctx, args.batch, init)?),
         None => None,
     };
     let mut ours: Vec<Ours> = pairs
@@ -206,10 +247,10 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
                         ctx,
                         args.batch,
                         *m,
-                        &init,
+                        init,
                         kernels.unwrap_or(gpu::GpuKernels::Auto),
                     )?)),
-                    None => Ours::Cpu(Box::new(Trainer::new(config, *m, Some(init.clone()))?)),
+                    None => Ours::Cpu(Box::new(Trainer::new(config, *m, Some(init.to_vec()))?)),
                 })
             },
         )
@@ -222,7 +263,8 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     for (i, batch) in batches.iter().enumerate() {
         for (k, t) in ours.iter_mut().enumerate() {
             ours_rec[k].push(match t {
-                Ours::Cpu(t) => t.step_on(batch)?,
+                // On a pool of `threads`, which the trainer's sharded batch runs on.
+                Ours::Cpu(t) => pool.install(|| t.step_on(batch))?,
                 Ours::Gpu(t) => t.step_on(batch)?,
             });
         }
@@ -268,39 +310,66 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
             loss_torch_first: t.first().map_or(f64::NAN, |r| r.loss),
         });
     }
-    let mut machine = machine::describe("cpu");
-    if let Some(ctx) = &gpu_ctx {
-        machine.backend = format!(
-            "gpu: {} ({:?}, {:?}), kernels {:?}",
-            ctx.adapter_info.name,
-            ctx.adapter_info.device_type,
-            ctx.adapter_info.backend,
-            kernels.unwrap_or(gpu::GpuKernels::Auto)
+    if let (Some(ctx), Some(k)) = (&gpu_ctx, kernels) {
+        eprintln!(
+            "ours on gpu: {} ({:?}, {:?}), kernels {k:?}",
+            ctx.adapter_info.name, ctx.adapter_info.device_type, ctx.adapter_info.backend
         );
     }
+    Ok((torch_info, records))
+}
+
+/// `compare.json` (one pass per thread count) and `compare.md` (a table per pass).
+fn write_outputs(
+    args: &CompareArgs,
+    on_gpu: bool,
+    passes: &[(usize, String, Vec<Pair>)],
+) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let threads: Vec<usize> = passes.iter().map(|p| p.0).collect();
+    let mut machine = machine::describe(if on_gpu { "gpu" } else { "cpu" }, threads[0]);
+    machine.threads = threads.iter().copied().max().unwrap_or(1);
+    let runs: Vec<serde_json::Value> = passes
+        .iter()
+        .map(|(n, info, pairs)| {
+            serde_json::json!({
+                "threads": n,
+                "torch": serde_json::from_str::<serde_json::Value>(info).unwrap_or_default(),
+                "pairs": pairs,
+            })
+        })
+        .collect();
     let json = serde_json::json!({
         "machine": machine,
-        "torch": serde_json::from_str::<serde_json::Value>(&torch_info).unwrap_or_default(),
-        "settings": {"iters": args.iters, "batch": args.batch, "threads": args.threads, "device": args.device, "weights": args.weights.display().to_string()},
-        "pairs": records,
+        "settings": {"iters": args.iters, "batch": args.batch, "threads": threads, "device": args.device, "weights": args.weights.display().to_string()},
+        "runs": runs,
     });
     nn::io::write_atomic(
         args.out.join("compare.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     let mut md = format!(
-        "# Ours against torchdiffeq (same model, weights, batches; {} interleaved rounds, batch {}, {} thread(s), torch device {})\n\nMachine: {} ({}), ours on {}, commit `{}`. Torch: {torch_info}\n\n",
+        "# Ours against torchdiffeq (same model, weights, batches; {} interleaved rounds, batch {}, torch device {})\n\nMachine: {} ({} logical CPUs, {}), ours on {}, commit `{}`. Each pass sets torch and our sharded batch to the same thread count.\n\n",
         args.iters,
         args.batch,
-        args.threads,
         args.device,
         machine.cpu,
+        machine.logical_cpus,
         machine.os,
         machine.backend,
         machine.commit
     );
+    for (threads, torch_info, records) in passes {
+        pass_table(&mut md, *threads, torch_info, records);
+    }
+    md.push_str("\nNFE bwd: right-hand-side calls during the backward pass (torch: calls of `forward()` during `loss.backward()`; ours: augmented backward evaluations for RDM and IRDM, recomputation evaluations for Direct).\n");
+    std::fs::write(args.out.join("compare.md"), md)?;
+    Ok(args.out.join("compare.json"))
+}
+
+fn pass_table(md: &mut String, threads: usize, torch_info: &str, records: &[Pair]) {
+    let _ = writeln!(md, "## {threads} thread(s)\n\nTorch: {torch_info}\n");
     md.push_str("| ours | torchdiffeq | median s/iter ours | median s/iter torch | speedup (torch/ours) | NFE fwd ours / torch | NFE bwd ours / torch | first loss ours / torch |\n|---|---|---|---|---|---|---|---|\n");
-    for r in &records {
+    for r in records {
         let _ = writeln!(
             md,
             "| {} | {} | {:.4} | {:.4} | {:.1}× | {:.1} / {:.1} | {:.1} / {:.1} | {:.4} / {:.4} |",
@@ -317,9 +386,7 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
             r.loss_torch_first
         );
     }
-    md.push_str("\nNFE bwd: right-hand-side calls during the backward pass (torch: calls of `forward()` during `loss.backward()`; ours: augmented backward evaluations for RDM and IRDM, recomputation evaluations for Direct).\n");
-    std::fs::write(args.out.join("compare.md"), md)?;
-    Ok(args.out.join("compare.json"))
+    md.push('\n');
 }
 
 /// Our side of one pair: the CPU trainer or the GPU one.

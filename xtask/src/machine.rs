@@ -11,7 +11,7 @@ fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
 }
 
 /// The machine record.
-pub fn describe(backend: &str) -> Machine {
+pub fn describe(backend: &str, threads: usize) -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -43,7 +43,7 @@ pub fn describe(backend: &str) -> Machine {
     Machine {
         cpu,
         logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        threads: 1,
+        threads,
         os,
         rustc,
         commit,
@@ -52,6 +52,30 @@ pub fn describe(backend: &str) -> Machine {
             .map_or(0, |d| d.as_secs()),
         backend: backend.into(),
     }
+}
+
+/// Sizes rayon's global pool (which the host right-hand sides shard their batches over) to
+/// `threads` (`0`: every logical CPU) and returns the count. The pool can be sized once per
+/// process; a later call with another count is an error.
+pub fn use_threads(threads: usize) -> Result<usize, Box<dyn std::error::Error>> {
+    let want = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    if rayon::ThreadPoolBuilder::new()
+        .num_threads(want)
+        .build_global()
+        .is_err()
+        && rayon::current_num_threads() != want
+    {
+        return Err(format!(
+            "--threads {want}: the thread pool already has {} threads",
+            rayon::current_num_threads()
+        )
+        .into());
+    }
+    Ok(want)
 }
 
 /// Peak resident set size of this process (`VmHWM`), bytes.

@@ -110,6 +110,10 @@ struct BenchArgs {
     /// The card's f32 peak in GFLOP/s for the kernel table (known H100/H200 by name otherwise).
     #[arg(long)]
     peak_gflops: Option<f64>,
+    /// Threads of the host right-hand sides (the batch is sharded over them; `0`: every
+    /// logical CPU).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
     /// Batch sizes of the GPU toy suite.
     #[arg(long, value_delimiter = ',', default_values_t = [100usize, 1000, 10_000, 100_000])]
     batches: Vec<usize>,
@@ -152,9 +156,11 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     if args.gpu && (args.batches.is_empty() || args.batches.contains(&0)) {
         return Err("--batches: every batch size must be at least 1".into());
     }
+    let threads = machine::use_threads(args.threads)?;
     let base = TrainConfig {
         test_size: if full { 2000 } else { 500 },
         seed: args.seed,
+        threads,
         ..TrainConfig::default()
     };
     let init = match &args.from_weights {
@@ -174,7 +180,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     std::fs::create_dir_all(&out)?;
     let mut results = Results {
         schema: SCHEMA,
-        machine: machine::describe("cpu"),
+        machine: machine::describe("cpu", threads),
         settings: Settings {
             mode: mode.into(),
             suites: args.suite.clone(),

@@ -46,7 +46,7 @@ pub struct Machine {
     pub cpu: String,
     /// Logical CPUs visible.
     pub logical_cpus: usize,
-    /// Threads the benchmark used (the solvers and kernels are sequential).
+    /// Threads the host right-hand sides shard their batches over (`--threads`).
     pub threads: usize,
     /// Operating system.
     pub os: String,

@@ -18,10 +18,16 @@
 //! `a_zᵀ ∂f/∂(z, θ) − a_l ∂div/∂(z, θ)`: the reverse pass through the stacked primal-and-tangent
 //! computation with output cotangents `a_z` on the primal rows and `−a_l s_k` on the tangent
 //! rows. This carries the second-order terms of the divergence.
+//!
+//! **Threads.** Points are independent, so with [`Cnf::set_threads`] / [`NetRhs::set_threads`]
+//! the batch is cut into contiguous shards ([`crate::shards`]) evaluated at once on rayon's
+//! pool, each by its own copy of the net; `aᵀ∂f/∂θ` is the shards' sum. Every gradient method
+//! gets the threads, since they live in the right-hand side.
 
 use crate::error::{Result, shape_err};
 use crate::net::OdeNet;
 use crate::rng::Rng;
+use crate::shards::{ranges, shard_count};
 use crate::{Float, NnError};
 use adjoint::Vjp;
 use rk::Rhs;
@@ -51,6 +57,16 @@ pub struct NetRhs<T> {
     /// The network (`D → … → D`).
     pub net: OdeNet<T>,
     batch: usize,
+    threads: usize,
+    shards: Vec<Shard<NetRhs<T>, T>>,
+}
+
+/// One shard of a batch: its points, its own right-hand side, its parameter cotangent.
+#[derive(Debug, Clone)]
+struct Shard<R, T> {
+    points: Range<usize>,
+    rhs: R,
+    adj_p: Vec<T>,
 }
 
 impl<T: Float> NetRhs<T> {
@@ -66,19 +82,89 @@ impl<T: Float> NetRhs<T> {
                 ),
             });
         }
-        Ok(Self { net, batch })
+        Ok(Self {
+            net,
+            batch,
+            threads: 1,
+            shards: Vec::new(),
+        })
     }
 
     /// Batch size.
     pub fn batch(&self) -> usize {
         self.batch
     }
+
+    /// Evaluates on up to `threads` shards of the batch at once on rayon's pool (`0`: the
+    /// pool's size; `1`, the default: sequential). Shards hold at least
+    /// [`crate::shards::MIN_POINTS_PER_SHARD`] points.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads;
+        let parts = shard_count(self.batch, threads);
+        self.shards = if parts <= 1 {
+            Vec::new()
+        } else {
+            ranges(self.batch, parts)
+                .into_iter()
+                .map(|points| Shard {
+                    rhs: NetRhs {
+                        net: self.net.clone(),
+                        batch: points.len(),
+                        threads: 1,
+                        shards: Vec::new(),
+                    },
+                    adj_p: vec![T::zero(); self.net.param_len()],
+                    points,
+                })
+                .collect()
+        };
+    }
+
+    /// Shards the batch is evaluated in (1: sequential).
+    pub fn shards(&self) -> usize {
+        self.shards.len().max(1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_local(
+        &mut self,
+        t: T,
+        z: &[T],
+        params: &[T],
+        a: &[T],
+        value: Option<&mut [T]>,
+        adj_z: &mut [T],
+        adj_p: &mut [T],
+    ) {
+        self.net.forward(t, params, z, &[], self.batch);
+        if let Some(v) = value {
+            v.copy_from_slice(self.net.output());
+        }
+        self.net.backward(t, params, a, adj_p, adj_z);
+    }
 }
 
 impl<T: Float> Rhs<Vec<T>> for NetRhs<T> {
     fn eval(&mut self, t: T, z: &Vec<T>, params: &Vec<T>, dz: &mut Vec<T>) {
-        self.net.forward(t, params, z, &[], self.batch);
-        dz.copy_from_slice(self.net.output());
+        if self.shards.is_empty() {
+            self.net.forward(t, params, z, &[], self.batch);
+            dz.copy_from_slice(self.net.output());
+            return;
+        }
+        let d = self.net.input_dim();
+        let mut dz: &mut [T] = dz;
+        rayon::scope(|s| {
+            for shard in &mut self.shards {
+                let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(shard.points.len() * d);
+                dz = rest;
+                let z_i = &z[shard.points.start * d..shard.points.end * d];
+                s.spawn(move |_| {
+                    let net = &mut shard.rhs.net;
+                    net.forward(t, params, z_i, &[], shard.points.len());
+                    dz_i.copy_from_slice(net.output());
+                });
+            }
+        });
     }
 }
 
@@ -99,11 +185,32 @@ impl<T: Float> Vjp<T> for NetRhs<T> {
         adj_z: &mut [T],
         adj_p: &mut [T],
     ) {
-        self.net.forward(t, params, z, &[], self.batch);
-        if let Some(v) = value {
-            v.copy_from_slice(self.net.output());
+        if self.shards.is_empty() {
+            self.vjp_local(t, z, params, a, value, adj_z, adj_p);
+            return;
         }
-        self.net.backward(t, params, a, adj_p, adj_z);
+        let d = self.net.input_dim();
+        let (mut adj_z, mut value) = (adj_z, value);
+        rayon::scope(|s| {
+            for shard in &mut self.shards {
+                let len = shard.points.len() * d;
+                let (adj_i, rest) = std::mem::take(&mut adj_z).split_at_mut(len);
+                adj_z = rest;
+                let value_i = value.take().map(|v| {
+                    let (head, rest) = v.split_at_mut(len);
+                    value = Some(rest);
+                    head
+                });
+                let span = shard.points.start * d..shard.points.end * d;
+                let (z_i, a_i) = (&z[span.clone()], &a[span]);
+                s.spawn(move |_| {
+                    shard
+                        .rhs
+                        .vjp_local(t, z_i, params, a_i, value_i, adj_i, &mut shard.adj_p);
+                });
+            }
+        });
+        crate::shards::sum_into(adj_p, self.shards.iter().map(|s| s.adj_p.as_slice()));
     }
     fn param_groups(&self) -> Vec<Range<usize>> {
         self.net.layout().groups()
@@ -120,6 +227,8 @@ pub struct Cnf<T> {
     seeds: Vec<T>,
     out_bar: Vec<T>,
     xbar: Vec<T>,
+    threads: usize,
+    shards: Vec<Shard<Cnf<T>, T>>,
 }
 
 impl<T: Float> Cnf<T> {
@@ -143,6 +252,8 @@ impl<T: Float> Cnf<T> {
             seeds: Vec::new(),
             out_bar: Vec::new(),
             xbar: Vec::new(),
+            threads: 1,
+            shards: Vec::new(),
         };
         cnf.reset_seeds();
         if divergence == Divergence::Hutchinson {
@@ -189,7 +300,62 @@ impl<T: Float> Cnf<T> {
         }
         self.batch = batch;
         self.reset_seeds();
+        self.set_threads(self.threads);
         Ok(())
+    }
+
+    /// Evaluates on up to `threads` shards of the batch at once on rayon's pool (`0`: the
+    /// pool's size; `1`, the default: sequential). Shards hold at least
+    /// [`crate::shards::MIN_POINTS_PER_SHARD`] points; Hutchinson's noise is drawn for the
+    /// whole batch, so the shards see the same noise as a sequential solve.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads;
+        let parts = shard_count(self.batch, threads);
+        self.shards = if parts <= 1 {
+            Vec::new()
+        } else {
+            ranges(self.batch, parts)
+                .into_iter()
+                .map(|points| {
+                    let mut cnf = Cnf {
+                        net: self.net.clone(),
+                        batch: points.len(),
+                        divergence: self.divergence,
+                        seeds: Vec::new(),
+                        out_bar: Vec::new(),
+                        xbar: Vec::new(),
+                        threads: 1,
+                        shards: Vec::new(),
+                    };
+                    cnf.reset_seeds();
+                    Shard {
+                        rhs: cnf,
+                        adj_p: vec![T::zero(); self.net.param_len()],
+                        points,
+                    }
+                })
+                .collect()
+        };
+        self.copy_noise_to_shards();
+    }
+
+    /// Shards the batch is evaluated in (1: sequential).
+    pub fn shards(&self) -> usize {
+        self.shards.len().max(1)
+    }
+
+    /// Hutchinson's seeds (`[1][B][D]`) restricted to each shard's points.
+    fn copy_noise_to_shards(&mut self) {
+        if self.divergence == Divergence::Exact {
+            return;
+        }
+        let d = self.dim();
+        for shard in &mut self.shards {
+            shard
+                .rhs
+                .seeds
+                .copy_from_slice(&self.seeds[shard.points.start * d..shard.points.end * d]);
+        }
     }
 
     /// The divergence mode.
@@ -208,6 +374,7 @@ impl<T: Float> Cnf<T> {
                 Noise::Rademacher => rng.rademacher(),
             });
         }
+        self.copy_noise_to_shards();
     }
 
     /// Evaluates `f(t, z)` into `dz` (`B × D`) and `div f` into `div` (`B`).
@@ -238,7 +405,28 @@ impl<T: Float> Cnf<T> {
         Ok(())
     }
 
+    /// `dz = f(t, z)`, `div = tr ∂f/∂z`, on the shards when there are any.
     fn forward(&mut self, t: T, z: &[T], params: &[T], dz: &mut [T], div: &mut [T]) {
+        if self.shards.is_empty() {
+            self.forward_local(t, z, params, dz, div);
+            return;
+        }
+        let d = self.dim();
+        let (mut dz, mut div) = (dz, div);
+        rayon::scope(|s| {
+            for shard in &mut self.shards {
+                let n = shard.points.len();
+                let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(n * d);
+                dz = rest;
+                let (div_i, rest) = std::mem::take(&mut div).split_at_mut(n);
+                div = rest;
+                let z_i = &z[shard.points.start * d..shard.points.end * d];
+                s.spawn(move |_| shard.rhs.forward_local(t, z_i, params, dz_i, div_i));
+            }
+        });
+    }
+
+    fn forward_local(&mut self, t: T, z: &[T], params: &[T], dz: &mut [T], div: &mut [T]) {
         let (b, d) = (self.batch, self.dim());
         self.net.forward(t, params, z, &self.seeds, b);
         let out = self.net.output();
@@ -292,17 +480,79 @@ impl<T: Float> Vjp<T> for Cnf<T> {
     ) {
         let (b, d) = (self.batch, self.dim());
         let n = b * d;
+        let (a_z, a_l) = a.split_at(n);
+        let value = value.map(|v| v.split_at_mut(n));
+        let (adj_zz, adj_zl) = adj_z.split_at_mut(n);
+        adj_zl.fill(T::zero());
+        if self.shards.is_empty() {
+            self.vjp_local(t, &state[..n], params, a_z, a_l, value, adj_zz, adj_p);
+            return;
+        }
+        let (mut adj_zz, mut value) = (adj_zz, value);
+        rayon::scope(|s| {
+            for shard in &mut self.shards {
+                let m = shard.points.len();
+                let (adj_i, rest) = std::mem::take(&mut adj_zz).split_at_mut(m * d);
+                adj_zz = rest;
+                let value_i = value.take().map(|(dz, dl)| {
+                    let (dz_i, dz_rest) = dz.split_at_mut(m * d);
+                    let (dl_i, dl_rest) = dl.split_at_mut(m);
+                    value = Some((dz_rest, dl_rest));
+                    (dz_i, dl_i)
+                });
+                let (p0, p1) = (shard.points.start, shard.points.end);
+                let (z_i, az_i, al_i) =
+                    (&state[p0 * d..p1 * d], &a_z[p0 * d..p1 * d], &a_l[p0..p1]);
+                s.spawn(move |_| {
+                    shard.rhs.vjp_local(
+                        t,
+                        z_i,
+                        params,
+                        az_i,
+                        al_i,
+                        value_i,
+                        adj_i,
+                        &mut shard.adj_p,
+                    );
+                });
+            }
+        });
+        crate::shards::sum_into(adj_p, self.shards.iter().map(|s| s.adj_p.as_slice()));
+    }
+    fn state_groups(&self) -> Vec<Range<usize>> {
+        let n = self.batch * self.dim();
+        vec![0..n, n..n + self.batch]
+    }
+    fn param_groups(&self) -> Vec<Range<usize>> {
+        self.groups()
+    }
+}
+
+impl<T: Float> Cnf<T> {
+    /// The VJP on this CNF's own batch: `z`, `a = (a_z, a_l)` and `value = (f, −div)` split.
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_local(
+        &mut self,
+        t: T,
+        z: &[T],
+        params: &[T],
+        a_z: &[T],
+        a_l: &[T],
+        value: Option<(&mut [T], &mut [T])>,
+        adj_z: &mut [T],
+        adj_p: &mut [T],
+    ) {
+        let (b, d) = (self.batch, self.dim());
+        let n = b * d;
         match value {
-            Some(v) => {
-                let (dz, dl) = v.split_at_mut(n);
-                self.forward(t, &state[..n], params, dz, dl);
+            Some((dz, dl)) => {
+                self.forward_local(t, z, params, dz, dl);
                 for x in dl.iter_mut() {
                     *x = -*x;
                 }
             }
-            None => self.net.forward(t, params, &state[..n], &self.seeds, b),
+            None => self.net.forward(t, params, z, &self.seeds, b),
         }
-        let (a_z, a_l) = a.split_at(n);
         self.out_bar[..n].copy_from_slice(a_z);
         for (i, (ob, s)) in self.out_bar[n..]
             .chunks_exact_mut(d)
@@ -316,15 +566,7 @@ impl<T: Float> Vjp<T> for Cnf<T> {
         }
         self.net
             .backward(t, params, &self.out_bar, adj_p, &mut self.xbar);
-        adj_z[..n].copy_from_slice(&self.xbar[..n]);
-        adj_z[n..].fill(T::zero());
-    }
-    fn state_groups(&self) -> Vec<Range<usize>> {
-        let n = self.batch * self.dim();
-        vec![0..n, n..n + self.batch]
-    }
-    fn param_groups(&self) -> Vec<Range<usize>> {
-        self.groups()
+        adj_z.copy_from_slice(&self.xbar[..n]);
     }
 }
 

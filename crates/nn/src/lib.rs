@@ -35,6 +35,7 @@ pub mod norm;
 pub mod optim;
 pub mod params;
 pub mod rng;
+pub mod shards;
 pub mod train;
 
 pub use activation::Activation;

@@ -42,6 +42,15 @@ pub struct TrainConfig {
     /// methods. Absent from older checkpoints, which then get the defaults.
     #[serde(default)]
     pub irdm: adjoint::IrdmOptions,
+    /// Threads the right-hand side's batch is sharded over ([`Cnf::set_threads`]; `0`: rayon's
+    /// pool size, `1`: sequential). A runtime choice: results differ between thread counts only
+    /// by floating-point reassociation. Absent from older checkpoints, which then get 1.
+    #[serde(default = "one_thread")]
+    pub threads: usize,
+}
+
+fn one_thread() -> usize {
+    1
 }
 
 impl Default for TrainConfig {
@@ -57,6 +66,7 @@ impl Default for TrainConfig {
             test_size: 1000,
             activation: Activation::Tanh,
             irdm: adjoint::IrdmOptions::default(),
+            threads: 1,
         }
     }
 }
@@ -122,7 +132,8 @@ impl<T: Float> Trainer<T> {
                 reason: format!("batch and test_size must be >= 1 and t1 > 0, got {config:?}"),
             });
         }
-        let cnf = toy_cnf::<T>(config.batch, config.activation)?;
+        let mut cnf = toy_cnf::<T>(config.batch, config.activation)?;
+        cnf.set_threads(config.threads);
         let mut rng = Rng::new(config.seed);
         let params = match init {
             Some(p) => {
@@ -166,6 +177,13 @@ impl<T: Float> Trainer<T> {
     /// The parameter layout.
     pub fn layout(&self) -> &crate::ParamLayout {
         self.cnf.net.layout()
+    }
+
+    /// Shards the right-hand side's batch over `threads` threads ([`TrainConfig::threads`]),
+    /// e.g. for a run resumed on another machine.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.config.threads = threads;
+        self.cnf.set_threads(threads);
     }
 
     /// Iterations done.
@@ -237,6 +255,7 @@ impl<T: Float> Trainer<T> {
     pub fn test_nll(&mut self) -> Result<f64> {
         let n = self.config.test_size;
         let mut cnf = toy_cnf::<T>(n, self.config.activation)?;
+        cnf.set_threads(self.config.threads);
         let y0 = Self::initial_state(&self.test_set, n);
         let ts = [T::zero(), of(self.config.t1)];
         let options = rk::Options::new(of(self.config.rtol), of(self.config.atol))
