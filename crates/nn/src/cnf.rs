@@ -20,8 +20,9 @@
 //! rows. This carries the second-order terms of the divergence.
 //!
 //! **Threads.** Points are independent, so with [`Cnf::set_threads`] / [`NetRhs::set_threads`]
-//! the batch is cut into contiguous shards ([`crate::shards`]) evaluated at once on rayon's
-//! pool, each by its own copy of the net; `aᵀ∂f/∂θ` is the shards' sum. Every gradient method
+//! the batch is cut into contiguous shards ([`crate::shards`]) evaluated at once, the last on
+//! the calling thread and the others on rayon's pool, each by its own copy of the net;
+//! `aᵀ∂f/∂θ` is the shards' sum. Every gradient method
 //! gets the threads, since they live in the right-hand side.
 
 use crate::error::{Result, shape_err};
@@ -153,16 +154,22 @@ impl<T: Float> Rhs<Vec<T>> for NetRhs<T> {
         }
         let d = self.net.input_dim();
         let mut dz: &mut [T] = dz;
-        rayon::scope(|s| {
-            for shard in &mut self.shards {
+        let last = self.shards.len() - 1;
+        rayon::in_place_scope(|s| {
+            for (i, shard) in self.shards.iter_mut().enumerate() {
                 let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(shard.points.len() * d);
                 dz = rest;
                 let z_i = &z[shard.points.start * d..shard.points.end * d];
-                s.spawn(move |_| {
+                let mut job = move || {
                     let net = &mut shard.rhs.net;
                     net.forward(t, params, z_i, &[], shard.points.len());
                     dz_i.copy_from_slice(net.output());
-                });
+                };
+                if i == last {
+                    job();
+                } else {
+                    s.spawn(move |_| job());
+                }
             }
         });
     }
@@ -191,8 +198,9 @@ impl<T: Float> Vjp<T> for NetRhs<T> {
         }
         let d = self.net.input_dim();
         let (mut adj_z, mut value) = (adj_z, value);
-        rayon::scope(|s| {
-            for shard in &mut self.shards {
+        let last = self.shards.len() - 1;
+        rayon::in_place_scope(|s| {
+            for (i, shard) in self.shards.iter_mut().enumerate() {
                 let len = shard.points.len() * d;
                 let (adj_i, rest) = std::mem::take(&mut adj_z).split_at_mut(len);
                 adj_z = rest;
@@ -203,11 +211,16 @@ impl<T: Float> Vjp<T> for NetRhs<T> {
                 });
                 let span = shard.points.start * d..shard.points.end * d;
                 let (z_i, a_i) = (&z[span.clone()], &a[span]);
-                s.spawn(move |_| {
+                let job = move || {
                     shard
                         .rhs
                         .vjp_local(t, z_i, params, a_i, value_i, adj_i, &mut shard.adj_p);
-                });
+                };
+                if i == last {
+                    job();
+                } else {
+                    s.spawn(move |_| job());
+                }
             }
         });
         crate::shards::sum_into(adj_p, self.shards.iter().map(|s| s.adj_p.as_slice()));
@@ -413,15 +426,20 @@ impl<T: Float> Cnf<T> {
         }
         let d = self.dim();
         let (mut dz, mut div) = (dz, div);
-        rayon::scope(|s| {
-            for shard in &mut self.shards {
+        let last = self.shards.len() - 1;
+        rayon::in_place_scope(|s| {
+            for (i, shard) in self.shards.iter_mut().enumerate() {
                 let n = shard.points.len();
                 let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(n * d);
                 dz = rest;
                 let (div_i, rest) = std::mem::take(&mut div).split_at_mut(n);
                 div = rest;
                 let z_i = &z[shard.points.start * d..shard.points.end * d];
-                s.spawn(move |_| shard.rhs.forward_local(t, z_i, params, dz_i, div_i));
+                if i == last {
+                    shard.rhs.forward_local(t, z_i, params, dz_i, div_i);
+                } else {
+                    s.spawn(move |_| shard.rhs.forward_local(t, z_i, params, dz_i, div_i));
+                }
             }
         });
     }
@@ -489,8 +507,9 @@ impl<T: Float> Vjp<T> for Cnf<T> {
             return;
         }
         let (mut adj_zz, mut value) = (adj_zz, value);
-        rayon::scope(|s| {
-            for shard in &mut self.shards {
+        let last = self.shards.len() - 1;
+        rayon::in_place_scope(|s| {
+            for (i, shard) in self.shards.iter_mut().enumerate() {
                 let m = shard.points.len();
                 let (adj_i, rest) = std::mem::take(&mut adj_zz).split_at_mut(m * d);
                 adj_zz = rest;
@@ -503,7 +522,7 @@ impl<T: Float> Vjp<T> for Cnf<T> {
                 let (p0, p1) = (shard.points.start, shard.points.end);
                 let (z_i, az_i, al_i) =
                     (&state[p0 * d..p1 * d], &a_z[p0 * d..p1 * d], &a_l[p0..p1]);
-                s.spawn(move |_| {
+                let job = move || {
                     shard.rhs.vjp_local(
                         t,
                         z_i,
@@ -514,7 +533,12 @@ impl<T: Float> Vjp<T> for Cnf<T> {
                         adj_i,
                         &mut shard.adj_p,
                     );
-                });
+                };
+                if i == last {
+                    job();
+                } else {
+                    s.spawn(move |_| job());
+                }
             }
         });
         crate::shards::sum_into(adj_p, self.shards.iter().map(|s| s.adj_p.as_slice()));
