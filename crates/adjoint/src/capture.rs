@@ -23,7 +23,8 @@
 
 use crate::error::{AdjointError, Result};
 use crate::method::{
-    GridInfo, IrdmGrid, IrdmOptions, Method, OnUnderResolved, SegmentInfo, Segments,
+    GridInfo, IrdmGrid, IrdmOptions, MAX_AUTO_DEGREE, Method, OnUnderResolved, SegmentInfo,
+    Segments,
 };
 use crate::piecewise::{NodeRule, PiecewiseNodes, Segment, rule_coefficients};
 use crate::vjp::Real;
@@ -69,10 +70,6 @@ fn bad(name: &'static str, value: f64, reason: &'static str) -> AdjointError {
     }
 }
 
-/// Largest per-segment degree an automatic grid may ask for: its coefficient transform costs
-/// `O(n_max²)` per row and is formed once per forward pass.
-const MAX_AUTO_DEGREE: usize = 4096;
-
 impl<T: Real, V: Vector<Scalar = T>> Capture<T, V> {
     /// The capture for `method` (IRDM) on `[t0, t1]`, or `None` for other methods. Validates
     /// the grid settings.
@@ -105,7 +102,7 @@ impl<T: Real, V: Vector<Scalar = T>> Capture<T, V> {
                     return Err(bad(
                         "IRDM n_max",
                         n_max as f64,
-                        "must be at most 4096 (use more segments instead)",
+                        "must be at most 1024 (MAX_AUTO_DEGREE; shorter segments resolve more instead)",
                     ));
                 }
                 for tol in [rel_tol, abs_tol] {
@@ -649,21 +646,10 @@ fn fixed_estimate(mags: &[f64]) -> f64 {
 }
 
 /// The linear map from a grid's node values to its Chebyshev coefficients, as an
-/// `(N + 1) × (N + 1)` row-major matrix (row `m`: the weights of `c_m`), read off the grid's own
-/// transform of unit data. It depends on the kind and degree only, not on the interval.
+/// `(N + 1) × (N + 1)` row-major matrix (row `m`: the weights of `c_m`), formed in `O(N²)`
+/// ([`Grid::coefficient_matrix`]). It depends on the kind and degree only, not on the interval.
 pub(crate) fn coefficient_transform<T: Real>(grid: &Grid<T>) -> cheb::Result<Vec<T>> {
-    let size = grid.degree() + 1;
-    let mut transform = vec![T::zero(); size * size];
-    let mut unit = vec![T::zero(); size];
-    for j in 0..size {
-        unit.fill(T::zero());
-        unit[j] = T::one();
-        let column = grid.chebyshev_coefficients(&unit, 1)?;
-        for (k, c) in column.into_iter().enumerate() {
-            transform[k * size + j] = c;
-        }
-    }
-    Ok(transform)
+    Ok(grid.coefficient_matrix())
 }
 
 /// `max_components |c_m|` for `m = 0..=N` of the node values `values` on `grid`, formed where

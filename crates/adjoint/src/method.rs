@@ -71,6 +71,11 @@ pub enum IrdmGrid {
     },
 }
 
+/// Largest `n_max` an automatic grid accepts ([`crate::AdjointError::BadSetting`] above it).
+/// Each candidate degree `L` costs `O(L² · dim)` (its coefficients) and its transform `O(L²)`
+/// memory, once per forward pass; a segment that needs more is split into shorter segments.
+pub const MAX_AUTO_DEGREE: usize = 1024;
+
 /// Largest per-segment degree of [`IrdmGrid::for_tolerances`].
 pub const DEFAULT_AUTO_N_MAX: usize = 64;
 

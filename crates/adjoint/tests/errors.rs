@@ -75,6 +75,22 @@ fn shapes_and_settings() {
             ..
         })
     ));
+    // An absurd cap is refused up front, not spent on (its transform alone would be
+    // (2n_max)² numbers).
+    assert!(matches!(
+        fwd(Method::Irdm {
+            grid: IrdmGrid::Auto {
+                n_max: 2 * adjoint::MAX_AUTO_DEGREE,
+                rel_tol: 1e-6,
+                abs_tol: 1e-6
+            },
+            norm: BackwardNorm::Full
+        }),
+        Err(AdjointError::BadSetting {
+            name: "IRDM n_max",
+            ..
+        })
+    ));
     assert!(matches!(
         fwd(Method::Irdm {
             grid: IrdmGrid::Auto {

@@ -13,7 +13,8 @@
 //! (Trefethen, *Approximation Theory and Approximation Practice*, ch. 3; Mason & Handscomb,
 //! *Chebyshev Polynomials*, §6.3.) Both are exact inverses of sampling for polynomials of degree
 //! `≤ N`. The transforms are computed directly in `O(N²·dim)`, which for the `N ≤ 128` of IRDM is
-//! cheaper than the state interpolation itself.
+//! cheaper than the state interpolation itself; [`Grid::coefficient_matrix`] forms the transform
+//! itself in `O(N²)`.
 //!
 //! **Chop.** For a function with Chebyshev coefficients `a_m`, the interpolant `p_n` of degree
 //! `n` satisfies `‖f − p_n‖_∞ ≤ 2 Σ_{m>n} |a_m|` (ATAP Theorem 4.2, aliasing). [`chop`] takes the
@@ -52,41 +53,64 @@ impl<T: Real> Grid<T> {
         self.check_values(values, dim)?;
         let n = self.degree();
         let mut out = vec![T::zero(); (n + 1) * dim];
-        let half = T::of(0.5);
         for m in 0..=n {
-            let sign = if m.is_multiple_of(2) {
-                T::one()
-            } else {
-                -T::one()
-            };
             let row = &mut out[m * dim..(m + 1) * dim];
             for (k, vals) in values.chunks_exact(dim).enumerate() {
-                let c = match self.kind() {
-                    Kind::Lobatto => {
-                        let end = if k == 0 || k == n { half } else { T::one() };
-                        end * cos_pi_ratio::<T>(m * k, n)
-                    }
-                    Kind::First => cos_pi_ratio::<T>(m * (2 * k + 1), 2 * n + 2),
-                };
+                let w = self.coefficient_weight(m, k);
                 for (o, &v) in row.iter_mut().zip(vals) {
-                    *o = *o + c * v;
+                    *o = *o + w * v;
                 }
-            }
-            let scale = match self.kind() {
-                Kind::Lobatto => {
-                    let end = if m == 0 || m == n { half } else { T::one() };
-                    end * T::of(2.0) / T::of(n as f64)
-                }
-                Kind::First => {
-                    let end = if m == 0 { half } else { T::one() };
-                    end * T::of(2.0) / T::of(n as f64 + 1.0)
-                }
-            } * sign;
-            for o in row.iter_mut() {
-                *o = *o * scale;
             }
         }
         Ok(out)
+    }
+
+    /// The transform of [`Grid::chebyshev_coefficients`] as an `(N + 1) × (N + 1)` row-major
+    /// matrix: entry `(m, k)` is the weight of node value `f_k` in `c_m`. Formed directly from the
+    /// formulas above in `O(N²)`, for callers that apply the transform where the data live.
+    ///
+    /// ```
+    /// use cheb::{Grid, Kind};
+    /// let grid = Grid::<f64>::new(Kind::First, 5, 0.0, 2.0)?;
+    /// let f: Vec<f64> = grid.nodes().iter().map(|x| x.exp()).collect();
+    /// let (c, t) = (grid.chebyshev_coefficients(&f, 1)?, grid.coefficient_matrix());
+    /// for m in 0..=5 {
+    ///     let cm: f64 = (0..=5).map(|k| t[m * 6 + k] * f[k]).sum();
+    ///     assert!((cm - c[m]).abs() < 1e-14);
+    /// }
+    /// # Ok::<(), cheb::ChebError>(())
+    /// ```
+    pub fn coefficient_matrix(&self) -> Vec<T> {
+        let size = self.degree() + 1;
+        let mut out = Vec::with_capacity(size * size);
+        for m in 0..size {
+            out.extend((0..size).map(|k| self.coefficient_weight(m, k)));
+        }
+        out
+    }
+
+    /// The weight of node value `f_k` in `c_m` (the module's formulas, scale and sign included).
+    fn coefficient_weight(&self, m: usize, k: usize) -> T {
+        let n = self.degree();
+        let half = T::of(0.5);
+        let sign = if m.is_multiple_of(2) {
+            T::one()
+        } else {
+            -T::one()
+        };
+        match self.kind() {
+            Kind::Lobatto => {
+                let end_k = if k == 0 || k == n { half } else { T::one() };
+                let end_m = if m == 0 || m == n { half } else { T::one() };
+                end_k * cos_pi_ratio::<T>(m * k, n) * end_m * T::of(2.0) / T::of(n as f64) * sign
+            }
+            Kind::First => {
+                let end_m = if m == 0 { half } else { T::one() };
+                cos_pi_ratio::<T>(m * (2 * k + 1), 2 * n + 2) * end_m * T::of(2.0)
+                    / T::of(n as f64 + 1.0)
+                    * sign
+            }
+        }
     }
 
     /// Smallest degree `m ≥ max(d, 1)` to which this grid restricts ([`Grid::restrict`]), or
