@@ -13,6 +13,26 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use nn::{Activation, Float, Rng, toy_cnf};
 use rk::Rhs;
 use std::hint::black_box;
+use std::time::Instant;
+
+/// A pool of `threads` workers (none for one): the threaded cases run inside it, as
+/// `nn::train::Trainer` runs its iterations, so that the calling thread is one of its workers.
+fn pool(threads: usize) -> Option<rayon::ThreadPool> {
+    (threads > 1).then(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool")
+    })
+}
+
+/// Runs `f` on `pool`, or here.
+fn on<R: Send>(pool: &Option<rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -> R {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
 
 fn bench_type<T: Float>(c: &mut Criterion, label: &str) {
     let mut group = c.benchmark_group(format!("nn/toy_cnf_{label}"));
@@ -30,6 +50,7 @@ fn bench_type<T: Float>(c: &mut Criterion, label: &str) {
         let id = |what: &str| BenchmarkId::new(format!("{what}/threads-{threads_label}"), batch);
         let mut cnf = toy_cnf::<T>(batch, Activation::Tanh).expect("model");
         cnf.set_threads(threads);
+        let pool = pool(threads);
         let mut rng = Rng::new(1);
         let p = cnf.net.init_params(&mut rng);
         let state: Vec<T> = (0..cnf.state_len())
@@ -41,24 +62,36 @@ fn bench_type<T: Float>(c: &mut Criterion, label: &str) {
         let flops = 8704 * 3 * batch as u64;
         group.throughput(Throughput::Elements(flops));
         group.bench_with_input(id("eval"), &batch, |b, _| {
-            b.iter(|| {
-                cnf.eval(<T as rk::Scalar>::of(0.25), &state, &p, &mut out);
-                black_box(out[0])
+            b.iter_custom(|iters| {
+                on(&pool, || {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        cnf.eval(<T as rk::Scalar>::of(0.25), &state, &p, &mut out);
+                        black_box(out[0]);
+                    }
+                    start.elapsed()
+                })
             })
         });
         group.throughput(Throughput::Elements(3 * flops));
         group.bench_with_input(id("vjp"), &batch, |b, _| {
-            b.iter(|| {
-                cnf.vjp(
-                    <T as rk::Scalar>::of(0.25),
-                    &state,
-                    &p,
-                    &a,
-                    None,
-                    &mut adj_z,
-                    &mut adj_p,
-                );
-                black_box(adj_p[0])
+            b.iter_custom(|iters| {
+                on(&pool, || {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        cnf.vjp(
+                            <T as rk::Scalar>::of(0.25),
+                            &state,
+                            &p,
+                            &a,
+                            None,
+                            &mut adj_z,
+                            &mut adj_p,
+                        );
+                        black_box(adj_p[0]);
+                    }
+                    start.elapsed()
+                })
             })
         });
     }
@@ -109,16 +142,23 @@ fn bench_gradient_at(c: &mut Criterion, batch: usize) {
         .with_norm(rk::ErrorNorm::Groups(cnf.state_groups()));
     for threads in [1, all] {
         cnf.set_threads(threads);
+        let pool = pool(threads);
         let threads_label = if threads == 1 { "1" } else { "all" };
         for (label, method) in methods {
             group.bench_function(format!("{label}/threads-{threads_label}"), |b| {
-                b.iter(|| {
-                    let fwd =
-                        forward(&mut cnf, &p, &y0, &[0.0, 0.5], method, &config).expect("forward");
-                    let (_, cot) = nn::nll_loss(&fwd.outputs()[1], batch, 2).expect("loss");
-                    let zeros = vec![0.0; y0.len()];
-                    let g = fwd.backward(&mut cnf, &p, &[zeros, cot]).expect("backward");
-                    black_box(g.dtheta[0])
+                b.iter_custom(|iters| {
+                    on(&pool, || {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let fwd = forward(&mut cnf, &p, &y0, &[0.0, 0.5], method, &config)
+                                .expect("forward");
+                            let (_, cot) = nn::nll_loss(&fwd.outputs()[1], batch, 2).expect("loss");
+                            let zeros = vec![0.0; y0.len()];
+                            let g = fwd.backward(&mut cnf, &p, &[zeros, cot]).expect("backward");
+                            black_box(g.dtheta[0]);
+                        }
+                        start.elapsed()
+                    })
                 })
             });
         }

@@ -157,9 +157,6 @@ fn compare_at(
     data_path: &std::path::Path,
     script: &std::path::Path,
 ) -> Result<(String, Vec<Pair>), Box<dyn std::error::Error>> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
     let mut child = Command::new(&args.python)
         .arg(script)
         .arg("--data")
@@ -263,8 +260,8 @@ fn compare_at(
     for (i, batch) in batches.iter().enumerate() {
         for (k, t) in ours.iter_mut().enumerate() {
             ours_rec[k].push(match t {
-                // On a pool of `threads`, which the trainer's sharded batch runs on.
-                Ours::Cpu(t) => pool.install(|| t.step_on(batch))?,
+                // On the trainer's own pool of `threads` (`TrainConfig::threads`).
+                Ours::Cpu(t) => t.step_on(batch)?,
                 Ours::Gpu(t) => t.step_on(batch)?,
             });
         }

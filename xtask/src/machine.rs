@@ -54,28 +54,18 @@ pub fn describe(backend: &str, threads: usize) -> Machine {
     }
 }
 
-/// Sizes rayon's global pool (which the host right-hand sides shard their batches over) to
-/// `threads` (`0`: every logical CPU) and returns the count. The pool can be sized once per
-/// process; a later call with another count is an error.
+/// The thread count of `--threads` (`0`: every logical CPU). Each trainer runs its iterations
+/// on a pool of that many workers (`nn::train::TrainConfig::threads`).
 pub fn use_threads(threads: usize) -> Result<usize, Box<dyn std::error::Error>> {
-    let want = if threads == 0 {
+    let n = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         threads
     };
-    if rayon::ThreadPoolBuilder::new()
-        .num_threads(want)
-        .build_global()
-        .is_err()
-        && rayon::current_num_threads() != want
-    {
-        return Err(format!(
-            "--threads {want}: the thread pool already has {} threads",
-            rayon::current_num_threads()
-        )
-        .into());
+    if n > 1024 {
+        return Err(format!("--threads {n}: at most 1024").into());
     }
-    Ok(want)
+    Ok(n)
 }
 
 /// Peak resident set size of this process (`VmHWM`), bytes.

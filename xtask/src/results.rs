@@ -218,6 +218,9 @@ pub struct Stability {
     pub rel_l2: f64,
     /// Backward right-hand-side evaluations plus VJPs.
     pub bwd_evals: usize,
+    /// RDM's reconstruction check flagged the gradient (absent in older files).
+    #[serde(default)]
+    pub flagged: bool,
 }
 
 /// `(method name, stored nodes, grid name, seminorm)` of a gradient method, for result records.
@@ -280,6 +283,12 @@ pub struct ClassRun {
     pub peak_stored_floats: usize,
     /// Peak resident set of the whole process (bytes; an upper bound shared by all runs).
     pub peak_rss_bytes: Option<u64>,
+    /// RDM: iterations whose gradient its reconstruction check flagged (absent in older files).
+    #[serde(default)]
+    pub rdm_flagged_iters: usize,
+    /// RDM: the largest relative discrepancy of its reverse-time `z` over the run.
+    #[serde(default)]
+    pub rdm_max_discrepancy: Option<f64>,
     /// Test accuracy after the last iteration.
     pub final_test_accuracy: f64,
     /// Mean test cross-entropy after the last iteration (nats).

@@ -67,6 +67,23 @@ pub enum AdjointError {
         /// Its value.
         cap_value: usize,
     },
+    /// RDM's reverse-time `z` drifted from the forward solution beyond
+    /// [`crate::RdmCheck::max_discrepancy`]: its gradient cannot be trusted.
+    #[error(
+        "{method}: the backward re-solve of z drifted from the forward solution at t = {t}: \
+         relative discrepancy {discrepancy:e} > limit {limit:e} (the reverse-time z solve \
+         is unstable here; use IRDM, ANODE or Direct, or opt in to a flagged result)"
+    )]
+    Reconstruction {
+        /// Gradient method.
+        method: &'static str,
+        /// Output time where the discrepancy was found.
+        t: f64,
+        /// The discrepancy there, relative to the state's size.
+        discrepancy: f64,
+        /// The limit.
+        limit: f64,
+    },
     /// A method setting is invalid.
     #[error("invalid setting {name} = {value}: {reason}")]
     BadSetting {

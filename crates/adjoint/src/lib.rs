@@ -66,7 +66,8 @@ pub use driver::{Forward, Gradient, forward};
 pub use error::{AdjointError, Result};
 pub use method::{
     BackwardNorm, Checkpoints, Config, DEFAULT_AUTO_N_MAX, DEFAULT_STEPS_PER_SEGMENT, GridInfo,
-    Info, IrdmGrid, IrdmOptions, MAX_AUTO_DEGREE, Method, OnUnderResolved, SegmentInfo, Segments,
+    Info, IrdmGrid, IrdmOptions, MAX_AUTO_DEGREE, Method, OnUnderResolved, RdmCheck, SegmentInfo,
+    Segments,
 };
 pub use on_vector::{VectorForward, VectorGradient, forward_on};
 pub use vector_vjp::VectorVjp;

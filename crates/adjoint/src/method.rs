@@ -175,6 +175,39 @@ pub struct Config<T> {
     pub backward: Option<(T, T)>,
     /// How IRDM captures `z(t)`: segments, memory cap, what an under-resolved grid does.
     pub irdm: IrdmOptions,
+    /// RDM's check of the `z` it re-solves backward against the stored forward outputs.
+    pub rdm_check: RdmCheck,
+}
+
+/// RDM re-solves `z` backward from `z(t1)`; in reverse time a contracting system expands, so
+/// that solve can drift far from the forward solution and take the gradient with it. At every
+/// output time before `t1`, and at `t0`, the backward pass compares the reconstructed `z̃` with
+/// the stored forward `z`, relative to the state's size,
+/// `d = max_i |z̃_i − z_i| / (max_i |z_i| + atol)`, reports the largest
+/// ([`Info::rdm_discrepancy`]), and refuses a gradient whose discrepancy exceeds the limit.
+///
+/// The limit is relative, not in tolerance units: on a contracting system the reverse solve
+/// amplifies its own local errors by `exp(λ T)`, so a healthy discrepancy can be 10⁶ tolerances
+/// while the gradient is accurate (measured in `tests/contracting.rs`: the gradient's relative
+/// error stays within about 0.1× the discrepancy, from 10⁻⁷ at tol 1e-12 to 10⁶ at tol 1e-3).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RdmCheck {
+    /// Largest discrepancy accepted (default 1e-2: the reconstructed `z` within 1 % of the
+    /// state's size).
+    pub max_discrepancy: f64,
+    /// What exceeding it does: [`OnUnderResolved::Error`] (default) returns
+    /// [`crate::AdjointError::Reconstruction`]; [`OnUnderResolved::Flag`] returns the gradient with
+    /// [`Info::rdm_flagged`] set.
+    pub on_exceed: OnUnderResolved,
+}
+
+impl Default for RdmCheck {
+    fn default() -> Self {
+        Self {
+            max_discrepancy: 1e-2,
+            on_exceed: OnUnderResolved::Error,
+        }
+    }
 }
 
 /// How IRDM cuts `[t0, t1]` into segments, each with its own Chebyshev grid.
@@ -268,6 +301,7 @@ impl<T: rk::Scalar> Config<T> {
             backward_tableau: None,
             backward: None,
             irdm: IrdmOptions::default(),
+            rdm_check: RdmCheck::default(),
         }
     }
 }
@@ -345,4 +379,11 @@ pub struct Info {
     pub stored_floats: usize,
     /// IRDM's grid.
     pub grid: Option<GridInfo>,
+    /// RDM: the largest discrepancy between the reverse-time `z` and the forward outputs,
+    /// relative to the state's size, over the output times before `t1` and `z0`
+    /// ([`RdmCheck`]); `None` for the other methods.
+    pub rdm_discrepancy: Option<f64>,
+    /// RDM: the discrepancy exceeded [`RdmCheck::max_discrepancy`] and the caller opted in to a
+    /// flagged result.
+    pub rdm_flagged: bool,
 }

@@ -142,6 +142,14 @@ where
         }
         _ => {}
     }
+    let limit = config.rdm_check.max_discrepancy;
+    if limit.is_nan() || limit <= 0.0 {
+        return Err(AdjointError::BadSetting {
+            name: "rdm_check.max_discrepancy",
+            value: limit,
+            reason: "must be > 0 (infinity turns the check off)",
+        });
+    }
     let dense_degree = config.tableau.tableau().dense_order as usize;
     let mut capture = Capture::new(&method, &config.irdm, t0, t1, z0, dense_degree)?;
     let mut info = Info {
@@ -431,6 +439,8 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
         let mut host = vec![T::zero(); len];
         let mut zbuf = vec![T::zero(); n];
         let k_last = self.ts.len() - 1;
+        // RDM: the largest reconstruction discrepancy and where.
+        let mut worst: Option<(f64, T)> = None;
         if !is_irdm {
             self.outputs[k_last].copy_to_host(&mut host[..n]);
         }
@@ -476,12 +486,58 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             add(&mut host[a_off..a_off + n], &cot_host[k - 1]);
             if !is_irdm {
                 self.outputs[k - 1].copy_to_host(&mut zbuf);
+                let d = discrepancy(&host[..n], &zbuf, &self.config.forward.atol);
+                worst = match worst {
+                    Some((w, _)) if w >= d => worst,
+                    _ => Some((d, self.ts[k - 1])),
+                };
                 host[..n].copy_from_slice(&zbuf);
             }
             x.copy_from_host(&host);
         }
+        if let Some((d, t)) = worst {
+            info.rdm_discrepancy = Some(d);
+            let check = self.config.rdm_check;
+            if d.is_nan() || d > check.max_discrepancy {
+                match check.on_exceed {
+                    crate::OnUnderResolved::Error => {
+                        return Err(AdjointError::Reconstruction {
+                            method: self.method.name(),
+                            t: <T as cheb::Real>::as_f64(t),
+                            discrepancy: d,
+                            limit: check.max_discrepancy,
+                        });
+                    }
+                    crate::OnUnderResolved::Flag => info.rdm_flagged = true,
+                }
+            }
+        }
         info.vjp_backward = rhs.vjps;
         Ok((host[a_off..a_off + n].to_vec(), host[a_off + n..].to_vec()))
+    }
+}
+
+/// `max_i |z̃_i − z_i| / (max_i |z_i| + atol)`: the distance of RDM's reconstructed state from
+/// the stored one relative to the state's size (NaN when the reconstruction is).
+fn discrepancy<T: Real>(rec: &[T], stored: &[T], atol: &Tolerance<T>) -> f64 {
+    let f = |x: T| <T as cheb::Real>::as_f64(x);
+    let atol = match atol {
+        Tolerance::Scalar(a) => f(*a),
+        Tolerance::PerComponent(v) => v.iter().fold(0.0, |m: f64, &a| m.max(f(a))),
+    };
+    let size = stored.iter().fold(0.0, |m: f64, &z| m.max(f(z.abs())));
+    let mut worst = 0.0f64;
+    for (&r, &z) in rec.iter().zip(stored) {
+        let diff = f((r - z).abs());
+        if diff.is_nan() {
+            return f64::NAN;
+        }
+        worst = worst.max(diff);
+    }
+    if worst == 0.0 {
+        0.0
+    } else {
+        worst / (size + atol)
     }
 }
 

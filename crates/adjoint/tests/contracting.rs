@@ -5,7 +5,7 @@
 
 mod common;
 
-use adjoint::{BackwardNorm, Config, Method, forward};
+use adjoint::{BackwardNorm, Config, Method, OnUnderResolved, forward};
 use common::{Linear, linear_exact_gradient, rel_err};
 
 const N: usize = 3;
@@ -14,22 +14,24 @@ const Z0: [f64; 3] = [1.0, 1.0, 1.0];
 const T: f64 = 2.0;
 
 /// (relative error of dL/dA, backward evaluations) at one tolerance.
+/// RDM's reconstruction check is set to flag, not refuse, so that its error can be measured.
 fn run(method: Method, tol: f64) -> (f64, usize) {
+    let (err, evals, _) = run_with_check(method, tol);
+    (err, evals)
+}
+
+/// `run`, and RDM's reconstruction discrepancy and flag.
+fn run_with_check(method: Method, tol: f64) -> (f64, usize, Option<(f64, bool)>) {
     let w = vec![1.0, 1.0, 1.0];
-    let fwd = forward(
-        &mut Linear { n: N },
-        &A,
-        &Z0,
-        &[0.0, T],
-        method,
-        &Config::new(tol, tol),
-    )
-    .unwrap();
+    let mut config = Config::new(tol, tol);
+    config.rdm_check.on_exceed = OnUnderResolved::Flag;
+    let fwd = forward(&mut Linear { n: N }, &A, &Z0, &[0.0, T], method, &config).unwrap();
     let g = fwd
         .backward(&mut Linear { n: N }, &A, &[vec![0.0; N], w.clone()])
         .unwrap();
     let (_, da) = linear_exact_gradient(&A, N, &Z0, &[(T, w)]);
-    (rel_err(&g.dtheta, &da), g.info.vjp_backward)
+    let check = g.info.rdm_discrepancy.map(|d| (d, g.info.rdm_flagged));
+    (rel_err(&g.dtheta, &da), g.info.vjp_backward, check)
 }
 
 /// Fewest backward evaluations over a tolerance sweep that reach `target`.
@@ -58,4 +60,68 @@ fn irdm_needs_several_times_fewer_backward_evaluations_than_rdm() {
             assert!(ratio >= 3.0, "{norm:?} {target}: RDM {rdm}, IRDM {irdm}");
         }
     }
+}
+
+/// RDM's reconstruction check sees what the gradient error says: across the sweep, every
+/// gradient off by more than 10 % is flagged.
+#[test]
+fn rdm_flags_the_reconstructions_that_ruin_its_gradient() {
+    for e in 3..=12 {
+        let tol = 10f64.powi(-e);
+        let (err, _, check) = run_with_check(
+            Method::Rdm {
+                norm: BackwardNorm::Full,
+            },
+            tol,
+        );
+        let (d, flagged) = check.expect("RDM reports its discrepancy");
+        println!("tol {tol:e}: gradient error {err:e}, discrepancy {d:e}, flagged {flagged}");
+        if err > 0.1 {
+            assert!(
+                flagged,
+                "tol {tol:e}: error {err:e} not flagged (discrepancy {d:e})"
+            );
+        }
+        // Here the discrepancy bounds the gradient's error.
+        assert!(
+            err <= d,
+            "tol {tol:e}: error {err:e} above discrepancy {d:e}"
+        );
+        let (_, _, none) = run_with_check(Method::irdm_lobatto(32, BackwardNorm::Full), tol);
+        assert!(none.is_none());
+    }
+}
+
+/// By default a ruined RDM gradient is an error naming the time and the discrepancy.
+#[test]
+fn a_ruined_rdm_gradient_is_an_error_by_default() {
+    let method = Method::Rdm {
+        norm: BackwardNorm::Full,
+    };
+    let fwd = forward(
+        &mut Linear { n: N },
+        &A,
+        &Z0,
+        &[0.0, 1.0, T],
+        method,
+        &Config::new(1e-3, 1e-3),
+    )
+    .unwrap();
+    let err = fwd
+        .backward(
+            &mut Linear { n: N },
+            &A,
+            &[vec![0.0; N], vec![0.0; N], vec![1.0; N]],
+        )
+        .unwrap_err();
+    match &err {
+        adjoint::AdjointError::Reconstruction {
+            method: "rdm",
+            discrepancy,
+            limit,
+            ..
+        } => assert!(discrepancy > limit, "{err}"),
+        other => panic!("expected a reconstruction error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("drifted"), "{err}");
 }

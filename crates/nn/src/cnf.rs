@@ -321,6 +321,10 @@ impl<T: Float> Cnf<T> {
     /// pool's size; `1`, the default: sequential). Shards hold at least
     /// [`crate::shards::MIN_POINTS_PER_SHARD`] points; Hutchinson's noise is drawn for the
     /// whole batch, so the shards see the same noise as a sequential solve.
+    ///
+    /// Call the solver from inside the pool (`rayon::ThreadPool::install`, as
+    /// [`crate::train::Trainer`] does): a caller outside it waits for the other shards on a
+    /// blocking latch (measured on 2 cores, batch 100: 1.2× from outside, 1.8× from a worker).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads;
         let parts = shard_count(self.batch, threads);

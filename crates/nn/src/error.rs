@@ -53,6 +53,15 @@ pub enum NnError {
     /// A safetensors file could not be parsed or written.
     #[error("safetensors: {0}")]
     Safetensors(#[from] safetensors::SafeTensorError),
+    /// A file was read but its contents are not what was expected (a truncated or corrupt
+    /// safetensors file, a checkpoint without its metadata), with the file named.
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file (or the name given to the bytes).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An I/O error, with the path involved.
     #[error("{path}: {source}")]
     Io {

@@ -28,11 +28,22 @@ impl Weights {
 
     /// Wraps bytes in safetensors format (`source` names them in errors).
     pub fn from_bytes(bytes: Vec<u8>, source: impl Into<String>) -> Result<Self> {
-        SafeTensors::deserialize(&bytes)?;
-        Ok(Self {
-            bytes,
-            source: source.into(),
-        })
+        let source = source.into();
+        if let Err(e) = SafeTensors::deserialize(&bytes) {
+            return Err(NnError::BadFile {
+                path: source,
+                reason: format!(
+                    "not a readable safetensors file ({} bytes: {e}); truncated or corrupt?",
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(Self { bytes, source })
+    }
+
+    /// The name the bytes were read under (the file's path), for errors.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     fn st(&self) -> SafeTensors<'_> {
@@ -172,7 +183,9 @@ pub fn to_safetensors<T: Float>(
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and synced,
-/// then renamed over `path`. A crash leaves either the old file or the new one, never a torn one.
+/// then renamed over `path`, and the folder synced so that the rename itself is durable. A crash
+/// leaves either the old file or the new one, never a torn one; a failed write removes its
+/// temporary file.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let path = path.as_ref();
     let io = |source| NnError::Io {
@@ -188,11 +201,22 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    // The rename lives in the folder's entry table: sync it too (where the platform allows
+    // opening a folder; elsewhere the rename is as durable as the platform makes it).
+    if let Ok(d) = std::fs::File::open(dir) {
+        d.sync_all().map_err(io)?;
+    }
     Ok(())
 }
 

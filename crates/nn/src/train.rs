@@ -115,10 +115,39 @@ pub struct Trainer<T: Float> {
     rng: Rng,
     iter: usize,
     test_set: Vec<T>,
+    /// The pool the sharded right-hand side runs on when `threads != 1`. Iterations run inside
+    /// it, so that the solver's thread is one of the pool's workers: a caller outside a rayon
+    /// pool waits for the other shards on a blocking latch, which at small batches costs as much
+    /// as the shards save.
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
 }
 
 fn of<T: Float>(x: f64) -> T {
     <T as rk::Scalar>::of(x)
+}
+
+/// `threads`, with `0` read as every logical CPU.
+fn resolve_threads(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    }
+}
+
+/// A pool of `threads` workers, or none for one thread.
+fn pool_for(threads: usize) -> Result<Option<std::sync::Arc<rayon::ThreadPool>>> {
+    if threads <= 1 {
+        return Ok(None);
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map(|p| Some(std::sync::Arc::new(p)))
+        .map_err(|e| NnError::Invalid {
+            name: "threads".into(),
+            reason: format!("cannot start a pool of {threads} threads: {e}"),
+        })
 }
 
 impl<T: Float> Trainer<T> {
@@ -133,7 +162,9 @@ impl<T: Float> Trainer<T> {
             });
         }
         let mut cnf = toy_cnf::<T>(config.batch, config.activation)?;
-        cnf.set_threads(config.threads);
+        let threads = resolve_threads(config.threads);
+        cnf.set_threads(threads);
+        let pool = pool_for(threads)?;
         let mut rng = Rng::new(config.seed);
         let params = match init {
             Some(p) => {
@@ -166,6 +197,7 @@ impl<T: Float> Trainer<T> {
             rng,
             iter: 0,
             test_set,
+            pool,
         })
     }
 
@@ -181,9 +213,12 @@ impl<T: Float> Trainer<T> {
 
     /// Shards the right-hand side's batch over `threads` threads ([`TrainConfig::threads`]),
     /// e.g. for a run resumed on another machine.
-    pub fn set_threads(&mut self, threads: usize) {
+    pub fn set_threads(&mut self, threads: usize) -> Result<()> {
+        let resolved = resolve_threads(threads);
+        self.pool = pool_for(resolved)?;
         self.config.threads = threads;
-        self.cnf.set_threads(threads);
+        self.cnf.set_threads(resolved);
+        Ok(())
     }
 
     /// Iterations done.
@@ -220,6 +255,13 @@ impl<T: Float> Trainer<T> {
     /// One iteration on a given batch (`B × 2`, row-major), e.g. batches shared with another
     /// implementation. The batch stream is not advanced.
     pub fn step_on(&mut self, x: &[T]) -> Result<IterationRecord> {
+        match self.pool.clone() {
+            Some(pool) => pool.install(|| self.step_here(x)),
+            None => self.step_here(x),
+        }
+    }
+
+    fn step_here(&mut self, x: &[T]) -> Result<IterationRecord> {
         let start = Instant::now();
         let batch = self.config.batch;
         if x.len() != 2 * batch {
@@ -253,9 +295,16 @@ impl<T: Float> Trainer<T> {
 
     /// Mean NLL (nats) of the held-out samples, by a forward solve only.
     pub fn test_nll(&mut self) -> Result<f64> {
+        match self.pool.clone() {
+            Some(pool) => pool.install(|| self.test_nll_here()),
+            None => self.test_nll_here(),
+        }
+    }
+
+    fn test_nll_here(&mut self) -> Result<f64> {
         let n = self.config.test_size;
         let mut cnf = toy_cnf::<T>(n, self.config.activation)?;
-        cnf.set_threads(self.config.threads);
+        cnf.set_threads(resolve_threads(self.config.threads));
         let y0 = Self::initial_state(&self.test_set, n);
         let ts = [T::zero(), of(self.config.t1)];
         let options = rk::Options::new(of(self.config.rtol), of(self.config.atol))
@@ -319,11 +368,11 @@ impl<T: Float> Trainer<T> {
     /// Continues a run saved by [`Trainer::save_checkpoint`] with gradient method `method`.
     pub fn resume(path: impl AsRef<Path>, method: Method) -> Result<Self> {
         let w = Weights::read(path)?;
-        let meta = w.metadata()?;
-        let bad = |what: &str| NnError::Invalid {
-            name: "checkpoint".into(),
-            reason: format!("missing or malformed {what}"),
+        let bad = |what: &str| NnError::BadFile {
+            path: w.source().to_string(),
+            reason: format!("not a training checkpoint: missing or malformed {what}"),
         };
+        let meta = w.metadata().map_err(|_| bad("metadata"))?;
         let config: TrainConfig =
             serde_json::from_str(meta.get("config").ok_or_else(|| bad("config"))?)
                 .map_err(|_| bad("config"))?;

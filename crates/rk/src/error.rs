@@ -99,6 +99,20 @@ pub enum RkError {
         /// Length found.
         got: usize,
     },
+    /// `rtol` is far below the float type's unit roundoff: no step can meet it.
+    #[error(
+        "rtol = {value:e} is below what this float type can resolve (unit roundoff {epsilon:e}; \
+         rtol must be at least epsilon / 100): use a larger rtol or a wider float type"
+    )]
+    UnresolvableTolerance {
+        /// The rtol given.
+        value: f64,
+        /// The float type's machine epsilon.
+        epsilon: f64,
+    },
+    /// The state has no components.
+    #[error("the state is empty: an ODE needs at least one component")]
+    EmptyState,
     /// A fixed-step solve needs a step size (`Options::first_step`).
     #[error("method {method} takes fixed steps: set Options::first_step to the step size")]
     MissingStepSize {

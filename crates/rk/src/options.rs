@@ -111,6 +111,48 @@ impl Default for Controller {
     }
 }
 
+impl Controller {
+    /// Checks every factor: `safety ∈ (0, 1]`, `ifactor ∈ [1, ∞)`, `dfactor ∈ (0, 1]`, and for
+    /// the PI controller `beta ∈ [0, 0.2]` (its stable range for 5th-order pairs), each finite.
+    pub fn validate(&self) -> Result<()> {
+        let (safety, ifactor, dfactor, beta) = match *self {
+            Controller::Integral {
+                safety,
+                ifactor,
+                dfactor,
+            } => (safety, ifactor, dfactor, None),
+            Controller::Pi {
+                safety,
+                ifactor,
+                dfactor,
+                beta,
+            } => (safety, ifactor, dfactor, Some(beta)),
+        };
+        let bad = |name, value, reason| {
+            Err(RkError::BadStepOption {
+                name,
+                value,
+                reason,
+            })
+        };
+        if !(safety.is_finite() && safety > 0.0 && safety <= 1.0) {
+            return bad("controller.safety", safety, "must lie in (0, 1]");
+        }
+        if !(ifactor.is_finite() && ifactor >= 1.0) {
+            return bad("controller.ifactor", ifactor, "must be finite and >= 1");
+        }
+        if !(dfactor.is_finite() && dfactor > 0.0 && dfactor <= 1.0) {
+            return bad("controller.dfactor", dfactor, "must lie in (0, 1]");
+        }
+        if let Some(beta) = beta
+            && !(beta.is_finite() && (0.0..=0.2).contains(&beta))
+        {
+            return bad("controller.beta", beta, "must lie in [0, 0.2]");
+        }
+        Ok(())
+    }
+}
+
 /// Options of a solve. Build with [`Options::new`] and the `with_*` setters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options<T> {
@@ -201,6 +243,16 @@ impl<T: Scalar> Options<T> {
     pub fn validate(&self, adaptive: bool) -> Result<()> {
         if adaptive {
             check_tol("rtol".into(), self.rtol)?;
+            // A relative change a hundred times below the unit roundoff cannot be resolved: the
+            // controller would shrink the step until it underflows.
+            let floor = T::epsilon() * T::of(1e-2);
+            if self.rtol < floor {
+                return Err(RkError::UnresolvableTolerance {
+                    value: self.rtol.as_f64(),
+                    epsilon: T::epsilon().as_f64(),
+                });
+            }
+            self.controller.validate()?;
             match &self.atol {
                 Tolerance::Scalar(a) => check_tol("atol".into(), *a)?,
                 Tolerance::PerComponent(v) => {

@@ -106,6 +106,9 @@ impl<V: Vector> Solver<V> {
         let tableau = method.tableau();
         let adaptive = options.adaptive && tableau.e.is_some();
         options.validate(adaptive)?;
+        if template.is_empty() {
+            return Err(RkError::EmptyState);
+        }
         if !adaptive && options.first_step.is_none() {
             return Err(RkError::MissingStepSize {
                 method: tableau.name,

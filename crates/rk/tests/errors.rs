@@ -331,3 +331,86 @@ fn misuse_of_the_step_api() {
         "{msg}"
     );
 }
+
+/// Controller factors, an rtol below the float type's resolution and an empty state are refused
+/// when the solve starts, each naming what is wrong, instead of failing later as a step-size
+/// underflow or a non-finite derivative.
+#[test]
+fn controller_tolerance_floor_and_empty_state() {
+    use rk::Controller;
+    let integral = |safety, ifactor, dfactor| Controller::Integral {
+        safety,
+        ifactor,
+        dfactor,
+    };
+    for (controller, name) in [
+        (integral(-1.0, 10.0, 0.2), "controller.safety"),
+        (integral(0.9, 0.0, 0.2), "controller.ifactor"),
+        (integral(0.9, 10.0, 5.0), "controller.dfactor"),
+        (
+            Controller::Pi {
+                safety: f64::NAN,
+                ifactor: 10.0,
+                dfactor: 0.2,
+                beta: 0.04,
+            },
+            "controller.safety",
+        ),
+        (
+            Controller::Pi {
+                safety: 0.9,
+                ifactor: 10.0,
+                dfactor: 0.2,
+                beta: 1.0,
+            },
+            "controller.beta",
+        ),
+    ] {
+        let options = Options::new(1e-6, 1e-6).with_controller(controller);
+        match run(options, &[0.0, 1.0], &[1.0, 1.0]) {
+            Err(RkError::BadStepOption { name: n, .. }) => assert_eq!(n, name),
+            other => panic!("{controller:?}: {other:?}"),
+        }
+    }
+    // The defaults pass.
+    for c in [Controller::TORCHDIFFEQ, Controller::PI] {
+        assert!(
+            run(
+                Options::new(1e-6, 1e-6).with_controller(c),
+                &[0.0, 1.0],
+                &[1.0, 1.0]
+            )
+            .is_ok()
+        );
+    }
+    // f64 resolves 1e-15 but not 1e-300; f32 resolves 1e-8 but not 1e-12.
+    assert!(run(Options::new(1e-15, 1e-15), &[0.0, 1.0], &[1.0, 1.0]).is_ok());
+    let err = run(Options::new(1e-300, 1e-6), &[0.0, 1.0], &[1.0, 1.0]).unwrap_err();
+    assert!(
+        matches!(err, RkError::UnresolvableTolerance { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("float type"), "{err}");
+    let f32_solve = |rtol: f32| {
+        let mut f = FnRhs(|_t: f32, y: &[f32], _p: &[f32], dy: &mut [f32]| dy[0] = -y[0]);
+        solve(
+            &mut f,
+            &vec![],
+            Method::Dopri5,
+            &Options::new(rtol, 1e-6),
+            &[0.0, 1.0],
+            &vec![1.0f32],
+        )
+    };
+    assert!(f32_solve(1e-8).is_ok());
+    assert!(matches!(
+        f32_solve(1e-12),
+        Err(RkError::UnresolvableTolerance { .. })
+    ));
+    // An empty state, adaptive or fixed-step.
+    for options in [Options::new(1e-6, 1e-6), Options::fixed(0.1)] {
+        let mut f = FnRhs(|_t: f64, _y: &[f64], _p: &[f64], _dy: &mut [f64]| {});
+        let err = solve(&mut f, &vec![], Method::Rk4, &options, &[0.0, 1.0], &vec![]);
+        assert!(matches!(err, Err(RkError::EmptyState)), "{err:?}");
+    }
+}
