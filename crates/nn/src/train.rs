@@ -256,8 +256,8 @@ impl<T: Float> Trainer<T> {
     /// implementation. The batch stream is not advanced.
     pub fn step_on(&mut self, x: &[T]) -> Result<IterationRecord> {
         match self.pool.clone() {
-            Some(pool) => pool.install(|| self.step_here(x)),
-            None => self.step_here(x),
+            Some(pool) if self.cnf.shards() > 1 => pool.install(|| self.step_here(x)),
+            _ => self.step_here(x),
         }
     }
 

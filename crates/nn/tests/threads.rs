@@ -1,5 +1,5 @@
 //! Batch sharding over threads changes nothing but floating-point reassociation: the CNF's and
-//! the ODE net's values and VJPs on 2 and 3 shards (odd batch, uneven shards) equal the
+//! the ODE net's values and VJPs on 2, 3 and 4 shards (odd batch, uneven shards) equal the
 //! sequential ones, and training for a few iterations gives the same losses, NFE and
 //! parameters on 1 and 2 threads (f32, 1e-5 relative).
 
@@ -40,7 +40,7 @@ fn assert_close(label: &str, got: &[Vec<f32>; 4], want: &[Vec<f32>; 4]) {
 
 #[test]
 fn sharded_cnf_matches_sequential() {
-    let batch = 101;
+    let batch = 3 * nn::shards::MIN_POINTS_PER_SHARD + 1;
     for divergence in [Divergence::Exact, Divergence::Hutchinson] {
         let net =
             OdeNet::<f32>::new(&[2, 16, 16, 2], LayerKind::ConcatSquash, Activation::Tanh).unwrap();
@@ -72,14 +72,17 @@ fn sharded_cnf_matches_sequential() {
         );
         // A new batch size keeps the thread setting.
         cnf.set_threads(2);
-        cnf.set_batch(64).unwrap();
+        cnf.set_batch(2 * nn::shards::MIN_POINTS_PER_SHARD).unwrap();
         assert_eq!(cnf.shards(), 2);
+        // Too small a batch to shard: sequential.
+        cnf.set_batch(nn::shards::MIN_POINTS_PER_SHARD).unwrap();
+        assert_eq!(cnf.shards(), 1);
     }
 }
 
 #[test]
 fn sharded_net_rhs_matches_sequential() {
-    let batch = 67;
+    let batch = 4 * nn::shards::MIN_POINTS_PER_SHARD + 3;
     let net = OdeNet::<f32>::new(&[3, 20, 3], LayerKind::Linear, Activation::Softplus).unwrap();
     let mut rng = Rng::new(5);
     let params = net.init_params(&mut rng);
@@ -112,7 +115,7 @@ fn training_on_two_threads_matches_one() {
     ] {
         let run = |threads| {
             let config = TrainConfig {
-                batch: 100,
+                batch: 2 * nn::shards::MIN_POINTS_PER_SHARD,
                 test_size: 200,
                 threads,
                 ..TrainConfig::default()
