@@ -154,24 +154,19 @@ impl<T: Float> Rhs<Vec<T>> for NetRhs<T> {
         }
         let d = self.net.input_dim();
         let mut dz: &mut [T] = dz;
-        let last = self.shards.len() - 1;
-        rayon::in_place_scope(|s| {
-            for (i, shard) in self.shards.iter_mut().enumerate() {
-                let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(shard.points.len() * d);
-                dz = rest;
-                let z_i = &z[shard.points.start * d..shard.points.end * d];
-                let mut job = move || {
-                    let net = &mut shard.rhs.net;
-                    net.forward(t, params, z_i, &[], shard.points.len());
-                    dz_i.copy_from_slice(net.output());
-                };
-                if i == last {
-                    job();
-                } else {
-                    s.spawn(move |_| job());
-                }
-            }
-        });
+        let mut jobs = Vec::with_capacity(self.shards.len());
+        for shard in &mut self.shards {
+            let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(shard.points.len() * d);
+            dz = rest;
+            let z_i = &z[shard.points.start * d..shard.points.end * d];
+            let job = move || {
+                let net = &mut shard.rhs.net;
+                net.forward(t, params, z_i, &[], shard.points.len());
+                dz_i.copy_from_slice(net.output());
+            };
+            jobs.push(job);
+        }
+        crate::shards::run_all(jobs);
     }
 }
 
@@ -198,31 +193,26 @@ impl<T: Float> Vjp<T> for NetRhs<T> {
         }
         let d = self.net.input_dim();
         let (mut adj_z, mut value) = (adj_z, value);
-        let last = self.shards.len() - 1;
-        rayon::in_place_scope(|s| {
-            for (i, shard) in self.shards.iter_mut().enumerate() {
-                let len = shard.points.len() * d;
-                let (adj_i, rest) = std::mem::take(&mut adj_z).split_at_mut(len);
-                adj_z = rest;
-                let value_i = value.take().map(|v| {
-                    let (head, rest) = v.split_at_mut(len);
-                    value = Some(rest);
-                    head
-                });
-                let span = shard.points.start * d..shard.points.end * d;
-                let (z_i, a_i) = (&z[span.clone()], &a[span]);
-                let job = move || {
-                    shard
-                        .rhs
-                        .vjp_local(t, z_i, params, a_i, value_i, adj_i, &mut shard.adj_p);
-                };
-                if i == last {
-                    job();
-                } else {
-                    s.spawn(move |_| job());
-                }
-            }
-        });
+        let mut jobs = Vec::with_capacity(self.shards.len());
+        for shard in &mut self.shards {
+            let len = shard.points.len() * d;
+            let (adj_i, rest) = std::mem::take(&mut adj_z).split_at_mut(len);
+            adj_z = rest;
+            let value_i = value.take().map(|v| {
+                let (head, rest) = v.split_at_mut(len);
+                value = Some(rest);
+                head
+            });
+            let span = shard.points.start * d..shard.points.end * d;
+            let (z_i, a_i) = (&z[span.clone()], &a[span]);
+            let job = move || {
+                shard
+                    .rhs
+                    .vjp_local(t, z_i, params, a_i, value_i, adj_i, &mut shard.adj_p);
+            };
+            jobs.push(job);
+        }
+        crate::shards::run_all(jobs);
         crate::shards::sum_into(adj_p, self.shards.iter().map(|s| s.adj_p.as_slice()));
     }
     fn param_groups(&self) -> Vec<Range<usize>> {
@@ -430,22 +420,18 @@ impl<T: Float> Cnf<T> {
         }
         let d = self.dim();
         let (mut dz, mut div) = (dz, div);
-        let last = self.shards.len() - 1;
-        rayon::in_place_scope(|s| {
-            for (i, shard) in self.shards.iter_mut().enumerate() {
-                let n = shard.points.len();
-                let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(n * d);
-                dz = rest;
-                let (div_i, rest) = std::mem::take(&mut div).split_at_mut(n);
-                div = rest;
-                let z_i = &z[shard.points.start * d..shard.points.end * d];
-                if i == last {
-                    shard.rhs.forward_local(t, z_i, params, dz_i, div_i);
-                } else {
-                    s.spawn(move |_| shard.rhs.forward_local(t, z_i, params, dz_i, div_i));
-                }
-            }
-        });
+        let mut jobs = Vec::with_capacity(self.shards.len());
+        for shard in &mut self.shards {
+            let n = shard.points.len();
+            let (dz_i, rest) = std::mem::take(&mut dz).split_at_mut(n * d);
+            dz = rest;
+            let (div_i, rest) = std::mem::take(&mut div).split_at_mut(n);
+            div = rest;
+            let z_i = &z[shard.points.start * d..shard.points.end * d];
+            let job = move || shard.rhs.forward_local(t, z_i, params, dz_i, div_i);
+            jobs.push(job);
+        }
+        crate::shards::run_all(jobs);
     }
 
     fn forward_local(&mut self, t: T, z: &[T], params: &[T], dz: &mut [T], div: &mut [T]) {
@@ -511,40 +497,27 @@ impl<T: Float> Vjp<T> for Cnf<T> {
             return;
         }
         let (mut adj_zz, mut value) = (adj_zz, value);
-        let last = self.shards.len() - 1;
-        rayon::in_place_scope(|s| {
-            for (i, shard) in self.shards.iter_mut().enumerate() {
-                let m = shard.points.len();
-                let (adj_i, rest) = std::mem::take(&mut adj_zz).split_at_mut(m * d);
-                adj_zz = rest;
-                let value_i = value.take().map(|(dz, dl)| {
-                    let (dz_i, dz_rest) = dz.split_at_mut(m * d);
-                    let (dl_i, dl_rest) = dl.split_at_mut(m);
-                    value = Some((dz_rest, dl_rest));
-                    (dz_i, dl_i)
-                });
-                let (p0, p1) = (shard.points.start, shard.points.end);
-                let (z_i, az_i, al_i) =
-                    (&state[p0 * d..p1 * d], &a_z[p0 * d..p1 * d], &a_l[p0..p1]);
-                let job = move || {
-                    shard.rhs.vjp_local(
-                        t,
-                        z_i,
-                        params,
-                        az_i,
-                        al_i,
-                        value_i,
-                        adj_i,
-                        &mut shard.adj_p,
-                    );
-                };
-                if i == last {
-                    job();
-                } else {
-                    s.spawn(move |_| job());
-                }
-            }
-        });
+        let mut jobs = Vec::with_capacity(self.shards.len());
+        for shard in &mut self.shards {
+            let m = shard.points.len();
+            let (adj_i, rest) = std::mem::take(&mut adj_zz).split_at_mut(m * d);
+            adj_zz = rest;
+            let value_i = value.take().map(|(dz, dl)| {
+                let (dz_i, dz_rest) = dz.split_at_mut(m * d);
+                let (dl_i, dl_rest) = dl.split_at_mut(m);
+                value = Some((dz_rest, dl_rest));
+                (dz_i, dl_i)
+            });
+            let (p0, p1) = (shard.points.start, shard.points.end);
+            let (z_i, az_i, al_i) = (&state[p0 * d..p1 * d], &a_z[p0 * d..p1 * d], &a_l[p0..p1]);
+            let job = move || {
+                shard
+                    .rhs
+                    .vjp_local(t, z_i, params, az_i, al_i, value_i, adj_i, &mut shard.adj_p);
+            };
+            jobs.push(job);
+        }
+        crate::shards::run_all(jobs);
         crate::shards::sum_into(adj_p, self.shards.iter().map(|s| s.adj_p.as_slice()));
     }
     fn state_groups(&self) -> Vec<Range<usize>> {

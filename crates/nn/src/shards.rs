@@ -41,6 +41,20 @@ pub fn ranges(batch: usize, parts: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Runs `jobs` at once: all but the last on rayon's pool, the last on the calling thread, and
+/// returns when all are done.
+pub fn run_all<J: FnOnce() + Send>(mut jobs: Vec<J>) {
+    let last = jobs.pop();
+    rayon::in_place_scope(|s| {
+        for job in jobs {
+            s.spawn(move |_| job());
+        }
+        if let Some(job) = last {
+            job();
+        }
+    });
+}
+
 /// `out = Σ_p parts[p]`, added in order (`out` is overwritten; no parts leaves it zero).
 pub fn sum_into<'a, T: crate::Float + 'a>(out: &mut [T], parts: impl Iterator<Item = &'a [T]>) {
     out.fill(T::zero());
