@@ -70,6 +70,38 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    bench_rdm_check(c);
+}
+
+/// RDM's reconstruction check against the same gradient with the check off, on the MLP with 20
+/// output times (a comparison at each): its cost is one pass over the state per output time.
+fn bench_rdm_check(c: &mut Criterion) {
+    let mut group = c.benchmark_group("adjoint/rdm_check");
+    group.sample_size(30);
+    let mut mlp = Mlp::new(2, 64);
+    let theta = mlp.params(5, 0.3);
+    let ts: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
+    let z0 = [0.5, -0.3];
+    let method = Method::Rdm {
+        norm: BackwardNorm::Full,
+    };
+    for (label, limit) in [("check-on", 1e-2), ("check-off", f64::INFINITY)] {
+        let mut config = Config::new(1e-6, 1e-6);
+        config.rdm_check.max_discrepancy = limit;
+        let fwd = forward(&mut mlp, &theta, &z0, &ts, method, &config).expect("forward");
+        let cot: Vec<Vec<f64>> = fwd.outputs().to_vec();
+        group.bench_function(format!("mlp2x64-20-outputs/{label}"), |b| {
+            b.iter(|| {
+                let fwd = forward(&mut mlp, &theta, &z0, &ts, method, &config).expect("forward");
+                black_box(
+                    fwd.backward(&mut mlp, &theta, &cot)
+                        .expect("backward")
+                        .dtheta[0],
+                )
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

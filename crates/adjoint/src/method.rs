@@ -193,7 +193,7 @@ pub struct Config<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RdmCheck {
     /// Largest discrepancy accepted (default 1e-2: the reconstructed `z` within 1 % of the
-    /// state's size).
+    /// state's size); `f64::INFINITY` turns the check off (no discrepancy is computed).
     pub max_discrepancy: f64,
     /// What exceeding it does: [`OnUnderResolved::Error`] (default) returns
     /// [`crate::AdjointError::Reconstruction`]; [`OnUnderResolved::Flag`] returns the gradient with
@@ -381,7 +381,7 @@ pub struct Info {
     pub grid: Option<GridInfo>,
     /// RDM: the largest discrepancy between the reverse-time `z` and the forward outputs,
     /// relative to the state's size, over the output times before `t1` and `z0`
-    /// ([`RdmCheck`]); `None` for the other methods.
+    /// ([`RdmCheck`]); `None` for the other methods or with the check off.
     pub rdm_discrepancy: Option<f64>,
     /// RDM: the discrepancy exceeded [`RdmCheck::max_discrepancy`] and the caller opted in to a
     /// flagged result.

@@ -124,4 +124,12 @@ fn a_ruined_rdm_gradient_is_an_error_by_default() {
         other => panic!("expected a reconstruction error, got {other:?}"),
     }
     assert!(err.to_string().contains("drifted"), "{err}");
+    // Turned off, the check neither refuses nor reports.
+    let mut off = Config::new(1e-3, 1e-3);
+    off.rdm_check.max_discrepancy = f64::INFINITY;
+    let fwd = forward(&mut Linear { n: N }, &A, &Z0, &[0.0, T], method, &off).unwrap();
+    let g = fwd
+        .backward(&mut Linear { n: N }, &A, &[vec![0.0; N], vec![1.0; N]])
+        .unwrap();
+    assert_eq!((g.info.rdm_discrepancy, g.info.rdm_flagged), (None, false));
 }
