@@ -461,7 +461,17 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             vjps: 0,
             failure: None,
         };
+        // The first interval's first step is picked by the solver; each later output interval
+        // starts from the step the controller proposed at the end of the one before, instead of
+        // a fresh pick (measured on the 1000-output spiral at tol 1e-9: 9 502 backward VJPs
+        // instead of 15 324, same gradient). Starting the first interval from the forward
+        // pass's last step was tried and costs more (toy CNF: 16.3 VJPs instead of 14.3, a
+        // rejection where the pick costs one evaluation).
+        let mut first_step: Option<T> = None;
         for k in (1..=k_last).rev() {
+            solver
+                .set_first_step(first_step)
+                .map_err(solve_err(self.method, "backward"))?;
             solver
                 .init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x)
                 .map_err(solve_err(self.method, "backward"))?;
@@ -476,6 +486,8 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
                     source: e,
                 });
             }
+            let proposed = solver.proposed_step();
+            first_step = Some(proposed).filter(|h| h.is_finite() && *h > T::zero());
             let st = solver.stats();
             info.accepted_backward += st.accepted;
             info.rejected_backward += st.rejected;

@@ -555,6 +555,29 @@ impl<V: Vector> Solver<V> {
         self.h_last
     }
 
+    /// Magnitude of the step the controller proposes next (after the last accepted step: its
+    /// error-based growth or shrink, before clipping to the interval). A later solve of a related
+    /// problem can start from it ([`Solver::set_first_step`]) instead of picking a step afresh.
+    pub fn proposed_step(&self) -> V::Scalar {
+        self.h_next.abs()
+    }
+
+    /// Sets (or, with `None`, clears) the first step of the next [`Solver::init`]: `Some(h)`
+    /// skips the initial step selection and its evaluation. `h` must be finite and > 0.
+    pub fn set_first_step(&mut self, h: Option<V::Scalar>) -> Result<()> {
+        if let Some(h) = h
+            && (!h.is_finite() || h <= V::Scalar::zero())
+        {
+            return Err(RkError::BadStepOption {
+                name: "first_step",
+                value: h.as_f64(),
+                reason: "must be finite and > 0 (a magnitude; the direction comes from the interval)",
+            });
+        }
+        self.options.first_step = h;
+        Ok(())
+    }
+
     /// State at [`Solver::t`].
     pub fn state(&self) -> &V {
         &self.y
