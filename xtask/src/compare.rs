@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 
 /// Options of `compare-torch`.
 #[derive(clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct CompareArgs {
     /// Python with torch, torchdiffeq and safetensors.
     #[arg(long, default_value = "python3")]
@@ -107,7 +108,7 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
                 .collect()
         })
         .collect();
-    std::fs::create_dir_all(&args.out)?;
+    crate::files::prepare_out_dir(&args.out)?;
     let data_path = args.out.join("compare_data.safetensors");
     let flat: Vec<f32> = batches.concat();
     let mut tensors = nn::io::param_tensors(&layout, "net", &init);
@@ -359,7 +360,7 @@ fn write_outputs(
         pass_table(&mut md, *threads, torch_info, records);
     }
     md.push_str("\nNFE bwd: right-hand-side calls during the backward pass (torch: calls of `forward()` during `loss.backward()`; ours: augmented backward evaluations for RDM and IRDM, recomputation evaluations for Direct).\n");
-    std::fs::write(args.out.join("compare.md"), md)?;
+    crate::files::write(&args.out.join("compare.md"), md)?;
     Ok(args.out.join("compare.json"))
 }
 

@@ -20,8 +20,13 @@ struct ConvergenceRow {
 
 /// Runs the example and writes the report into `out`.
 pub fn run(out: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+    // The output folder is checked before the run, and the example is run from the workspace
+    // this binary was built from, whatever the working directory.
+    crate::files::prepare_out_dir(&out)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let run = Command::new(cargo)
+        .current_dir(&workspace)
         .args([
             "run",
             "--quiet",
@@ -66,9 +71,8 @@ pub fn run(out: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             cell("mismatched")
         )?;
     }
-    std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("results.jsonl"), &text)?;
-    std::fs::write(out.join("report.md"), &md)?;
+    crate::files::write(&out.join("results.jsonl"), &text)?;
+    crate::files::write(&out.join("report.md"), &md)?;
     print!("{md}");
     println!("\nwrote {}", out.display());
     Ok(())

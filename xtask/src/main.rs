@@ -12,6 +12,7 @@
 mod classification;
 mod compare;
 mod convergence;
+mod files;
 mod gpu_toy;
 mod gradient_error;
 mod long_horizon;
@@ -59,6 +60,8 @@ enum Cmd {
 }
 
 #[derive(clap::Args)]
+// `--iters -5` is a bad number, not an unknown flag.
+#[command(allow_negative_numbers = true)]
 struct BenchArgs {
     /// Minutes on a laptop (default).
     #[arg(long, conflicts_with = "full")]
@@ -108,7 +111,7 @@ struct BenchArgs {
     #[arg(long)]
     gpu: bool,
     /// The card's f32 peak in GFLOP/s for the kernel table (known H100/H200 by name otherwise).
-    #[arg(long)]
+    #[arg(long, value_parser = positive_finite)]
     peak_gflops: Option<f64>,
     /// Threads of the host right-hand sides (the batch is sharded over them; `0`: every
     /// logical CPU).
@@ -124,6 +127,18 @@ struct BenchArgs {
 }
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A finite number above zero (`nan`, `inf`, `0` and negatives are refused by name).
+fn positive_finite(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number: {e}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{text:?}: must be a finite number above zero"))
+    }
+}
 
 fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     for s in &args.suite {
@@ -177,7 +192,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
             .map_or(0, |d| d.as_secs());
         PathBuf::from(format!("target/bench/{mode}-{stamp}"))
     });
-    std::fs::create_dir_all(&out)?;
+    files::prepare_out_dir(&out)?;
     let mut results = Results {
         schema: SCHEMA,
         machine: machine::describe("cpu", threads),
@@ -303,8 +318,8 @@ fn render(out: &Path, results: &Results) -> AnyResult<()> {
         Ok(()) => (plots::draw_all(out, results)?, None),
         Err(why) => (Vec::new(), Some(why)),
     };
-    std::fs::write(
-        out.join("report.md"),
+    files::write(
+        &out.join("report.md"),
         report::render(results, &plots, note.as_deref()),
     )?;
     Ok(())
@@ -512,6 +527,32 @@ mod tests {
         assert!(e.contains("at least 1"), "{e}");
         assert!(Cli::try_parse_from(["cargo-xtask", "bench", "--quick", "--full"]).is_err());
         assert!(Cli::try_parse_from(["cargo-xtask", "bench", "--iters", "many"]).is_err());
+        // A negative count is a bad value of --iters, not an unknown flag.
+        let e = Cli::try_parse_from(["cargo-xtask", "bench", "--iters", "-5"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("--iters") && e.contains("-5"), "{e}");
+        for bad in ["nan", "inf", "0", "-3"] {
+            let e = Cli::try_parse_from(["cargo-xtask", "bench", "--peak-gflops", bad])
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(e.contains("--peak-gflops") && e.contains(bad), "{bad}: {e}");
+        }
+        // An output path that cannot be a folder is named.
+        let file = std::env::temp_dir().join(format!("xtask-out-file-{}", std::process::id()));
+        std::fs::write(&file, b"x").unwrap();
+        let e = bench(args(&[
+            "--suite",
+            "stability",
+            "--out",
+            file.to_str().unwrap(),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(file.to_str().unwrap()), "{e}");
+        std::fs::remove_file(&file).unwrap();
     }
 
     #[test]

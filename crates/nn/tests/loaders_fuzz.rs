@@ -93,7 +93,11 @@ fn exercise_weights(bytes: Vec<u8>) {
         let _ = w.tensor::<f64>(&name);
     }
     let _ = w.metadata();
-    let layout = toy_cnf::<f32>(1, Activation::Tanh).unwrap().net.layout().clone();
+    let layout = toy_cnf::<f32>(1, Activation::Tanh)
+        .unwrap()
+        .net
+        .layout()
+        .clone();
     let _ = w.params::<f32>(&layout, "net");
 }
 
@@ -113,7 +117,12 @@ fn exercise_idx(bytes: &[u8]) {
     if let Ok(images) = parse_idx(bytes, "fuzz") {
         let n = images.dims.first().copied().unwrap_or(0);
         let labels = parse_idx(
-            &[vec![0, 0, 8, 1], (n as u32).to_be_bytes().to_vec(), vec![1; n]].concat(),
+            &[
+                vec![0, 0, 8, 1],
+                (n as u32).to_be_bytes().to_vec(),
+                vec![1; n],
+            ]
+            .concat(),
             "labels",
         );
         if let Ok(labels) = labels {
