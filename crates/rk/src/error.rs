@@ -102,7 +102,7 @@ pub enum RkError {
     /// `rtol` is far below the float type's unit roundoff: no step can meet it.
     #[error(
         "rtol = {value:e} is below what this float type can resolve (unit roundoff {epsilon:e}; \
-         rtol must be at least epsilon / 100): use a larger rtol or a wider float type"
+         rtol must be at least epsilon / 1000): use a larger rtol or a wider float type"
     )]
     UnresolvableTolerance {
         /// The rtol given.

@@ -243,9 +243,9 @@ impl<T: Scalar> Options<T> {
     pub fn validate(&self, adaptive: bool) -> Result<()> {
         if adaptive {
             check_tol("rtol".into(), self.rtol)?;
-            // A relative change a hundred times below the unit roundoff cannot be resolved: the
-            // controller would shrink the step until it underflows.
-            let floor = T::epsilon() * T::of(1e-2);
+            // A relative change a thousand times below the unit roundoff cannot be resolved:
+            // unless atol dominates, the controller shrinks the step until it underflows.
+            let floor = T::epsilon() * T::of(1e-3);
             if self.rtol < floor {
                 return Err(RkError::UnresolvableTolerance {
                     value: self.rtol.as_f64(),
