@@ -36,6 +36,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &y0,
     )?;
     let (loss, _) = nll_loss(&sol.ys[1], b, 2)?;
+    if !loss.is_finite() {
+        // Not an answer, and not valid JSON either.
+        return Err(format!(
+            "{path}: the loss is {loss} (after {} evaluations): the weights or the batch hold \
+             values too large for f32",
+            sol.stats.nfe
+        )
+        .into());
+    }
     println!(r#"{{"loss": {loss}, "nfe": {}}}"#, sol.stats.nfe);
     Ok(())
 }

@@ -581,10 +581,14 @@ pub fn toy_cnf<T: Float>(batch: usize, act: crate::Activation) -> Result<Cnf<T>>
 /// Negative log-likelihood of a CNF's final state `[z (B × D), Δlogp (B)]` under a standard
 /// normal base: `L = −mean_b (log N(z_b; 0, I) − Δlogp_b)`, and its cotangent `∂L/∂state`
 /// (`z_b / B` for `z`, `1/B` for `Δlogp`).
+///
+/// Errors: a state of the wrong length, or a non-finite state or loss (an overflow is not an
+/// answer).
 pub fn nll_loss<T: Float>(state: &[T], batch: usize, dim: usize) -> Result<(T, Vec<T>)> {
     if state.len() != batch * (dim + 1) || batch == 0 {
         return Err(shape_err("CNF state", batch * (dim + 1), state.len()));
     }
+    crate::error::check_finite("CNF final state", state)?;
     let of = <T as rk::Scalar>::of;
     let half_log_2pi = of(0.5 * (2.0 * std::f64::consts::PI).ln());
     let inv_b = T::one() / of(batch as f64);
@@ -596,7 +600,24 @@ pub fn nll_loss<T: Float>(state: &[T], batch: usize, dim: usize) -> Result<(T, V
             .fold(T::zero(), |acc, &x| acc - half_log_2pi - of(0.5) * x * x);
         loss -= logn - dl[b];
     }
+    let loss = loss * inv_b;
+    crate::error::check_finite("CNF negative log-likelihood", &[loss])?;
     let mut cot: Vec<T> = z.iter().map(|&x| x * inv_b).collect();
     cot.extend(std::iter::repeat_n(inv_b, batch));
-    Ok((loss * inv_b, cot))
+    Ok((loss, cot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_finite_or_overflowing_nll_is_an_error() {
+        assert!(nll_loss(&[0.5f32, -0.5, 0.1], 1, 2).is_ok());
+        let err = nll_loss(&[f32::NAN, 0.0, 0.0], 1, 2).unwrap_err();
+        assert!(err.to_string().contains("CNF final state"), "{err}");
+        // Finite but huge: z² overflows f32.
+        let err = nll_loss(&[3e38f32, 0.0, 0.0], 1, 2).unwrap_err();
+        assert!(err.to_string().contains("negative log-likelihood"), "{err}");
+    }
 }
