@@ -84,6 +84,12 @@ pub enum AdjointError {
         /// The limit.
         limit: f64,
     },
+    /// The loss given to [`crate::gradient`] is NaN or infinite.
+    #[error("the loss is {value}: not finite, so it has no gradient")]
+    NonFiniteLoss {
+        /// The loss.
+        value: f64,
+    },
     /// A method setting is invalid.
     #[error("invalid setting {name} = {value}: {reason}")]
     BadSetting {

@@ -12,7 +12,11 @@
 //! Technique to Speed Up Gradients Propagation in Neural ODEs*, NeurIPS 2020; the seminorm option
 //! is Kidger, Chen & Lyons, *"Hey, that's not an ODE"*, ICML 2021.
 //!
-//! Use: implement [`Vjp`] for the right-hand side, call [`forward`], then
+//! The common case is one call, [`gradient`]: solve, a scalar loss of the outputs, its
+//! gradient with respect to `z0` and `θ` (IRDM with the automatic grid by default), for a
+//! [`Vjp`] type or a pair of closures ([`FnVjp`]); see its example.
+//!
+//! For full control: implement [`Vjp`] for the right-hand side, call [`forward`], then
 //! [`Forward::backward`] with `∂L/∂z(s_k)` at every output time. The [`Info`] record counts
 //! forward and backward evaluations and VJPs apart, steps each way, and the floats each method
 //! holds for the backward pass. [`forward`] works on host vectors (`Vec<f32>`, `Vec<f64>`) and
@@ -57,6 +61,7 @@ pub mod error;
 pub mod method;
 pub mod on_vector;
 mod on_vector_discrete;
+pub mod one_call;
 mod piecewise;
 pub mod toy;
 pub mod vector_vjp;
@@ -70,5 +75,6 @@ pub use method::{
     Segments,
 };
 pub use on_vector::{VectorForward, VectorGradient, forward_on};
+pub use one_call::{FnVjp, GradientOptions, LossGradient, gradient};
 pub use vector_vjp::VectorVjp;
 pub use vjp::{Real, Vjp};
