@@ -91,6 +91,38 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     if args.iters == 0 || args.batch == 0 {
         return Err("--iters and --batch must be at least 1".into());
     }
+    // Sizes first: every batch is drawn up front (both sides must see the same ones).
+    let bytes = args
+        .iters
+        .checked_mul(args.batch)
+        .and_then(|x| x.checked_mul(2 * std::mem::size_of::<f32>()))
+        .ok_or_else(|| format!("--iters {} × --batch {} overflows", args.iters, args.batch))?;
+    if let Some(available) = crate::machine::available_memory_bytes()
+        && bytes as u64 > available / 2
+    {
+        return Err(format!(
+            "--iters {} × --batch {} needs {:.1} GiB of batches, more than half of the {:.1} GiB \
+             of memory available",
+            args.iters,
+            args.batch,
+            bytes as f64 / 1073741824.0,
+            available as f64 / 1073741824.0
+        )
+        .into());
+    }
+    // Then the torch side, before any work: its imports, in one short run.
+    let probe = Command::new(&args.python)
+        .args(["-c", "import torch, torchdiffeq, safetensors"])
+        .output()
+        .map_err(|e| format!("cannot start {} ({e}); install Python with `pip install torch torchdiffeq safetensors`", args.python))?;
+    if !probe.status.success() {
+        return Err(format!(
+            "{} cannot import torch, torchdiffeq and safetensors (`pip install torch torchdiffeq safetensors`): {}",
+            args.python,
+            String::from_utf8_lossy(&probe.stderr).lines().last().unwrap_or("")
+        )
+        .into());
+    }
     let weights = nn::Weights::read(&args.weights)?;
     let layout = nn::toy_cnf::<f32>(1, nn::Activation::Tanh)?
         .net

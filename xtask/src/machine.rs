@@ -68,6 +68,15 @@ pub fn use_threads(threads: usize) -> Result<usize, Box<dyn std::error::Error>> 
     Ok(n)
 }
 
+/// Memory the kernel reports available (`MemAvailable` of `/proc/meminfo`), bytes; `None` where
+/// it cannot be read.
+pub fn available_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Peak resident set size of this process (`VmHWM`), bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -540,6 +540,20 @@ mod tests {
                 .to_string();
             assert!(e.contains("--peak-gflops") && e.contains(bad), "{bad}: {e}");
         }
+        // compare-torch: sizes are checked against memory, then the torch side, before any
+        // work.
+        let compare = |extra: &[&str]| {
+            let mut argv = vec!["cargo-xtask", "compare-torch"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv).expect("valid flags").command {
+                Cmd::CompareTorch(a) => compare::run(a).unwrap_err().to_string(),
+                _ => unreachable!("parsed a compare-torch command"),
+            }
+        };
+        let e = compare(&["--batch", "1000000000000"]);
+        assert!(e.contains("GiB") && e.contains("1000000000000"), "{e}");
+        let e = compare(&["--python", "/nonexistent/python3"]);
+        assert!(e.contains("/nonexistent/python3"), "{e}");
         // An output path that cannot be a folder is named.
         let file = std::env::temp_dir().join(format!("xtask-out-file-{}", std::process::id()));
         std::fs::write(&file, b"x").unwrap();
