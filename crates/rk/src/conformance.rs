@@ -21,8 +21,8 @@ macro_rules! vector_conformance_tests {
             use $crate::{Atol, Float, Scalar, Vector, Zero};
 
             fn host<V: Vector>(v: &V) -> Vec<f64> {
-                let mut out = vec![V::Scalar::zero(); v.len()];
-                v.copy_to_host(&mut out);
+                let mut out = vec![V::Scalar::zero(); Vector::len(v)];
+                Vector::copy_to_host(v, &mut out);
                 out.into_iter().map(|x| x.as_f64()).collect()
             }
 
@@ -66,20 +66,20 @@ macro_rules! vector_conformance_tests {
                 for n in SIZES {
                     let x = data(n, 1);
                     let v = ($make)(&x);
-                    assert_eq!(v.len(), n);
-                    assert!(!v.is_empty());
+                    assert_eq!(Vector::len(&v), n);
+                    assert!(!Vector::is_empty(&v));
                     close(&host(&v), &x, eps(&v));
-                    let mut z = v.zeros_like();
+                    let mut z = Vector::zeros_like(&v);
                     assert_eq!(host(&z), vec![0.0; n]);
-                    z.fill(<_ as Scalar>::of(1.5));
+                    Vector::fill(&mut z, <_ as Scalar>::of(1.5));
                     assert_eq!(host(&z), vec![1.5; n]);
                     let mut buf = vec![<_ as Scalar>::of(0.0); n];
-                    v.copy_to_host(&mut buf);
-                    z.copy_from_host(&buf);
+                    Vector::copy_to_host(&v, &mut buf);
+                    Vector::copy_from_host(&mut z, &buf);
                     assert_eq!(host(&z), host(&v));
                     for m in [1, n + 3, 2 * n + 7] {
-                        let w = v.zeros_with_len(m);
-                        assert_eq!(w.len(), m);
+                        let w = Vector::zeros_with_len(&v, m);
+                        assert_eq!(Vector::len(&w), m);
                         assert_eq!(host(&w), vec![0.0; m]);
                     }
                 }
@@ -96,13 +96,18 @@ macro_rules! vector_conformance_tests {
                     let vx = ($make)(&x);
                     let mut vy = ($make)(&y);
                     let e = eps(&vx);
-                    vy.axpby(<_ as Scalar>::of(0.5), &vx, <_ as Scalar>::of(-2.0));
+                    Vector::axpby(
+                        &mut vy,
+                        <_ as Scalar>::of(0.5),
+                        &vx,
+                        <_ as Scalar>::of(-2.0),
+                    );
                     let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| 0.5 * a - 2.0 * b).collect();
                     close(&host(&vy), &want, e);
-                    vy.scale(<_ as Scalar>::of(3.0));
+                    Vector::scale(&mut vy, <_ as Scalar>::of(3.0));
                     let want: Vec<f64> = want.iter().map(|w| 3.0 * w).collect();
                     close(&host(&vy), &want, e);
-                    vy.copy_from(&vx);
+                    Vector::copy_from(&mut vy, &vx);
                     assert_eq!(host(&vy), host(&vx));
                 }
             }
@@ -122,13 +127,13 @@ macro_rules! vector_conformance_tests {
                     for m in 0..=9 {
                         let cs: Vec<f64> = (0..m).map(|i| 0.25 * i as f64 - 0.9).collect();
                         let cs_t: Vec<_> = cs.iter().map(|&c| <_ as Scalar>::of(c)).collect();
-                        let mut out = vbase.zeros_like();
-                        out.linear_combination(&cs_t, &vs);
+                        let mut out = Vector::zeros_like(&vbase);
+                        Vector::linear_combination(&mut out, &cs_t, &vs);
                         let want: Vec<f64> = (0..n)
                             .map(|j| (0..m).map(|i| cs[i] * xs[i][j]).sum())
                             .collect();
                         close(&host(&out), &want, 8.0 * e);
-                        out.offset_linear_combination(&vbase, &cs_t, &vs);
+                        Vector::offset_linear_combination(&mut out, &vbase, &cs_t, &vs);
                         let want: Vec<f64> = want.iter().zip(&base).map(|(w, b)| w + b).collect();
                         close(&host(&out), &want, 8.0 * e);
                     }
@@ -145,12 +150,12 @@ macro_rules! vector_conformance_tests {
                     let (x, y) = (data(n, 4), data(n, 5));
                     let (vx, vy) = (($make)(&x), ($make)(&y));
                     let want: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
-                    let got = vx.dot(&vy).as_f64();
+                    let got = Vector::dot(&vx, &vy).as_f64();
                     assert!(
                         (got - want).abs() <= eps(&vx) * n as f64 * 4.0,
                         "{got} vs {want}"
                     );
-                    assert!(vx.all_finite());
+                    assert!(Vector::all_finite(&vx));
                     let mut bad = x.clone();
                     bad[n / 2] = f64::NAN;
                     assert!(!($make)(&bad).all_finite());
@@ -170,9 +175,9 @@ macro_rules! vector_conformance_tests {
                     let parts: Vec<Vec<f64>> =
                         (0..rows_n).map(|k| data(m, 20 + k as u64)).collect();
                     let template = ($make)(&parts[0]);
-                    let mut stacked = template.zeros_with_len(rows_n * m + 3);
+                    let mut stacked = Vector::zeros_with_len(&template, rows_n * m + 3);
                     for (k, part) in parts.iter().enumerate() {
-                        stacked.set_row(k, &($make)(part));
+                        Vector::set_row(&mut stacked, k, &($make)(part));
                     }
                     let flat = host(&stacked);
                     for (k, part) in parts.iter().enumerate() {
@@ -182,9 +187,9 @@ macro_rules! vector_conformance_tests {
                     assert_eq!(flat[rows_n * m..].iter().filter(|v| **v != 0.0).count(), 0);
                     let coeffs = [0.5, -1.25, 0.0, 2.0];
                     let c: Vec<_> = coeffs.iter().map(|&x| <_ as Scalar>::of(x)).collect();
-                    let mut out = template.zeros_like();
-                    out.fill(<_ as Scalar>::of(9.0));
-                    out.combine_rows(&c, &stacked);
+                    let mut out = Vector::zeros_like(&template);
+                    Vector::fill(&mut out, <_ as Scalar>::of(9.0));
+                    Vector::combine_rows(&mut out, &c, &stacked);
                     let want: Vec<f64> = (0..m)
                         .map(|i| {
                             coeffs
@@ -196,17 +201,17 @@ macro_rules! vector_conformance_tests {
                         .collect();
                     close(&host(&out), &want, 4.0 * eps(&template));
                     // No coefficients: zero.
-                    out.combine_rows(&[], &stacked);
+                    Vector::combine_rows(&mut out, &[], &stacked);
                     assert!(host(&out).iter().all(|v| *v == 0.0));
                     // Every second row from row 1: rows 1 and 3.
-                    out.fill(<_ as Scalar>::of(9.0));
-                    out.combine_strided_rows(&c[..2], &stacked, 1, 2);
+                    Vector::fill(&mut out, <_ as Scalar>::of(9.0));
+                    Vector::combine_strided_rows(&mut out, &c[..2], &stacked, 1, 2);
                     let want: Vec<f64> = (0..m)
                         .map(|i| coeffs[0] * parts[1][i] + coeffs[1] * parts[3][i])
                         .collect();
                     close(&host(&out), &want, 4.0 * eps(&template));
                     // One row: a copy.
-                    out.combine_strided_rows(&c[3..], &stacked, 4, 3);
+                    Vector::combine_strided_rows(&mut out, &c[3..], &stacked, 4, 3);
                     let want: Vec<f64> = parts[4].iter().map(|v| coeffs[3] * v).collect();
                     close(&host(&out), &want, 4.0 * eps(&template));
                 }
@@ -222,7 +227,7 @@ macro_rules! vector_conformance_tests {
                 let x = data(n, 31);
                 let v = ($make)(&x);
                 let groups = [0..n, 0..1, 10..300, 300..300, 999..1000, 256..513];
-                let got = v.max_abs_groups(&groups);
+                let got = Vector::max_abs_groups(&v, &groups);
                 assert_eq!(got.len(), groups.len());
                 for (g, value) in groups.iter().zip(&got) {
                     let want = x[g.clone()].iter().fold(0.0f64, |a, v| a.max(v.abs()));
@@ -268,24 +273,24 @@ macro_rules! vector_conformance_tests {
                     assert!((got - want).abs() <= tol * want.abs(), "{got} vs {want}")
                 };
                 check(
-                    ve.error_norm(&vy0, &vy1, rtol, &scalar, &[0..n]).as_f64(),
+                    Vector::error_norm(&ve, &vy0, &vy1, rtol, &scalar, &[0..n]).as_f64(),
                     rms(0..n, &|_| 1e-3),
                 );
                 check(
-                    ve.error_norm(&vy0, &vy1, rtol, &scalar, &[5..12]).as_f64(),
+                    Vector::error_norm(&ve, &vy0, &vy1, rtol, &scalar, &[5..12]).as_f64(),
                     rms(5..12, &|_| 1e-3),
                 );
                 let groups = [0..10, 10..38];
                 check(
-                    ve.error_norm(&vy0, &vy1, rtol, &scalar, &groups).as_f64(),
+                    Vector::error_norm(&ve, &vy0, &vy1, rtol, &scalar, &groups).as_f64(),
                     rms(0..10, &|_| 1e-3).max(rms(10..38, &|_| 1e-3)),
                 );
                 check(
-                    ve.error_norm(&vy0, &vy1, rtol, &per, &[0..n]).as_f64(),
+                    Vector::error_norm(&ve, &vy0, &vy1, rtol, &per, &[0..n]).as_f64(),
                     rms(0..n, &|i| at[i]),
                 );
                 // Two norms at once: each as alone.
-                let (a, b) = ve.error_norm_pair(&vy1, &vy0, &vy1, rtol, &per, &groups);
+                let (a, b) = Vector::error_norm_pair(&ve, &vy1, &vy0, &vy1, rtol, &per, &groups);
                 check(
                     a.as_f64(),
                     rms(0..10, &|i| at[i]).max(rms(10..38, &|i| at[i])),
@@ -305,21 +310,20 @@ macro_rules! vector_conformance_tests {
                 let mut bad = e.clone();
                 bad[3] = f64::NAN;
                 let vbad = ($make)(&bad);
-                assert!(vbad.error_norm(&vy0, &vy1, rtol, &scalar, &[0..n]).is_nan());
+                assert!(Vector::error_norm(&vbad, &vy0, &vy1, rtol, &scalar, &[0..n]).is_nan());
                 // A NaN outside the measured range does not count: that is what a seminorm is.
-                assert!(
-                    vbad.error_norm(&vy0, &vy1, rtol, &scalar, &[5..n])
-                        .is_finite()
-                );
+                assert!(Vector::error_norm(&vbad, &vy0, &vy1, rtol, &scalar, &[5..n]).is_finite());
                 // The pair with finiteness: the same norms, and each vector's `all_finite`
                 // whatever the groups measure.
-                let c = ve.error_norm_pair_checked(&vy1, &vy0, &vy1, rtol, &per, &groups);
+                let c = Vector::error_norm_pair_checked(&ve, &vy1, &vy0, &vy1, rtol, &per, &groups);
                 assert_eq!(c.norms, (a, b));
                 assert_eq!(c.finite, (true, true));
-                let c = ve.error_norm_pair_checked(&vbad, &vy0, &vy1, rtol, &scalar, &[5..n]);
+                let c =
+                    Vector::error_norm_pair_checked(&ve, &vbad, &vy0, &vy1, rtol, &scalar, &[5..n]);
                 assert!(c.norms.0.is_finite() && c.norms.1.is_finite());
                 assert_eq!(c.finite, (true, false));
-                let c = vbad.error_norm_pair_checked(&ve, &vy0, &vy1, rtol, &scalar, &[0..n]);
+                let c =
+                    Vector::error_norm_pair_checked(&vbad, &ve, &vy0, &vy1, rtol, &scalar, &[0..n]);
                 assert!(c.norms.0.is_nan());
                 assert_eq!(c.finite, (false, true));
             }

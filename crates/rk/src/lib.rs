@@ -1,7 +1,9 @@
 //! Embedded explicit Runge–Kutta solvers with dense output, over a backend-neutral vector trait.
 //!
 //! * [`Vector`] — in-place vector operations (SUNDIALS `N_Vector` style) with the host
-//!   implementation for `Vec<f32>` / `Vec<f64>`; [`vector_conformance_tests!`] checks any backend.
+//!   implementation for every [`vector::HostVector`] (contiguous host storage): `Vec<f32>` /
+//!   `Vec<f64>`, and `nalgebra::DVector` / `faer::Col` behind the `nalgebra` / `faer` features;
+//!   [`vector_conformance_tests!`] checks any backend.
 //! * [`Rhs`] — the right-hand side `f(t, z; θ)` with explicit parameters; [`FnRhs`] wraps a closure.
 //! * [`tableau`] — Dormand–Prince 5(4) (default), Tsitouras 5(4), Bogacki–Shampine 3(2), Euler,
 //!   midpoint, RK4, each with its source.
@@ -16,6 +18,7 @@
 
 mod conformance;
 pub mod error;
+mod foreign;
 pub mod options;
 pub mod rhs;
 mod scalar;

@@ -14,6 +14,7 @@
 //! 2021). Components outside every group are ignored.
 
 use crate::scalar::Scalar;
+use num_traits::{Float, Zero};
 use std::ops::Range;
 
 /// Absolute tolerance: one number for all components, or one per component.
@@ -146,94 +147,128 @@ pub trait Vector: Sized {
     fn copy_from_host(&mut self, data: &[Self::Scalar]);
 }
 
-impl<T: Scalar> Vector for Vec<T> {
-    type Scalar = T;
+/// Host vectors that keep their components in one contiguous slice. Implementing it (three
+/// methods) gives [`Vector`] through the host kernels below, without copies: `Vec<T>` here,
+/// `nalgebra::DVector<T>` and `faer::Col<T>` behind the `nalgebra` and `faer` features.
+pub trait HostVector: Sized {
+    /// The scalar type.
+    type Elem: Scalar;
+    /// The components.
+    fn as_host_slice(&self) -> &[Self::Elem];
+    /// The components, mutably.
+    fn as_host_slice_mut(&mut self) -> &mut [Self::Elem];
+    /// A zero vector of length `len`.
+    fn host_zeros(len: usize) -> Self;
+}
+
+impl<T: Scalar> HostVector for Vec<T> {
+    type Elem = T;
+    #[inline]
+    fn as_host_slice(&self) -> &[T] {
+        self
+    }
+    #[inline]
+    fn as_host_slice_mut(&mut self) -> &mut [T] {
+        self
+    }
+    fn host_zeros(len: usize) -> Self {
+        vec![T::zero(); len]
+    }
+}
+
+impl<V: HostVector> Vector for V {
+    type Scalar = V::Elem;
 
     #[inline]
     fn len(&self) -> usize {
-        <[T]>::len(self)
+        self.as_host_slice().len()
     }
 
     fn zeros_like(&self) -> Self {
-        vec![T::zero(); <[T]>::len(self)]
+        V::host_zeros(self.len())
     }
 
     fn zeros_with_len(&self, len: usize) -> Self {
-        vec![T::zero(); len]
+        V::host_zeros(len)
     }
 
-    fn fill(&mut self, value: T) {
-        <[T]>::fill(self, value);
+    fn fill(&mut self, value: V::Elem) {
+        self.as_host_slice_mut().fill(value);
     }
 
     fn copy_from(&mut self, src: &Self) {
-        self.copy_from_slice(src);
+        self.as_host_slice_mut()
+            .copy_from_slice(src.as_host_slice());
     }
 
-    fn scale(&mut self, c: T) {
-        for v in self.iter_mut() {
+    fn scale(&mut self, c: V::Elem) {
+        for v in self.as_host_slice_mut() {
             *v = *v * c;
         }
     }
 
-    fn axpby(&mut self, a: T, x: &Self, b: T) {
-        debug_assert_eq!(<[T]>::len(self), <[T]>::len(x));
-        for (s, &xv) in self.iter_mut().zip(x.iter()) {
+    fn axpby(&mut self, a: V::Elem, x: &Self, b: V::Elem) {
+        debug_assert_eq!(self.len(), x.len());
+        for (s, &xv) in self.as_host_slice_mut().iter_mut().zip(x.as_host_slice()) {
             *s = a * xv + b * *s;
         }
     }
 
-    fn linear_combination(&mut self, coeffs: &[T], xs: &[Self]) {
-        lincomb(self, None, coeffs, xs);
+    fn linear_combination(&mut self, coeffs: &[V::Elem], xs: &[Self]) {
+        lincomb(self.as_host_slice_mut(), None, coeffs, xs);
     }
 
-    fn offset_linear_combination(&mut self, base: &Self, coeffs: &[T], xs: &[Self]) {
-        lincomb(self, Some(base), coeffs, xs);
+    fn offset_linear_combination(&mut self, base: &Self, coeffs: &[V::Elem], xs: &[Self]) {
+        lincomb(
+            self.as_host_slice_mut(),
+            Some(base.as_host_slice()),
+            coeffs,
+            xs,
+        );
     }
 
     fn set_row(&mut self, k: usize, src: &Self) {
-        let m = <[T]>::len(src);
-        self[k * m..(k + 1) * m].copy_from_slice(src);
+        let m = src.len();
+        self.as_host_slice_mut()[k * m..(k + 1) * m].copy_from_slice(src.as_host_slice());
     }
 
-    fn combine_rows(&mut self, coeffs: &[T], rows: &Self) {
-        let m = <[T]>::len(self);
-        debug_assert!(coeffs.len() * m <= <[T]>::len(rows));
-        self.fill(T::zero());
-        for (k, &c) in coeffs.iter().enumerate() {
-            if c == T::zero() {
-                continue;
-            }
-            for (o, &v) in self.iter_mut().zip(&rows[k * m..(k + 1) * m]) {
-                *o = *o + c * v;
-            }
-        }
+    fn combine_rows(&mut self, coeffs: &[V::Elem], rows: &Self) {
+        self.combine_strided_rows(coeffs, rows, 0, 1);
     }
 
-    fn combine_strided_rows(&mut self, coeffs: &[T], rows: &Self, first: usize, stride: usize) {
-        let m = <[T]>::len(self);
+    fn combine_strided_rows(
+        &mut self,
+        coeffs: &[V::Elem],
+        rows: &Self,
+        first: usize,
+        stride: usize,
+    ) {
+        let out = self.as_host_slice_mut();
+        let rows = rows.as_host_slice();
+        let m = out.len();
         debug_assert!(stride >= 1);
-        self.fill(T::zero());
+        out.fill(V::Elem::zero());
         for (k, &c) in coeffs.iter().enumerate() {
-            if c == T::zero() {
+            if c == V::Elem::zero() {
                 continue;
             }
             let r = first + k * stride;
-            for (o, &v) in self.iter_mut().zip(&rows[r * m..(r + 1) * m]) {
+            for (o, &v) in out.iter_mut().zip(&rows[r * m..(r + 1) * m]) {
                 *o = *o + c * v;
             }
         }
     }
 
-    fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<T> {
+    fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<V::Elem> {
+        let x = self.as_host_slice();
         groups
             .iter()
             .map(|g| {
-                self[g.clone()].iter().fold(T::zero(), |acc, v| {
+                x[g.clone()].iter().fold(V::Elem::zero(), |acc, v| {
                     if v.is_finite() {
                         acc.max(v.abs())
                     } else {
-                        T::of(f64::INFINITY)
+                        V::Elem::of(f64::INFINITY)
                     }
                 })
             })
@@ -244,26 +279,27 @@ impl<T: Scalar> Vector for Vec<T> {
         &self,
         y0: &Self,
         y1: &Self,
-        rtol: T,
+        rtol: V::Elem,
         atol: &Atol<Self>,
         groups: &[Range<usize>],
-    ) -> T {
-        let mut worst = T::zero();
+    ) -> V::Elem {
+        let (e, y0, y1) = (self.as_host_slice(), y0.as_host_slice(), y1.as_host_slice());
+        let mut worst = V::Elem::zero();
         for g in groups {
             if g.is_empty() {
                 continue;
             }
-            let mut sum = T::zero();
+            let mut sum = V::Elem::zero();
             for i in g.clone() {
                 let a = match atol {
                     Atol::Scalar(a) => *a,
-                    Atol::PerComponent(v) => v[i],
+                    Atol::PerComponent(v) => v.as_host_slice()[i],
                 };
                 let w = a + rtol * y0[i].abs().max(y1[i].abs());
-                let r = self[i] / w;
+                let r = e[i] / w;
                 sum = sum + r * r;
             }
-            let rms = (sum / T::of(g.len() as f64)).sqrt();
+            let rms = (sum / V::Elem::of(g.len() as f64)).sqrt();
             // `max` would drop a NaN; keep it visible.
             if rms.is_nan() {
                 return rms;
@@ -274,46 +310,57 @@ impl<T: Scalar> Vector for Vec<T> {
     }
 
     fn all_finite(&self) -> bool {
-        self.iter().all(|v| v.is_finite())
+        self.as_host_slice().iter().all(|v| v.is_finite())
     }
 
-    fn dot(&self, other: &Self) -> T {
-        self.iter()
-            .zip(other.iter())
-            .fold(T::zero(), |acc, (&a, &b)| acc + a * b)
+    fn dot(&self, other: &Self) -> V::Elem {
+        self.as_host_slice()
+            .iter()
+            .zip(other.as_host_slice())
+            .fold(V::Elem::zero(), |acc, (&a, &b)| acc + a * b)
     }
 
-    fn copy_to_host(&self, out: &mut [T]) {
-        out.copy_from_slice(self);
+    fn copy_to_host(&self, out: &mut [V::Elem]) {
+        out.copy_from_slice(self.as_host_slice());
     }
 
-    fn copy_from_host(&mut self, data: &[T]) {
-        self.copy_from_slice(data);
+    fn copy_from_host(&mut self, data: &[V::Elem]) {
+        self.as_host_slice_mut().copy_from_slice(data);
     }
 }
 
 /// `out = base + Σ c_i x_i`, blocked four vectors at a time so that `out` is read and written
 /// once per block rather than once per term.
-fn lincomb<T: Scalar>(out: &mut [T], base: Option<&[T]>, coeffs: &[T], xs: &[Vec<T>]) {
+fn lincomb<V: HostVector>(
+    out: &mut [V::Elem],
+    base: Option<&[V::Elem]>,
+    coeffs: &[V::Elem],
+    xs: &[V],
+) {
     debug_assert!(coeffs.len() <= xs.len());
     match base {
         Some(b) => out.copy_from_slice(b),
-        None => out.fill(T::zero()),
+        None => out.fill(V::Elem::zero()),
     }
     let mut i = 0;
     while i + 4 <= coeffs.len() {
         let (c0, c1, c2, c3) = (coeffs[i], coeffs[i + 1], coeffs[i + 2], coeffs[i + 3]);
-        let (x0, x1, x2, x3) = (&xs[i], &xs[i + 1], &xs[i + 2], &xs[i + 3]);
+        let (x0, x1, x2, x3) = (
+            xs[i].as_host_slice(),
+            xs[i + 1].as_host_slice(),
+            xs[i + 2].as_host_slice(),
+            xs[i + 3].as_host_slice(),
+        );
         for (j, o) in out.iter_mut().enumerate() {
             *o = *o + c0 * x0[j] + c1 * x1[j] + c2 * x2[j] + c3 * x3[j];
         }
         i += 4;
     }
     for (c, x) in coeffs[i..].iter().zip(&xs[i..]) {
-        if *c == T::zero() {
+        if *c == V::Elem::zero() {
             continue;
         }
-        for (o, &v) in out.iter_mut().zip(x.iter()) {
+        for (o, &v) in out.iter_mut().zip(x.as_host_slice()) {
             *o = *o + *c * v;
         }
     }
