@@ -14,6 +14,7 @@
 //! with `z = z_vec[z_at .. z_at + n]` and `a = x[a_at .. a_at + n]`.
 
 use crate::vjp::{Real, Vjp};
+use rk::vector::HostVector;
 use rk::{Rhs, Vector};
 use std::ops::Range;
 
@@ -71,7 +72,15 @@ pub trait VectorVjp<V: Vector>: Rhs<V> {
 }
 
 /// Every host [`Vjp`] is a [`VectorVjp`] on `Vec<T>`.
-impl<T: Real, F: Vjp<T>> VectorVjp<Vec<T>> for F {
+/// Every host [`Vjp`] on every host vector: `Vec<T>`, and `nalgebra::DVector<T>` /
+/// `faer::Col<T>` (with `rk`'s features) for a right-hand side that also implements
+/// [`Rhs`] on that type. The adjoint system reads and writes the vectors' own slices: no copies.
+impl<V, F> VectorVjp<V> for F
+where
+    V: HostVector,
+    V::Elem: Real,
+    F: Vjp<V::Elem> + Rhs<V>,
+{
     fn state_len(&self) -> usize {
         Vjp::state_len(self)
     }
@@ -82,16 +91,22 @@ impl<T: Real, F: Vjp<T>> VectorVjp<Vec<T>> for F {
 
     fn adjoint_rhs(
         &mut self,
-        t: T,
-        z_vec: &Vec<T>,
+        t: V::Elem,
+        z_vec: &V,
         z_at: usize,
-        params: &Vec<T>,
-        x: &Vec<T>,
+        params: &V,
+        x: &V,
         a_at: usize,
-        dx: &mut Vec<T>,
+        dx: &mut V,
         value_at: Option<usize>,
         adj_at: usize,
     ) {
+        let (z_vec, params, x) = (
+            z_vec.as_host_slice(),
+            params.as_host_slice(),
+            x.as_host_slice(),
+        );
+        let dx = dx.as_host_slice_mut();
         let n = Vjp::state_len(self);
         let p = Vjp::param_len(self);
         let z = &z_vec[z_at..z_at + n];
@@ -104,7 +119,7 @@ impl<T: Real, F: Vjp<T>> VectorVjp<Vec<T>> for F {
                 self.vjp(t, z, params, a, Some(value), adj_z, adj_p);
             }
             Some(v) => {
-                let mut value = vec![T::zero(); n];
+                let mut value = vec![<V::Elem as rk::Zero>::zero(); n];
                 let (adj_z, adj_p) = dx[adj_at..adj_at + n + p].split_at_mut(n);
                 self.vjp(t, z, params, a, Some(&mut value), adj_z, adj_p);
                 dx[v..v + n].copy_from_slice(&value);
