@@ -78,3 +78,8 @@ pub use on_vector::{VectorForward, VectorGradient, forward_on};
 pub use one_call::{FnVjp, GradientOptions, LossGradient, gradient};
 pub use vector_vjp::VectorVjp;
 pub use vjp::{Real, Vjp};
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

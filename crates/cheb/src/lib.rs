@@ -41,3 +41,8 @@ pub use coefficients::{Chop, ChopRule, chop, clenshaw, coefficient_magnitudes, t
 pub use error::{ChebError, Result};
 pub use grid::{Grid, Kind};
 pub use real::Real;
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

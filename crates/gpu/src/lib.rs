@@ -43,3 +43,8 @@ pub use error::GpuError;
 pub use net_rhs::GpuNetRhs;
 pub use profile::KernelTime;
 pub use vector::GpuVec;
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

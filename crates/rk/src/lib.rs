@@ -36,3 +36,8 @@ pub use solve::{Solution, check_times, solve};
 pub use solver::{Solver, Stats};
 pub use tableau::{Method, Tableau};
 pub use vector::{Atol, CheckedNorms, Vector};
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
