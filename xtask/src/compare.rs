@@ -155,11 +155,10 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     } else {
         PathBuf::from("xtask/python/compare_torch.py")
     };
-    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut counts: Vec<usize> = args
         .threads
         .iter()
-        .map(|&n| if n == 0 { all } else { n })
+        .map(|&n| nn::shards::resolve_threads(n))
         .collect();
     counts.dedup();
     if counts.is_empty() {

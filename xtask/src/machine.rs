@@ -57,11 +57,7 @@ pub fn describe(backend: &str, threads: usize) -> Machine {
 /// The thread count of `--threads` (`0`: every logical CPU). Each trainer runs its iterations
 /// on a pool of that many workers (`nn::train::TrainConfig::threads`).
 pub fn use_threads(threads: usize) -> Result<usize, Box<dyn std::error::Error>> {
-    let n = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    };
+    let n = nn::shards::resolve_threads(threads);
     if n > 1024 {
         return Err(format!("--threads {n}: at most 1024").into());
     }

@@ -5,7 +5,7 @@
 //! report says so.
 
 use crate::results::{
-    ClassPoint, ClassRun, GradientError, LongHorizon, NfePoint, Results, Run, Stability,
+    ClassPoint, ClassRun, GradientError, LongHorizon, NfePoint, Results, Run, Stability, first_seen,
 };
 use crate::toy::NODE_COUNTS;
 use plotters::prelude::*;
@@ -204,9 +204,7 @@ fn gradient_plot(dir: &Path, cells: &[GradientError], written: &mut Vec<String>)
         logs.iter().copied().fold(f64::INFINITY, f64::min),
         logs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    let mut tols: Vec<f64> = cells.iter().map(|c| c.tol).collect();
-    tols.sort_by(|a, b| b.total_cmp(a));
-    tols.dedup();
+    let tols = crate::results::loosest_first(cells.iter().map(|c| c.tol));
     for (panel, grid) in panels.iter().zip(["lobatto", "first", "mismatched"]) {
         let mut chart = ChartBuilder::on(panel)
             .caption(grid, ("sans-serif", 18))
@@ -303,12 +301,7 @@ fn stability_plot(dir: &Path, rows: &[Stability], written: &mut Vec<String>) -> 
 /// Long horizon: gradient error against stored floats, one curve per method over the
 /// tolerances (cells that returned an error are left out).
 fn long_horizon_plot(dir: &Path, cells: &[LongHorizon], written: &mut Vec<String>) -> PlotResult {
-    let mut labels: Vec<&str> = Vec::new();
-    for c in cells {
-        if !labels.contains(&c.label.as_str()) {
-            labels.push(&c.label);
-        }
-    }
+    let labels = first_seen(cells.iter().map(|c| c.label.as_str()));
     let series: Vec<(String, Vec<(f64, f64)>)> = labels
         .iter()
         .map(|l| {

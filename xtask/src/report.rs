@@ -1,6 +1,8 @@
 //! `report.md`: the paper's tables from a [`Results`] record.
 
-use crate::results::{ClassRun, LongHorizon, ProfiledKernel, Results, Run};
+use crate::results::{
+    ClassRun, LongHorizon, ProfiledKernel, Results, Run, first_seen, loosest_first,
+};
 use crate::toy::NODE_COUNTS;
 use std::fmt::Write as _;
 
@@ -178,9 +180,7 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
             md,
             "## Gradient error (Figure 2): relative ℓ2 error of IRDM's dL/dθ against Direct at 1e-11\n"
         );
-        let mut tols: Vec<f64> = res.gradient_error.iter().map(|c| c.tol).collect();
-        tols.sort_by(|a, b| b.total_cmp(a));
-        tols.dedup();
+        let tols = loosest_first(res.gradient_error.iter().map(|c| c.tol));
         for grid in ["lobatto", "first", "mismatched"] {
             let _ = writeln!(md, "### {grid}\n");
             let _ = write!(md, "| nodes |");
@@ -216,15 +216,8 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
              ⚠: RDM's check of its reverse-time `z` against the forward solution flagged the \
              gradient (by default such a gradient is an error, `AdjointError::Reconstruction`).\n"
         );
-        let mut tols: Vec<f64> = res.stability.iter().map(|c| c.tol).collect();
-        tols.sort_by(|a, b| b.total_cmp(a));
-        tols.dedup();
-        let mut labels: Vec<&str> = Vec::new();
-        for c in &res.stability {
-            if !labels.contains(&c.label.as_str()) {
-                labels.push(&c.label);
-            }
-        }
+        let tols = loosest_first(res.stability.iter().map(|c| c.tol));
+        let labels = first_seen(res.stability.iter().map(|c| c.label.as_str()));
         let _ = write!(md, "| tol |");
         for l in &labels {
             let _ = write!(md, " {l} |");
@@ -477,15 +470,8 @@ fn long_horizon_table(md: &mut String, cells: &[LongHorizon]) {
          segment of 8 steps). ⚠ marks a grid flagged under-resolved: it could not reach its \
          tolerance within its cap, and the gradient cannot be trusted.\n"
     );
-    let mut tols: Vec<f64> = cells.iter().map(|c| c.tol).collect();
-    tols.sort_by(|a, b| b.total_cmp(a));
-    tols.dedup();
-    let mut labels: Vec<&str> = Vec::new();
-    for c in cells {
-        if !labels.contains(&c.label.as_str()) {
-            labels.push(&c.label);
-        }
-    }
+    let tols = loosest_first(cells.iter().map(|c| c.tol));
+    let labels = first_seen(cells.iter().map(|c| c.label.as_str()));
     let _ = write!(md, "| method |");
     for t in &tols {
         let _ = write!(md, " {t:.0e} |");

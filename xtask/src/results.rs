@@ -223,6 +223,25 @@ pub struct Stability {
     pub flagged: bool,
 }
 
+/// Distinct labels in the order they first appear (report rows and plot series).
+pub fn first_seen<'a>(labels: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for l in labels {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// Distinct tolerances, loosest first (report columns).
+pub fn loosest_first(tols: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    let mut out: Vec<f64> = tols.into_iter().collect();
+    out.sort_by(|a, b| b.total_cmp(a));
+    out.dedup();
+    out
+}
+
 /// `(method name, stored nodes, grid name, seminorm)` of a gradient method, for result records.
 pub fn describe(m: &Method) -> (&'static str, Option<usize>, Option<&'static str>, bool) {
     let semi = |norm: BackwardNorm| norm == BackwardNorm::Seminorm;

@@ -422,15 +422,10 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
         if norm == BackwardNorm::Full {
             groups.extend(shift(f.param_groups(), a_off + n));
         }
-        let (rtol, atol) = self.config.backward.unwrap_or_else(|| {
-            let atol = match &self.config.forward.atol {
-                Tolerance::Scalar(a) => *a,
-                Tolerance::PerComponent(v) => {
-                    v.iter().fold(T::zero(), |m, &x| if x > m { x } else { m })
-                }
-            };
-            (self.config.forward.rtol, atol)
-        });
+        let (rtol, atol) = self
+            .config
+            .backward
+            .unwrap_or((self.config.forward.rtol, self.config.forward.atol.largest()));
         let mut options = Options::new(rtol, atol).with_norm(ErrorNorm::Groups(groups));
         options.max_steps = self.config.forward.max_steps;
         options.controller = self.config.forward.controller;
@@ -535,10 +530,7 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
 /// the stored one relative to the state's size (NaN when the reconstruction is).
 fn discrepancy<T: Real>(rec: &[T], stored: &[T], atol: &Tolerance<T>) -> f64 {
     let f = |x: T| <T as cheb::Real>::as_f64(x);
-    let atol = match atol {
-        Tolerance::Scalar(a) => f(*a),
-        Tolerance::PerComponent(v) => v.iter().fold(0.0, |m: f64, &a| m.max(f(a))),
-    };
+    let atol = f(atol.largest());
     let size = stored.iter().fold(0.0, |m: f64, &z| m.max(f(z.abs())));
     let mut worst = 0.0f64;
     for (&r, &z) in rec.iter().zip(stored) {

@@ -107,14 +107,12 @@ impl<T: Real> GradientOptions<T> {
 
     fn method(&self) -> Method {
         self.method.unwrap_or_else(|| {
-            let rtol = <T as cheb::Real>::as_f64(self.config.forward.rtol);
-            let atol = match &self.config.forward.atol {
-                rk::Tolerance::Scalar(a) => <T as cheb::Real>::as_f64(*a),
-                rk::Tolerance::PerComponent(v) => v
-                    .iter()
-                    .fold(0.0f64, |m, &a| m.max(<T as cheb::Real>::as_f64(a))),
-            };
-            Method::irdm_auto(rtol, atol, BackwardNorm::Full)
+            let forward = &self.config.forward;
+            Method::irdm_auto(
+                <T as cheb::Real>::as_f64(forward.rtol),
+                <T as cheb::Real>::as_f64(forward.atol.largest()),
+                BackwardNorm::Full,
+            )
         })
     }
 }

@@ -70,6 +70,28 @@ struct Shard<R, T> {
     adj_p: Vec<T>,
 }
 
+/// The shards of `batch` points on `threads` threads, each with the right-hand side
+/// `make(points in the shard)`; none when the batch stays sequential.
+fn build_shards<R, T: Float>(
+    batch: usize,
+    threads: usize,
+    param_len: usize,
+    make: impl Fn(usize) -> R,
+) -> Vec<Shard<R, T>> {
+    let parts = shard_count(batch, threads);
+    if parts <= 1 {
+        return Vec::new();
+    }
+    ranges(batch, parts)
+        .into_iter()
+        .map(|points| Shard {
+            rhs: make(points.len()),
+            adj_p: vec![T::zero(); param_len],
+            points,
+        })
+        .collect()
+}
+
 impl<T: Float> NetRhs<T> {
     /// Wraps a square net for batches of `batch` states.
     pub fn new(net: OdeNet<T>, batch: usize) -> Result<Self> {
@@ -101,24 +123,12 @@ impl<T: Float> NetRhs<T> {
     /// [`crate::shards::MIN_POINTS_PER_SHARD`] points.
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads;
-        let parts = shard_count(self.batch, threads);
-        self.shards = if parts <= 1 {
-            Vec::new()
-        } else {
-            ranges(self.batch, parts)
-                .into_iter()
-                .map(|points| Shard {
-                    rhs: NetRhs {
-                        net: self.net.clone(),
-                        batch: points.len(),
-                        threads: 1,
-                        shards: Vec::new(),
-                    },
-                    adj_p: vec![T::zero(); self.net.param_len()],
-                    points,
-                })
-                .collect()
-        };
+        self.shards = build_shards(self.batch, threads, self.net.param_len(), |batch| NetRhs {
+            net: self.net.clone(),
+            batch,
+            threads: 1,
+            shards: Vec::new(),
+        });
     }
 
     /// Shards the batch is evaluated in (1: sequential).
@@ -317,32 +327,20 @@ impl<T: Float> Cnf<T> {
     /// blocking latch (measured on 2 cores, batch 100: 1.2× from outside, 1.8× from a worker).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads;
-        let parts = shard_count(self.batch, threads);
-        self.shards = if parts <= 1 {
-            Vec::new()
-        } else {
-            ranges(self.batch, parts)
-                .into_iter()
-                .map(|points| {
-                    let mut cnf = Cnf {
-                        net: self.net.clone(),
-                        batch: points.len(),
-                        divergence: self.divergence,
-                        seeds: Vec::new(),
-                        out_bar: Vec::new(),
-                        xbar: Vec::new(),
-                        threads: 1,
-                        shards: Vec::new(),
-                    };
-                    cnf.reset_seeds();
-                    Shard {
-                        rhs: cnf,
-                        adj_p: vec![T::zero(); self.net.param_len()],
-                        points,
-                    }
-                })
-                .collect()
-        };
+        self.shards = build_shards(self.batch, threads, self.net.param_len(), |batch| {
+            let mut cnf = Cnf {
+                net: self.net.clone(),
+                batch,
+                divergence: self.divergence,
+                seeds: Vec::new(),
+                out_bar: Vec::new(),
+                xbar: Vec::new(),
+                threads: 1,
+                shards: Vec::new(),
+            };
+            cnf.reset_seeds();
+            cnf
+        });
         self.copy_noise_to_shards();
     }
 

@@ -14,6 +14,15 @@ use std::ops::Range;
 /// at batch 1000 a whole gradient is about 1.5× faster on two threads.
 pub const MIN_POINTS_PER_SHARD: usize = 128;
 
+/// A thread count with `0` read as every logical CPU.
+pub fn resolve_threads(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    }
+}
+
 /// Shards for `batch` points on `threads` threads (`threads = 0` means rayon's pool size):
 /// `min(threads, batch / MIN_POINTS_PER_SHARD)`, at least one.
 pub fn shard_count(batch: usize, threads: usize) -> usize {

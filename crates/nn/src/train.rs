@@ -8,6 +8,7 @@ use crate::error::{NnError, Result};
 use crate::io::{self, Weights};
 use crate::optim::{Adam, AdamConfig, Optimizer};
 use crate::rng::Rng;
+use crate::shards::resolve_threads;
 use crate::{Activation, Float};
 use adjoint::{Config, Method, Vjp, forward};
 use serde::{Deserialize, Serialize};
@@ -124,15 +125,6 @@ pub struct Trainer<T: Float> {
 
 fn of<T: Float>(x: f64) -> T {
     <T as rk::Scalar>::of(x)
-}
-
-/// `threads`, with `0` read as every logical CPU.
-fn resolve_threads(threads: usize) -> usize {
-    if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    }
 }
 
 /// A pool of `threads` workers, or none for one thread.

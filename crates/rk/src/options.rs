@@ -177,6 +177,30 @@ pub struct Options<T> {
     pub controller: Controller,
 }
 
+impl<T: Scalar> Tolerance<T> {
+    /// The largest absolute tolerance (the scalar itself, or the largest component; 0 for none).
+    pub fn largest(&self) -> T {
+        match self {
+            Tolerance::Scalar(a) => *a,
+            Tolerance::PerComponent(v) => {
+                v.iter().fold(T::zero(), |m, &x| if x > m { x } else { m })
+            }
+        }
+    }
+}
+
+/// Checks a first-step magnitude: finite and above zero.
+pub(crate) fn check_first_step<T: Scalar>(h: T) -> Result<()> {
+    if !h.is_finite() || h <= T::zero() {
+        return Err(RkError::BadStepOption {
+            name: "first_step",
+            value: h.as_f64(),
+            reason: "must be finite and > 0 (a magnitude; the direction comes from the interval)",
+        });
+    }
+    Ok(())
+}
+
 impl<T: Scalar> Options<T> {
     /// Adaptive options with scalar tolerances and every other setting at its default.
     pub fn new(rtol: T, atol: T) -> Self {
@@ -262,14 +286,8 @@ impl<T: Scalar> Options<T> {
                 }
             }
         }
-        if let Some(h) = self.first_step
-            && (!h.is_finite() || h <= T::zero())
-        {
-            return Err(RkError::BadStepOption {
-                name: "first_step",
-                value: h.as_f64(),
-                reason: "must be finite and > 0 (a magnitude; the direction comes from the interval)",
-            });
+        if let Some(h) = self.first_step {
+            check_first_step(h)?;
         }
         if !self.min_step.is_finite() || self.min_step < T::zero() {
             return Err(RkError::BadStepOption {

@@ -565,14 +565,8 @@ impl<V: Vector> Solver<V> {
     /// Sets (or, with `None`, clears) the first step of the next [`Solver::init`]: `Some(h)`
     /// skips the initial step selection and its evaluation. `h` must be finite and > 0.
     pub fn set_first_step(&mut self, h: Option<V::Scalar>) -> Result<()> {
-        if let Some(h) = h
-            && (!h.is_finite() || h <= V::Scalar::zero())
-        {
-            return Err(RkError::BadStepOption {
-                name: "first_step",
-                value: h.as_f64(),
-                reason: "must be finite and > 0 (a magnitude; the direction comes from the interval)",
-            });
+        if let Some(h) = h {
+            crate::options::check_first_step(h)?;
         }
         self.options.first_step = h;
         Ok(())
