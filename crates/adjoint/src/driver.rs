@@ -13,15 +13,15 @@
 //! interval, as torchdiffeq does); IRDM evaluates `z(t)` by barycentric interpolation over the
 //! Chebyshev nodes stored in the forward pass, read from the solver's dense output at no extra
 //! right-hand-side evaluations (or piecewise-linearly, for the ablation). Discrete methods
-//! (Direct, ANODE) reverse the recorded (or recomputed) steps exactly (the formulas are in the
-//! private module `on_vector_discrete`).
+//! (Direct, ANODE) reverse the recorded (or recomputed) steps exactly (the formulas are in
+//! [`crate::discrete`]).
 //!
-//! These entry points are [`crate::on_vector`]'s drivers on host vectors (`Vec<T>`), so every
+//! These entry points are [`crate::forward_pass`]'s drivers on host vectors (`Vec<T>`), so every
 //! backend runs the same code.
 
 use crate::error::Result;
+use crate::forward_pass::{VectorForward, forward_on};
 use crate::method::{Config, Info, Method};
-use crate::on_vector::{VectorForward, forward_on};
 use crate::vjp::{Real, Vjp};
 
 /// The result of [`forward`]: outputs at the requested times, and what the backward pass needs.

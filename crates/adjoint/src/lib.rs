@@ -1,11 +1,14 @@
 //! Gradients of a loss through an ODE solve, by four methods behind one API.
 //!
-//! | method | backward state | where `z(t)` comes from | memory | gradient |
-//! |---|---|---|---|---|
-//! | [`Method::Direct`] | discrete adjoint of every stage | every stage of every accepted step, stored | O(steps × stages × dim) | exact gradient of the discrete solution |
-//! | [`Method::Rdm`] | `[z, a, g]` | re-solved backward from `z(t1)` | O(dim) | continuous adjoint; reverse-time `z` can be unstable |
-//! | [`Method::Anode`] | discrete adjoint per interval | recomputed from checkpoints | O(checkpoints × dim + one interval) | exact discrete gradient |
-//! | [`Method::Irdm`] | `[a, g]` | barycentric interpolation over piecewise Chebyshev grids, one per window of steps | O(nodes over all segments × dim + one window) | continuous adjoint with interpolated `z` |
+//! | method | code | backward state | where `z(t)` comes from | memory | gradient |
+//! |---|---|---|---|---|---|
+//! | [`Method::Direct`] | [`direct`], [`discrete`] | discrete adjoint of every stage | every stage of every accepted step, stored | O(steps × stages × dim) | exact gradient of the discrete solution |
+//! | [`Method::Rdm`] | [`rdm`], [`continuous`] | `[z, a, g]` | re-solved backward from `z(t1)` | O(dim) | continuous adjoint; reverse-time `z` can be unstable |
+//! | [`Method::Anode`] | [`anode`], [`discrete`] | discrete adjoint per interval | recomputed from checkpoints | O(checkpoints × dim + one interval) | exact discrete gradient |
+//! | [`Method::Irdm`] | [`irdm`], [`continuous`] | `[a, g]` | barycentric interpolation over piecewise Chebyshev grids, one per window of steps | O(nodes over all segments × dim + one window) | continuous adjoint with interpolated `z` |
+//!
+//! The forward pass shared by all four is [`forward_pass`]; [`irdm`]'s docs say where its grid
+//! capture and error estimates live.
 //!
 //! The continuous adjoint (`a(t) = dL/dz(t)`): `da/dt = −aᵀ∂f/∂z`, `dL/dθ = ∫ aᵀ∂f/∂θ dt`,
 //! with `a` jumping by `∂L/∂z(s_k)` at each output time. IRDM is Daulbaev et al., *Interpolation
@@ -54,27 +57,32 @@
 //! # Ok::<(), adjoint::AdjointError>(())
 //! ```
 
+pub mod anode;
 mod auto_grid;
 mod capture;
+pub mod continuous;
+pub mod direct;
+pub mod discrete;
 pub mod driver;
 pub mod error;
+pub mod forward_pass;
+pub mod irdm;
 pub mod method;
-pub mod on_vector;
-mod on_vector_discrete;
 pub mod one_call;
 mod piecewise;
+pub mod rdm;
 pub mod toy;
 pub mod vector_vjp;
 pub mod vjp;
 
 pub use driver::{Forward, Gradient, forward};
 pub use error::{AdjointError, Result};
+pub use forward_pass::{VectorForward, VectorGradient, forward_on};
 pub use method::{
     BackwardNorm, Checkpoints, Config, DEFAULT_AUTO_N_MAX, DEFAULT_STEPS_PER_SEGMENT, GridInfo,
     Info, IrdmGrid, IrdmOptions, MAX_AUTO_DEGREE, Method, OnUnderResolved, RdmCheck, SegmentInfo,
     Segments,
 };
-pub use on_vector::{VectorForward, VectorGradient, forward_on};
 pub use one_call::{FnVjp, GradientOptions, LossGradient, gradient};
 pub use vector_vjp::VectorVjp;
 pub use vjp::{Real, Vjp};

@@ -1,4 +1,4 @@
-//! The vector-Jacobian trait of the backend-generic drivers ([`crate::on_vector`]).
+//! The vector-Jacobian trait of the backend-generic drivers ([`crate::forward_pass`]).
 //!
 //! The continuous backward systems are solved as one stacked vector — IRDM `x = [a, g]`,
 //! RDM `x = [z, a, g]` — so that the solver's fused linear combinations and norms run over the

@@ -46,64 +46,10 @@ pub(crate) struct VecStep<T, V> {
     pub stages: Vec<V>,
 }
 
-/// Wraps a right-hand side and keeps copies of the inputs of its last `s` evaluations.
-pub(crate) struct VecRecorder<'a, V, F> {
-    pub f: &'a mut F,
-    ring: Vec<V>,
-    next: usize,
-}
-
-fn copy<V: Vector>(v: &V) -> V {
+pub(crate) fn copy<V: Vector>(v: &V) -> V {
     let mut c = v.zeros_like();
     c.copy_from(v);
     c
-}
-
-impl<'a, V: Vector, F> VecRecorder<'a, V, F> {
-    pub fn new(f: &'a mut F, stages: usize, template: &V) -> Self {
-        Self {
-            f,
-            ring: (0..stages).map(|_| template.zeros_like()).collect(),
-            next: 0,
-        }
-    }
-
-    /// The stage inputs of the step just accepted, which started from `y_prev`.
-    pub fn take_step<T>(
-        &self,
-        tableau: &Tableau,
-        y_prev: &V,
-        t: T,
-        h: T,
-        t_new: T,
-    ) -> VecStep<T, V> {
-        let s = tableau.stages();
-        let mut stages = Vec::with_capacity(s);
-        let recorded = if tableau.fsal {
-            stages.push(copy(y_prev));
-            s - 1
-        } else {
-            s
-        };
-        for back in (1..=recorded).rev() {
-            stages.push(copy(&self.ring[(self.next + s - back) % s]));
-        }
-        VecStep {
-            t,
-            h,
-            t_new,
-            stages,
-        }
-    }
-}
-
-impl<V: Vector, F: Rhs<V>> Rhs<V> for VecRecorder<'_, V, F> {
-    fn eval(&mut self, t: V::Scalar, z: &V, params: &V, dz: &mut V) {
-        self.f.eval(t, z, params, dz);
-        let s = self.ring.len();
-        self.ring[self.next].copy_from(z);
-        self.next = (self.next + 1) % s;
-    }
 }
 
 /// Tableau coefficients in `T` and backend work vectors for replaying and reversing steps.
@@ -268,5 +214,90 @@ impl<T: Real, V: Vector<Scalar = T>> VecStepper<T, V> {
                 }
             }
         }
+    }
+}
+
+/// The discrete backward pass shared by Direct and ANODE: the output cotangents as stacked
+/// vectors `[z̄_k, 0]`, the accumulator `acc = [ȳ, θ̄]` and the step reverser.
+pub(crate) struct DiscreteAdjoint<'a, T, V> {
+    positions: &'a [OutputPos],
+    stacked: Vec<V>,
+    pub acc: V,
+    pub stepper: VecStepper<T, V>,
+    n: usize,
+}
+
+impl<'a, T: Real, V: Vector<Scalar = T>> DiscreteAdjoint<'a, T, V> {
+    /// Backend work space like `template` (a state) for host cotangents `cot_host[k]` at the
+    /// outputs found at `positions`, and `p` parameters.
+    pub fn new(
+        tableau: &'static Tableau,
+        template: &V,
+        p: usize,
+        cot_host: &[Vec<T>],
+        positions: &'a [OutputPos],
+    ) -> Self {
+        let n = template.len();
+        let mut host = vec![T::zero(); n + p];
+        let stacked: Vec<V> = cot_host
+            .iter()
+            .map(|c| {
+                host[..n].copy_from_slice(c);
+                let mut v = template.zeros_with_len(n + p);
+                v.copy_from_host(&host);
+                v
+            })
+            .collect();
+        let acc = template.zeros_with_len(n + p);
+        let stepper = VecStepper::new(tableau, template, &acc);
+        Self {
+            positions,
+            stacked,
+            acc,
+            stepper,
+            n,
+        }
+    }
+
+    /// Reverses `steps` (forward step indices `first …`), last step first, adding each output
+    /// cotangent where its output time fell.
+    pub fn reverse_steps<F: VectorVjp<V>>(
+        &mut self,
+        f: &mut F,
+        params: &V,
+        steps: &[VecStep<T, V>],
+        first: usize,
+    ) {
+        for (offset, step) in steps.iter().enumerate().rev() {
+            let index = first + offset;
+            let mut inside: Vec<(f64, &V)> = Vec::new();
+            for (k, pos) in self.positions.iter().enumerate() {
+                if pos.step != index {
+                    continue;
+                }
+                match pos.theta {
+                    None => self.acc.axpby(T::one(), &self.stacked[k], T::one()),
+                    Some(theta) => inside.push((theta, &self.stacked[k])),
+                }
+            }
+            self.stepper
+                .reverse(f, params, step, &inside, &mut self.acc);
+        }
+    }
+
+    /// Adds the cotangent of the initial output and returns `(dL/dz0, dL/dθ)` on the backend.
+    pub fn finish(mut self, params: &V) -> (V, V) {
+        for (k, pos) in self.positions.iter().enumerate() {
+            if pos.step == usize::MAX {
+                self.acc.axpby(T::one(), &self.stacked[k], T::one());
+            }
+        }
+        let mut host = vec![T::zero(); self.acc.len()];
+        self.acc.copy_to_host(&mut host);
+        let mut dz0 = self.stacked[0].zeros_with_len(self.n);
+        dz0.copy_from_host(&host[..self.n]);
+        let mut dtheta = params.zeros_like();
+        dtheta.copy_from_host(&host[self.n..]);
+        (dz0, dtheta)
     }
 }
