@@ -39,7 +39,7 @@ python3 -c "import torch, torchdiffeq; print(torch.__version__, torch.cuda.get_d
 LOG="$OUT/log.txt"
 stamp() { echo "== $(date +%T) $*" | tee -a "$LOG"; }
 # The gpu crate's tests on this adapter (every kernel against the host), when carried:
-# cargo test --release -p gpu --no-run (same RUSTFLAGS and target dir), then copy the three
+# cargo test --release -p irdm-gpu --no-run (same RUSTFLAGS and target dir), then copy the three
 # executables it names to target/device/gpu-tests/{unit,vector,models}.
 TESTS=${TESTS:-target/device/gpu-tests}
 if [ -d "$TESTS" ]; then
@@ -49,7 +49,7 @@ if [ -d "$TESTS" ]; then
   done
 fi
 # Per-operation costs (record and run one dispatch, a four-group norm), when carried:
-# cargo build --release -p gpu --example dispatch_cost (same RUSTFLAGS and target dir).
+# cargo build --release -p irdm-gpu --example dispatch_cost (same RUSTFLAGS and target dir).
 DC=${DC:-target/device/release/examples/dispatch_cost}
 if [ -x "$DC" ]; then
   stamp dispatch_cost

@@ -32,7 +32,7 @@ pub fn run(out: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
             "--quiet",
             "--release",
             "-p",
-            "cheb",
+            "irdm-cheb",
             "--example",
             "convergence",
         ])

@@ -9,7 +9,7 @@
 //! gradient by IRDM (automatic grid). Before fitting, the gradients of Direct, RDM and IRDM are
 //! checked against central differences.
 //!
-//! Run with `cargo run --release -p adjoint --example lotka_volterra_fit`; `tests/nalgebra_state.rs`
+//! Run with `cargo run --release -p irdm-adjoint --example lotka_volterra_fit`; `tests/nalgebra_state.rs`
 //! runs the same functions.
 
 use adjoint::{BackwardNorm, Config, Method, Vjp, forward_on};

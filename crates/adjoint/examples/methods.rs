@@ -5,7 +5,7 @@
 //! `{"method": …, "nfe_fwd": …, "nfe_bwd": …, "vjp_bwd": …, "stored_floats": …, "rel_err": …}`
 //! where `rel_err` is the relative ℓ2 error of `dL/dθ`.
 //!
-//! Run with `cargo run --release -p adjoint --example methods`.
+//! Run with `cargo run --release -p irdm-adjoint --example methods`.
 
 use adjoint::toy::Mlp;
 use adjoint::{AdjointError, BackwardNorm, Checkpoints, Config, IrdmGrid, Method, forward};

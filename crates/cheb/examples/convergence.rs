@@ -5,7 +5,7 @@
 //! Prints one JSON object per line:
 //! `{"kind": "lobatto"|"first"|"mismatched", "f": "exp"|"runge", "n": N, "max_err": E}`.
 //!
-//! Run with `cargo run --release -p cheb --example convergence`.
+//! Run with `cargo run --release -p irdm-cheb --example convergence`.
 
 use cheb::{ChebError, Grid, Kind};
 

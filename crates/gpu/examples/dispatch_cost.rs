@@ -5,7 +5,7 @@
 //! operations and of the toy CNF's `f` and adjoint right-hand side. Medians of repeated runs.
 //!
 //! ```text
-//! cargo run --release -p gpu --example dispatch_cost
+//! cargo run --release -p irdm-gpu --example dispatch_cost
 //! ```
 
 use adjoint::VectorVjp;

@@ -4,7 +4,7 @@
 //! kernels `tune_kernels` finds fastest on the adapter.
 //!
 //! ```text
-//! cargo run --release -p gpu --example train_toy_cnf -- [iterations] [batch]
+//! cargo run --release -p irdm-gpu --example train_toy_cnf -- [iterations] [batch]
 //! ```
 
 use adjoint::{BackwardNorm, Config, Method, VectorVjp, forward_on};

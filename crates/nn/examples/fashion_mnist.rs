@@ -2,7 +2,7 @@
 //! time per step.
 //!
 //! ```text
-//! cargo run --release -p nn --example fashion_mnist -- [width] [batch] [train images] [epochs] [lr]
+//! cargo run --release -p irdm-nn --example fashion_mnist -- [width] [batch] [train images] [epochs] [lr]
 //! ```
 //! (defaults 16, 64, 4000, 1, 0.1; the data set from `apt-get install dataset-fashion-mnist`).
 

@@ -1,6 +1,6 @@
 //! Times the pieces of one toy-CNF evaluation at batch 100 (a profiling aid).
 //!
-//! Run with `cargo run --release -p nn --example profile_cnf`.
+//! Run with `cargo run --release -p irdm-nn --example profile_cnf`.
 use nn::gemm::{gemm, n, t};
 use nn::{Activation, Rng, toy_cnf};
 use rk::Rhs;

@@ -2,7 +2,7 @@
 //! `../shared/anchors/toy_cnf_pinwheel_trained.safetensors`, solves forward with dopri5 at
 //! `rtol = atol = 1e-5` in f32 over `[0, 0.5]`, and prints `{"loss": …, "nfe": …}`.
 //!
-//! Run with `cargo run --release -p nn --example toy_cnf_loss -- FILE`.
+//! Run with `cargo run --release -p irdm-nn --example toy_cnf_loss -- FILE`.
 
 use adjoint::Vjp;
 use nn::{Activation, NnError, Weights, nll_loss, toy_cnf};

@@ -4,7 +4,7 @@
 //! `[-0.443623487, 0.279440642]`.
 //!
 //! Prints one JSON line `{"nfe": …, "accepted": …, "rejected": …, "y": [y1, y2]}`.
-//! Run with `cargo run --release -p rk --example spiral`.
+//! Run with `cargo run --release -p irdm-rk --example spiral`.
 
 use rk::{FnRhs, Method, Options, RkError, solve};
 
