@@ -121,3 +121,75 @@ fn a_non_finite_loss_is_an_error() {
     assert!(matches!(err, AdjointError::NonFiniteLoss { .. }), "{err:?}");
     assert!(err.to_string().contains("not finite"), "{err}");
 }
+
+/// Bad input through the one-call API: a typed error for each, never a panic.
+#[test]
+fn bad_input_is_a_typed_error() {
+    let ok_loss = |zs: &[Vec<f64>]| (0.0, vec![vec![0.0; 2]; zs.len()]);
+    let opts = GradientOptions::new(1e-6, 1e-6);
+    let run = |theta: &[f64], z0: &[f64], ts: &[f64]| {
+        gradient(&mut linear(), theta, z0, ts, ok_loss, &opts).unwrap_err()
+    };
+    // Mismatched lengths.
+    let e = run(&[0.0; 3], &[1.0, 1.0], &[0.0, 1.0]);
+    assert!(
+        matches!(
+            e,
+            AdjointError::LengthMismatch {
+                what: "parameters θ",
+                expected: 4,
+                got: 3
+            }
+        ),
+        "{e:?}"
+    );
+    let e = run(&[0.0; 4], &[1.0, 1.0, 1.0], &[0.0, 1.0]);
+    assert!(
+        matches!(
+            e,
+            AdjointError::LengthMismatch {
+                what: "initial state z0",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // NaN in z0.
+    let e = run(&[0.0; 4], &[f64::NAN, 1.0], &[0.0, 1.0]);
+    assert!(matches!(e, AdjointError::Solve { .. }), "{e:?}");
+    assert!(e.to_string().to_lowercase().contains("finite"), "{e}");
+    // t0 == t1, and a single time.
+    let e = run(&[0.0; 4], &[1.0, 1.0], &[0.5, 0.5]);
+    assert!(matches!(e, AdjointError::Solve { .. }), "{e:?}");
+    let e = run(&[0.0; 4], &[1.0, 1.0], &[0.5]);
+    assert!(matches!(e, AdjointError::Solve { .. }), "{e:?}");
+    // An empty state.
+    let mut empty = FnVjp {
+        f: |_t: f64, _z: &[f64], _p: &[f64], _dz: &mut [f64]| {},
+        vjp: |_t: f64, _z: &[f64], _p: &[f64], _a: &[f64], _az: &mut [f64], _ap: &mut [f64]| {},
+        state_len: 0,
+        param_len: 0,
+    };
+    let e = gradient(
+        &mut empty,
+        &[],
+        &[],
+        &[0.0, 1.0],
+        |_zs: &[Vec<f64>]| (0.0, vec![vec![]; 2]),
+        &opts,
+    )
+    .unwrap_err();
+    assert!(matches!(e, AdjointError::Solve { .. }), "{e:?}");
+    assert!(e.to_string().contains("empty"), "{e}");
+    // A loss whose cotangents have the wrong shape.
+    let e = gradient(
+        &mut linear(),
+        &[0.0; 4],
+        &[1.0, 1.0],
+        &[0.0, 1.0],
+        |_zs: &[Vec<f64>]| (0.0, vec![vec![0.0; 2]]),
+        &opts,
+    )
+    .unwrap_err();
+    assert!(matches!(e, AdjointError::LengthMismatch { .. }), "{e:?}");
+}
