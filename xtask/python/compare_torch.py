@@ -2,11 +2,13 @@
 """torchdiffeq side of `cargo xtask compare-torch`.
 
 Reads a safetensors file written by the Rust side (toy-CNF weights with FFJORD names under
-`net.`, and `batches` of shape [K, B, 2]), then serves training iterations on request so that
-the two implementations can be interleaved in one run:
+`net.`), then serves training iterations on request so that the two implementations can be
+interleaved in one run:
 
-    stdin : "step MODE I"   -> one Adam iteration of MODE on batch I, answered with one JSON line
-            (timed between CUDA synchronizations with --device cuda)
+    stdin : "batch I B\n" followed by B * 2 little-endian f32 -> batch I (B samples of 2-D data)
+            "step MODE I"   -> one Adam iteration of MODE on batch I (the last one sent), answered
+                               with one JSON line (timed between CUDA synchronizations with
+                               --device cuda)
             "quit"
     MODE  : direct | adjoint | adjoint_seminorm   (torchdiffeq odeint / odeint_adjoint)
 
@@ -109,24 +111,33 @@ def main():
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.set_num_threads(args.threads)
     tensors = load_file(args.data)
-    batches = tensors.pop("batches").float().to(device)
     weights = {k[len("net."):]: v.float() for k, v in tensors.items() if k.startswith("net.")}
     models = {}
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "device": str(device), "gpu": gpu}), flush=True)
-    for line in sys.stdin:
-        words = line.split()
+    stdin = sys.stdin.buffer
+    batch_index, x = None, None
+    while True:
+        words = stdin.readline().decode().split()
         if not words or words[0] == "quit":
             break
+        if words[0] == "batch":
+            batch_index, size = int(words[1]), int(words[2])
+            data = stdin.read(size * 2 * 4)
+            if len(data) != size * 2 * 4:
+                sys.exit(f"batch {batch_index}: expected {size * 2 * 4} bytes, got {len(data)}")
+            x = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(size, 2).to(device)
+            continue
         mode, index = words[1], int(words[2])
+        if index != batch_index:
+            sys.exit(f"step on batch {index}, but the last batch sent is {batch_index}")
         if mode not in models:
             flow = Flow()
             flow.net.load_state_dict(weights)
             flow.to(device)
             models[mode] = (flow, torch.optim.Adam(flow.parameters(), lr=1e-3))
         flow, opt = models[mode]
-        x = batches[index]
         sync()
         begin = time.perf_counter()
         opt.zero_grad()

@@ -24,12 +24,10 @@ pub struct CompareArgs {
     /// Python with torch, torchdiffeq and safetensors.
     #[arg(long, default_value = "python3")]
     python: String,
-    /// Initial weights (FFJORD names under `net.`).
-    #[arg(
-        long,
-        default_value = "../shared/anchors/toy_cnf_pinwheel_trained.safetensors"
-    )]
-    weights: PathBuf,
+    /// Initial weights (FFJORD names under `net.`; default
+    /// `../shared/anchors/toy_cnf_pinwheel_trained.safetensors` beside the workspace).
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// Interleaved rounds (one iteration of every method per round).
     #[arg(long, default_value_t = 12)]
     iters: usize,
@@ -44,10 +42,35 @@ pub struct CompareArgs {
     /// through wgpu).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Output folder.
-    #[arg(long, default_value = "target/bench/compare-torch")]
-    out: PathBuf,
+    /// Output folder (default `target/bench/compare-torch` in the workspace).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
+
+impl CompareArgs {
+    /// `--out`, or its default in the workspace.
+    fn out(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| crate::files::in_workspace("target/bench/compare-torch"))
+    }
+
+    /// `--weights`, or the anchors' trained pinwheel model beside the workspace.
+    fn weights(&self) -> PathBuf {
+        self.weights.clone().unwrap_or_else(|| {
+            crate::files::in_workspace("../shared/anchors/toy_cnf_pinwheel_trained.safetensors")
+        })
+    }
+}
+
+/// Seed of the pinwheel batches both sides train on.
+const BATCH_SEED: u64 = 2024;
+
+/// A lower bound of the bytes one toy-CNF training iteration holds per sample (f32): the sample
+/// and its log-density (3), Direct's stage inputs over the 12 steps of 7 stages the toy CNF
+/// takes at the least (3 × 7 × 12), and the activations of the three 64-wide layers its VJP
+/// keeps for each of the 64-wide layers' input, pre-activation and gate (64 × 3 × 3).
+const ITERATION_BYTES_PER_SAMPLE: usize = 4 * (3 + 3 * 7 * 12 + 64 * 3 * 3);
 
 /// One (ours, theirs) pair.
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,25 +114,36 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     if args.iters == 0 || args.batch == 0 {
         return Err("--iters and --batch must be at least 1".into());
     }
-    // Sizes first: every batch is drawn up front (both sides must see the same ones).
+    // Sizes first. Batches are drawn one round at a time (the same seeded draws on both sides),
+    // so what must fit is one iteration: the batch and a lower bound of what training on it
+    // holds (Direct's stage inputs at the fewest steps the toy CNF takes, and the activations
+    // the VJP keeps).
     let bytes = args
-        .iters
-        .checked_mul(args.batch)
-        .and_then(|x| x.checked_mul(2 * std::mem::size_of::<f32>()))
-        .ok_or_else(|| format!("--iters {} × --batch {} overflows", args.iters, args.batch))?;
+        .batch
+        .checked_mul(ITERATION_BYTES_PER_SAMPLE)
+        .ok_or_else(|| format!("--batch {} overflows", args.batch))?;
     if let Some(available) = crate::machine::available_memory_bytes()
         && bytes as u64 > available / 2
     {
         return Err(format!(
-            "--iters {} × --batch {} needs {:.1} GiB of batches, more than half of the {:.1} GiB \
-             of memory available",
-            args.iters,
+            "--batch {} needs at least {:.1} GiB for one iteration ({} bytes per sample), more \
+             than half of the {:.1} GiB of memory available",
             args.batch,
             bytes as f64 / 1073741824.0,
+            ITERATION_BYTES_PER_SAMPLE,
             available as f64 / 1073741824.0
         )
         .into());
     }
+    // The output folder, before any work.
+    crate::files::prepare_out_dir(&args.out())?;
+    // The weights.
+    let weights = nn::Weights::read(&args.weights())?;
+    let layout = nn::toy_cnf::<f32>(1, nn::Activation::Tanh)?
+        .net
+        .layout()
+        .clone();
+    let init = weights.params::<f32>(&layout, "net")?;
     // Then the torch side, before any work: its imports, in one short run.
     let probe = Command::new(&args.python)
         .args(["-c", "import torch, torchdiffeq, safetensors"])
@@ -123,29 +157,12 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let weights = nn::Weights::read(&args.weights)?;
-    let layout = nn::toy_cnf::<f32>(1, nn::Activation::Tanh)?
-        .net
-        .layout()
-        .clone();
-    let init = weights.params::<f32>(&layout, "net")?;
-    // The same batches for both sides: pinwheel, seeded.
-    let mut rng = nn::Rng::new(2024);
-    let batches: Vec<Vec<f32>> = (0..args.iters)
-        .map(|_| {
-            nn::data::Toy::Pinwheel
-                .sample(&mut rng, args.batch)
-                .into_iter()
-                .map(|v| v as f32)
-                .collect()
-        })
-        .collect();
-    crate::files::prepare_out_dir(&args.out)?;
-    let data_path = args.out.join("compare_data.safetensors");
-    let flat: Vec<f32> = batches.concat();
-    let mut tensors = nn::io::param_tensors(&layout, "net", &init);
-    tensors.push(("batches".into(), vec![args.iters, args.batch, 2], &flat));
-    nn::io::save(&data_path, &tensors, None)?;
+    let data_path = args.out().join("compare_weights.safetensors");
+    nn::io::save(
+        &data_path,
+        &nn::io::param_tensors(&layout, "net", &init),
+        None,
+    )?;
 
     // The driver script: beside the sources when run through cargo, else relative to the
     // repository root (a binary copied to another machine and run from a checkout there).
@@ -171,8 +188,7 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let mut passes = Vec::new();
     for &threads in &counts {
         eprintln!("== {threads} thread(s)");
-        let (torch_info, records) =
-            compare_at(&args, threads, on_gpu, &init, &batches, &data_path, &script)?;
+        let (torch_info, records) = compare_at(&args, threads, on_gpu, &init, &data_path, &script)?;
         passes.push((threads, torch_info, records));
     }
     write_outputs(&args, on_gpu, &passes)
@@ -185,7 +201,6 @@ fn compare_at(
     threads: usize,
     on_gpu: bool,
     init: &[f32],
-    batches: &[Vec<f32>],
     data_path: &std::path::Path,
     script: &std::path::Path,
 ) -> Result<(String, Vec<Pair>), Box<dyn std::error::Error>> {
@@ -289,7 +304,21 @@ fn compare_at(
     torch_modes.dedup();
     let mut ours_rec: Vec<Vec<nn::train::IterationRecord>> = vec![Vec::new(); pairs.len()];
     let mut torch_rec: Vec<Vec<TorchStep>> = (0..torch_modes.len()).map(|_| Vec::new()).collect();
-    for (i, batch) in batches.iter().enumerate() {
+    // The same batches for both sides and every pass: pinwheel, seeded, drawn per round and
+    // sent to the torch side as little-endian f32.
+    let mut rng = nn::Rng::new(BATCH_SEED);
+    let mut bytes = Vec::with_capacity(args.batch * 2 * 4);
+    for i in 0..args.iters {
+        let batch: Vec<f32> = nn::data::Toy::Pinwheel
+            .sample(&mut rng, args.batch)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        bytes.clear();
+        bytes.extend(batch.iter().flat_map(|v| v.to_le_bytes()));
+        writeln!(to_py, "batch {i} {}", args.batch)?;
+        to_py.write_all(&bytes)?;
+        let batch = &batch;
         for (k, t) in ours.iter_mut().enumerate() {
             ours_rec[k].push(match t {
                 // On the trainer's own pool of `threads` (`TrainConfig::threads`).
@@ -306,7 +335,7 @@ fn compare_at(
                 .map_err(|e| format!("torch side said {line:?}: {e}"))?;
             torch_rec[k].push(step);
         }
-        eprintln!("round {}/{} done", i + 1, batches.len());
+        eprintln!("round {}/{} done", i + 1, args.iters);
     }
     let _ = writeln!(to_py, "quit");
     let _ = child.wait();
@@ -369,11 +398,11 @@ fn write_outputs(
         .collect();
     let json = serde_json::json!({
         "machine": machine,
-        "settings": {"iters": args.iters, "batch": args.batch, "threads": threads, "device": args.device, "weights": args.weights.display().to_string()},
+        "settings": {"iters": args.iters, "batch": args.batch, "threads": threads, "device": args.device, "weights": args.weights().display().to_string()},
         "runs": runs,
     });
     nn::io::write_atomic(
-        args.out.join("compare.json"),
+        args.out().join("compare.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     let mut md = format!(
@@ -391,8 +420,8 @@ fn write_outputs(
         pass_table(&mut md, *threads, torch_info, records);
     }
     md.push_str("\nNFE bwd: right-hand-side calls during the backward pass (torch: calls of `forward()` during `loss.backward()`; ours: augmented backward evaluations for RDM and IRDM, recomputation evaluations for Direct).\n");
-    crate::files::write(&args.out.join("compare.md"), md)?;
-    Ok(args.out.join("compare.json"))
+    crate::files::write(&args.out().join("compare.md"), md)?;
+    Ok(args.out().join("compare.json"))
 }
 
 fn pass_table(md: &mut String, threads: usize, torch_info: &str, records: &[Pair]) {

@@ -1,7 +1,20 @@
 //! Output files of the bench commands: every I/O error names the path and what was being done,
 //! and an output folder is checked (created, a folder, writable) before any run starts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// `relative` under the workspace root (found from where xtask was built), so that defaults
+/// such as `target/bench/…` and `../shared/anchors/…` mean the same from any working folder;
+/// `relative` itself when the root is not there (a binary moved to another machine, run from
+/// a checkout).
+pub fn in_workspace(relative: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if root.join("Cargo.toml").is_file() {
+        root.join(relative)
+    } else {
+        PathBuf::from(relative)
+    }
+}
 
 /// Creates `dir` (and its parents) and checks that it is a writable folder, with an error that
 /// names the folder.

@@ -1,0 +1,168 @@
+//! The command line as a user meets it: every bad input in the table below exits non-zero with
+//! an error naming the path or value at fault, before any long work; and `compare-torch` drives
+//! a torch side (here a protocol-compatible stand-in, `fixtures/fake_torch.py`) with batches
+//! drawn one round at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn xtask(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A scratch folder for this test process.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Toy-CNF weights with PyTorch names, as `compare-torch --weights` reads them.
+fn weights_file(dir: &Path) -> PathBuf {
+    let net = nn::toy_cnf::<f32>(1, nn::Activation::Tanh).unwrap().net;
+    let params = net.init_params(&mut nn::Rng::new(3));
+    let path = dir.join("weights.safetensors");
+    nn::io::save(
+        &path,
+        &nn::io::param_tensors(net.layout(), "net", &params),
+        None,
+    )
+    .unwrap();
+    path
+}
+
+fn python3() -> bool {
+    let found = Command::new("python3").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var("IRDM_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "IRDM_REQUIRE_PYTHON=1 but python3 does not start"
+        );
+        eprintln!("skipped: no python3");
+    }
+    found
+}
+
+#[test]
+fn bad_input_names_the_culprit() {
+    let dir = scratch("table");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let empty = dir.join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    let weights = weights_file(&dir);
+    let (file_s, empty_s, weights_s) = (
+        file.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        weights.to_str().unwrap(),
+    );
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    #[rustfmt::skip]
+    let table: Vec<(Vec<&str>, Vec<String>)> = vec![
+        // Output folders: named, and refused before the run.
+        (vec!["bench", "--suite", "stability", "--out", "/proc/x"],
+         vec!["--out /proc/x: cannot create the folder".into()]),
+        (vec!["bench", "--suite", "stability", "--out", file_s],
+         vec![format!("--out {file_s}: exists and is not a folder")]),
+        (vec!["convergence", "--out", file_s],
+         vec![format!("--out {file_s}: exists and is not a folder")]),
+        (vec!["compare-torch", "--weights", weights_s, "--out", file_s],
+         vec![format!("--out {file_s}: exists and is not a folder")]),
+        // Files read: named, with what is wrong.
+        (vec!["bench", "--suite", "toy", "--from-weights", empty_s, "--out", out_s],
+         vec![empty_s.into()]),
+        (vec!["bench", "--suite", "toy", "--from-weights", "/nonexistent/w.safetensors", "--out", out_s],
+         vec!["/nonexistent/w.safetensors".into()]),
+        (vec!["compare-torch", "--weights", empty_s, "--out", out_s],
+         vec![empty_s.into()]),
+        (vec!["compare-torch", "--weights", "/nonexistent/w.safetensors", "--out", out_s],
+         vec!["/nonexistent/w.safetensors".into()]),
+        (vec!["report", "/nonexistent/run"],
+         vec!["/nonexistent/run/results.json".into()]),
+        // Numbers: bad values, not unknown flags; sizes checked against memory first.
+        (vec!["bench", "--iters", "-5"],
+         vec!["invalid value '-5' for '--iters <ITERS>'".into()]),
+        (vec!["bench", "--iters", "0", "--out", out_s],
+         vec!["--iters must be at least 1".into()]),
+        (vec!["bench", "--peak-gflops", "nan"],
+         vec!["invalid value 'nan' for '--peak-gflops <PEAK_GFLOPS>'".into()]),
+        (vec!["bench", "--suite", "nope", "--out", out_s],
+         vec!["unknown suite \"nope\"".into()]),
+        (vec!["bench", "--datasets", "spirals", "--out", out_s],
+         vec!["unknown \"spirals\"".into()]),
+        (vec!["compare-torch", "--batch", "1000000000000", "--out", out_s],
+         vec!["--batch 1000000000000 needs at least".into(), "GiB".into()]),
+        (vec!["compare-torch", "--iters", "0", "--out", out_s],
+         vec!["--iters and --batch must be at least 1".into()]),
+        (vec!["compare-torch", "--device", "tpu", "--out", out_s],
+         vec!["--device tpu: expected cpu or cuda[:N]".into()]),
+        // The torch side is checked before any work.
+        (vec!["compare-torch", "--weights", weights_s, "--python", "/nonexistent/python3", "--out", out_s],
+         vec!["cannot start /nonexistent/python3".into()]),
+    ];
+    for (args, needles) in &table {
+        let (ok, stderr) = xtask(args);
+        assert!(!ok, "{args:?} succeeded");
+        for needle in needles {
+            assert!(
+                stderr.contains(needle.as_str()),
+                "{args:?}: {stderr:?} lacks {needle:?}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn compare_torch_sends_each_round_its_batch() {
+    if !python3() {
+        return;
+    }
+    let dir = scratch("fake");
+    let weights = weights_file(&dir);
+    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_torch.py");
+    let out = dir.join("out");
+    let (ok, stderr) = xtask(&[
+        "compare-torch",
+        "--python",
+        fake.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--iters",
+        "3",
+        "--batch",
+        "7",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("round 3/3 done"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    // The stand-in answers with the sum of the first batch it was sent: the seeded pinwheel
+    // draw, as f32.
+    let first: f64 = nn::data::Toy::Pinwheel
+        .sample(&mut nn::Rng::new(2024), 7)
+        .into_iter()
+        .map(|v| v as f32 as f64)
+        .sum();
+    let pairs = json["runs"][0]["pairs"].as_array().expect("pairs");
+    assert_eq!(pairs.len(), 5, "{json}");
+    for p in pairs {
+        let got = p["loss_torch_first"].as_f64().unwrap();
+        assert!((got - first).abs() < 1e-4, "{got} vs {first}: {p}");
+        assert!(p["loss_ours_first"].as_f64().unwrap().is_finite(), "{p}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
