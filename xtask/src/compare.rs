@@ -138,7 +138,7 @@ pub fn run(args: CompareArgs) -> Result<PathBuf, Box<dyn std::error::Error>> {
     // The output folder, before any work.
     crate::files::prepare_out_dir(&args.out())?;
     // The weights.
-    let weights = nn::Weights::read(&args.weights())?;
+    let weights = nn::Weights::read(args.weights())?;
     let layout = nn::toy_cnf::<f32>(1, nn::Activation::Tanh)?
         .net
         .layout()
