@@ -8,6 +8,8 @@
 //!   our runs; writes `compare.json`.
 //! * `report DIR` — redraws `report.md` and the plots from `DIR/results.json`.
 //! * `convergence` — `cheb`'s interpolation-error table.
+//! * `train` — one toy-CNF training run, data-parallel over threads or MPI ranks (see
+//!   `docs/mpi.md`).
 
 mod classification;
 mod compare;
@@ -22,6 +24,7 @@ mod report;
 mod results;
 mod stability;
 mod toy;
+mod train;
 
 use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
@@ -51,6 +54,9 @@ enum Cmd {
         /// The run's folder.
         dir: PathBuf,
     },
+    /// Train the toy CNF, in one process or data-parallel (`--local-ranks N` threads, or `--mpi`
+    /// under `mpirun` with `--features mpi`).
+    Train(train::TrainArgs),
     /// The interpolation-accuracy table of `cheb`.
     Convergence {
         /// Output folder (default `target/bench/convergence` in the workspace).
@@ -63,9 +69,12 @@ enum Cmd {
 // `--iters -5` is a bad number, not an unknown flag.
 #[command(allow_negative_numbers = true)]
 struct BenchArgs {
-    /// Minutes on a laptop (default).
-    #[arg(long, conflicts_with = "full")]
+    /// A first look (default): 500 iterations per toy run; about 2 minutes on 2 cores.
+    #[arg(long, conflicts_with_all = ["full", "extended"])]
     quick: bool,
+    /// 1500 iterations per toy run (about 15 minutes on 2 cores).
+    #[arg(long, conflicts_with = "full")]
+    extended: bool,
     /// The paper's settings (10 000 iterations; hours).
     #[arg(long)]
     full: bool,
@@ -141,6 +150,7 @@ fn positive_finite(text: &str) -> Result<f64, String> {
 }
 
 fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
+    let started = std::time::Instant::now();
     for s in &args.suite {
         if !["toy", "gradient-error", "stability", "classification"].contains(&s.as_str()) {
             return Err(format!(
@@ -157,14 +167,20 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         "custom"
     } else if full {
         "full"
+    } else if args.extended {
+        "extended"
     } else {
         "quick"
     };
-    let iters = args.iters.unwrap_or(if full { 10_000 } else { 1500 });
-    let eval_every = args
-        .eval_every
-        .unwrap_or(if full { 250 } else { 100 })
-        .max(1);
+    let (default_iters, default_eval_every) = if full {
+        (10_000, 250)
+    } else if args.extended {
+        (1500, 100)
+    } else {
+        (500, 50)
+    };
+    let iters = args.iters.unwrap_or(default_iters);
+    let eval_every = args.eval_every.unwrap_or(default_eval_every).max(1);
     if iters == 0 {
         return Err("--iters must be at least 1".into());
     }
@@ -217,6 +233,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         classification: Vec::new(),
         gpu_runs: Vec::new(),
         gpu_kernels: Vec::new(),
+        wall_time_s: None,
     };
     if args.gpu {
         let ctx = gpu::GpuContext::new()?;
@@ -248,6 +265,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         results.gpu_runs = runs;
         results.gpu_kernels = kernels;
         results.settings.suites = vec!["gpu-toy".into()];
+        results.wall_time_s = Some(started.elapsed().as_secs_f64());
         write_json(&out, &results)?;
         render(&out, &results)?;
         return Ok(out);
@@ -307,6 +325,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         results.classification = classification::run(&settings, &entries, &pb)?;
         pb.finish();
     }
+    results.wall_time_s = Some(started.elapsed().as_secs_f64());
     write_json(&out, &results)?;
     render(&out, &results)?;
     Ok(out)
@@ -358,6 +377,7 @@ fn main() -> ExitCode {
             compare::run(args).map(|out| println!("wrote {}", out.display()))
         }
         Cmd::Report { dir } => rerender(dir),
+        Cmd::Train(args) => train::run(args),
         Cmd::Convergence { out } => {
             convergence::run(out.unwrap_or_else(|| files::in_workspace("target/bench/convergence")))
         }

@@ -107,6 +107,14 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
             .as_ref()
             .map_or(String::new(), |w| format!(", initial weights from `{w}`"))
     );
+    if let Some(wall) = res.wall_time_s {
+        let _ = writeln!(
+            md,
+            "Wall time of the run: {:.0} s ({:.1} min).\n",
+            wall,
+            wall / 60.0
+        );
+    }
     let runs = &res.runs;
     if !runs.is_empty() {
         let ds = datasets(runs);

@@ -37,6 +37,10 @@ pub struct Results {
     /// Kernel throughput of the GPU CNF per batch size (`--gpu`); absent in schema 1.
     #[serde(default)]
     pub gpu_kernels: Vec<GpuKernel>,
+    /// Wall time of the whole `bench` command (setup, every suite, writing), seconds; absent
+    /// in runs before it was recorded.
+    #[serde(default)]
+    pub wall_time_s: Option<f64>,
 }
 
 /// The machine and build.
@@ -63,7 +67,7 @@ pub struct Machine {
 /// The settings of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
-    /// `"quick"`, `"full"` or `"custom"`.
+    /// `"quick"`, `"extended"`, `"full"` or `"custom"`.
     pub mode: String,
     /// Suites run.
     pub suites: Vec<String>,

@@ -62,6 +62,15 @@ pub enum NnError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Another rank of a data-parallel group left it (an error, a panic, a kill): this rank
+    /// stops instead of waiting for it.
+    #[error("rank {rank} of the training group was lost ({reason})")]
+    RankLost {
+        /// The lost rank.
+        rank: usize,
+        /// What is known of why.
+        reason: String,
+    },
     /// An I/O error, with the path involved.
     #[error("{path}: {source}")]
     Io {

@@ -23,13 +23,17 @@
 pub mod activation;
 pub mod classifier;
 pub mod cnf;
+pub mod collective;
 pub mod conv;
 pub mod conv2d;
 pub mod data;
+pub mod data_parallel;
 mod error;
 pub mod gemm;
 pub mod idx;
 pub mod io;
+#[cfg(feature = "mpi")]
+pub mod mpi_group;
 pub mod net;
 pub mod norm;
 pub mod optim;
@@ -41,8 +45,10 @@ pub mod train;
 pub use activation::Activation;
 pub use classifier::{BatchStats, OdeClassifier};
 pub use cnf::{Cnf, Divergence, NetRhs, Noise, nll_loss, toy_cnf};
+pub use collective::{Collective, LocalGroup, SingleProcess};
 pub use conv::ConvOdeFunc;
 pub use conv2d::{Conv2d, ConvWork};
+pub use data_parallel::{DataParallel, ParallelRecord};
 pub use error::{NnError, Result};
 pub use idx::{FashionMnist, ImageSet};
 pub use io::Weights;

@@ -93,6 +93,32 @@ pub struct IterationRecord {
     pub grid_n: Option<usize>,
 }
 
+/// The loss and gradient of one trainer's rows of a batch (before any update).
+pub(crate) struct RowsGradient<T> {
+    /// Mean NLL over the rows.
+    pub loss: f64,
+    /// Its gradient with respect to the parameters.
+    pub gradient: Vec<T>,
+    /// Counts and memory of the gradient computation.
+    pub info: adjoint::Info,
+}
+
+impl<T> RowsGradient<T> {
+    /// The record of iteration `iter` that took `seconds`.
+    pub fn record(&self, iter: usize, seconds: f64) -> IterationRecord {
+        IterationRecord {
+            iter,
+            loss: self.loss,
+            nfe_forward: self.info.nfe_forward,
+            nfe_backward: self.info.nfe_backward,
+            vjp_backward: self.info.vjp_backward,
+            seconds,
+            stored_floats: self.info.stored_floats,
+            grid_n: self.info.grid.as_ref().map(|g| g.n),
+        }
+    }
+}
+
 /// Receives every iteration's record; return `ControlFlow::Break(())` to stop the run.
 pub trait Observer {
     /// Called after each iteration.
@@ -116,6 +142,9 @@ pub struct Trainer<T: Float> {
     rng: Rng,
     iter: usize,
     test_set: Vec<T>,
+    /// The rows of each batch this trainer computes on (all of them, except as one rank of a
+    /// data-parallel group, [`crate::data_parallel`]); `cnf` is sized for them.
+    rows: std::ops::Range<usize>,
     /// The pool the sharded right-hand side runs on when `threads != 1`. Iterations run inside
     /// it, so that the solver's thread is one of the pool's workers: a caller outside a rayon
     /// pool waits for the other shards on a blocking latch, which at small batches costs as much
@@ -179,6 +208,7 @@ impl<T: Float> Trainer<T> {
             .map(of)
             .collect();
         let optimizer = Adam::new(params.len(), config.adam)?;
+        let rows = 0..config.batch;
         Ok(Self {
             config,
             toy,
@@ -189,6 +219,7 @@ impl<T: Float> Trainer<T> {
             rng,
             iter: 0,
             test_set,
+            rows,
             pool,
         })
     }
@@ -213,6 +244,11 @@ impl<T: Float> Trainer<T> {
         Ok(())
     }
 
+    /// The run's settings (`batch`: the whole batch, also in a data-parallel run).
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
     /// Iterations done.
     pub fn iteration(&self) -> usize {
         self.iter
@@ -235,12 +271,7 @@ impl<T: Float> Trainer<T> {
 
     /// One iteration: a fresh batch from the seeded stream, forward, backward, Adam step.
     pub fn step(&mut self) -> Result<IterationRecord> {
-        let x: Vec<T> = self
-            .toy
-            .sample(&mut self.rng, self.config.batch)
-            .into_iter()
-            .map(of)
-            .collect();
+        let x = self.next_batch();
         self.step_on(&x)
     }
 
@@ -255,6 +286,55 @@ impl<T: Float> Trainer<T> {
 
     fn step_here(&mut self, x: &[T]) -> Result<IterationRecord> {
         let start = Instant::now();
+        let part = self.rows_gradient_here(x)?;
+        self.apply_gradient(&part.gradient)?;
+        Ok(part.record(self.iter, start.elapsed().as_secs_f64()))
+    }
+
+    /// The rows this trainer computes on.
+    pub(crate) fn rows(&self) -> std::ops::Range<usize> {
+        self.rows.clone()
+    }
+
+    /// Computes on rows `rows` of every batch from now on (one rank's share of a data-parallel
+    /// batch); the model's work space is resized for them.
+    pub(crate) fn set_rows(&mut self, rows: std::ops::Range<usize>) -> Result<()> {
+        if rows.is_empty() || rows.end > self.config.batch {
+            return Err(NnError::Invalid {
+                name: "batch rows".into(),
+                reason: format!(
+                    "{rows:?} is not a non-empty part of a batch of {}",
+                    self.config.batch
+                ),
+            });
+        }
+        let mut cnf = toy_cnf::<T>(rows.len(), self.config.activation)?;
+        cnf.set_threads(resolve_threads(self.config.threads));
+        self.cnf = cnf;
+        self.rows = rows;
+        Ok(())
+    }
+
+    /// Draws the next batch of the seeded stream (all `batch` rows, so that every rank of a
+    /// group draws the same one).
+    pub(crate) fn next_batch(&mut self) -> Vec<T> {
+        self.toy
+            .sample(&mut self.rng, self.config.batch)
+            .into_iter()
+            .map(of)
+            .collect()
+    }
+
+    /// Loss and gradient on this trainer's rows of the batch `x` (`batch × 2`), without an
+    /// update: the mean NLL over those rows and its gradient.
+    pub(crate) fn rows_gradient(&mut self, x: &[T]) -> Result<RowsGradient<T>> {
+        match self.pool.clone() {
+            Some(pool) if self.cnf.shards() > 1 => pool.install(|| self.rows_gradient_here(x)),
+            _ => self.rows_gradient_here(x),
+        }
+    }
+
+    fn rows_gradient_here(&mut self, x: &[T]) -> Result<RowsGradient<T>> {
         let batch = self.config.batch;
         if x.len() != 2 * batch {
             return Err(crate::error::shape_err(
@@ -263,26 +343,26 @@ impl<T: Float> Trainer<T> {
                 x.len(),
             ));
         }
-        let y0 = Self::initial_state(x, batch);
+        let rows = self.rows.len();
+        let y0 = Self::initial_state(&x[2 * self.rows.start..2 * self.rows.end], rows);
         let ts = [T::zero(), of(self.config.t1)];
         let config = self.solver_config();
         let fwd = forward(&mut self.cnf, &self.params, &y0, &ts, self.method, &config)?;
-        let (loss, cot) = nll_loss(&fwd.outputs()[1], batch, 2)?;
+        let (loss, cot) = nll_loss(&fwd.outputs()[1], rows, 2)?;
         let zeros = vec![T::zero(); y0.len()];
         let grad = fwd.backward(&mut self.cnf, &self.params, &[zeros, cot])?;
-        self.optimizer.step(&mut self.params, &grad.dtheta)?;
-        self.iter += 1;
-        let info = grad.info;
-        Ok(IterationRecord {
-            iter: self.iter,
+        Ok(RowsGradient {
             loss: <T as rk::Scalar>::as_f64(loss),
-            nfe_forward: info.nfe_forward,
-            nfe_backward: info.nfe_backward,
-            vjp_backward: info.vjp_backward,
-            seconds: start.elapsed().as_secs_f64(),
-            stored_floats: info.stored_floats,
-            grid_n: info.grid.map(|g| g.n),
+            gradient: grad.dtheta,
+            info: grad.info,
         })
+    }
+
+    /// One optimizer step along `gradient`, counted as an iteration.
+    pub(crate) fn apply_gradient(&mut self, gradient: &[T]) -> Result<()> {
+        self.optimizer.step(&mut self.params, gradient)?;
+        self.iter += 1;
+        Ok(())
     }
 
     /// Mean NLL (nats) of the held-out samples, by a forward solve only.

@@ -1,0 +1,310 @@
+//! `cargo xtask train`: one toy-CNF training run, in one process or data-parallel — over
+//! threads of this process (`--local-ranks N`) or over the ranks of an MPI job (`--mpi`, a build
+//! with `--features mpi`, launched by `mpirun`). Every rank draws the same global batch and
+//! computes on its rows, one allreduce per iteration sums the gradients and counts, every rank
+//! takes the same Adam step (`nn::data_parallel`). Rank 0 alone writes: `train.json` (the loss
+//! curve and counts, samples per second, the allreduce's share) and `checkpoint.safetensors`
+//! (atomically, every `--checkpoint-every` iterations and at the end). `--resume` continues a
+//! checkpoint with any number of ranks up to `--iters` iterations in all.
+
+use crate::files;
+use nn::collective::{Collective, LocalGroup, SingleProcess};
+use nn::data_parallel::{DataParallel, ParallelRecord};
+use nn::train::TrainConfig;
+use serde::Serialize;
+use std::path::PathBuf;
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Float type of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum FloatKind {
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+}
+
+/// Options of `train`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    /// Toy data set.
+    #[arg(long, default_value = "pinwheel")]
+    dataset: String,
+    /// Gradient method, by its bench label (`direct`, `rdm`, `rdm-semi`, `anode-k4`,
+    /// `irdm16-semi`, `irdm-auto-semi`, …).
+    #[arg(long, default_value = "irdm16-semi")]
+    method: String,
+    /// Iterations in all (a resumed run continues up to this count).
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Global batch (split over the ranks).
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Seed of the batches and the initial weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Solver tolerances.
+    #[arg(long, default_value_t = 1e-5)]
+    rtol: f64,
+    /// Absolute tolerance.
+    #[arg(long, default_value_t = 1e-5)]
+    atol: f64,
+    /// Float type.
+    #[arg(long, value_enum, default_value_t = FloatKind::F32)]
+    float: FloatKind,
+    /// Threads each rank shards its rows over (`0`: every logical CPU).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Ranks are the processes of this MPI job (build with `--features mpi`, run under
+    /// `mpirun`).
+    #[arg(long, conflicts_with = "local_ranks")]
+    mpi: bool,
+    /// Ranks as threads of this process (no MPI needed).
+    #[arg(long, default_value_t = 1)]
+    local_ranks: usize,
+    /// Continue from this checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Also write the checkpoint every this many iterations (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: usize,
+    /// Output folder, written by rank 0 (default `target/train/<unix time>` in the workspace).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One iteration in `train.json`.
+#[derive(Debug, Serialize)]
+struct Row {
+    iter: usize,
+    loss: f64,
+    nfe_forward: usize,
+    nfe_backward: usize,
+    vjp_backward: usize,
+    stored_floats: usize,
+    seconds: f64,
+    allreduce_seconds: f64,
+}
+
+/// `train.json`.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    dataset: &'a str,
+    method: &'a str,
+    float: FloatKind,
+    batch: usize,
+    ranks: usize,
+    threads_per_rank: usize,
+    rtol: f64,
+    atol: f64,
+    seed: u64,
+    resumed_from: Option<String>,
+    records: Vec<Row>,
+    /// Global batch over the median iteration time.
+    samples_per_second_median: f64,
+    /// Median allreduce time over median iteration time.
+    allreduce_share_median: f64,
+    final_test_nll: f64,
+}
+
+/// Runs `train` (for `--mpi`, on every rank of the job).
+pub fn run(args: TrainArgs) -> AnyResult<()> {
+    if args.iters == 0 || args.batch == 0 {
+        return Err("--iters and --batch must be at least 1".into());
+    }
+    if args.mpi {
+        return run_mpi(&args);
+    }
+    if args.local_ranks == 0 {
+        return Err("--local-ranks must be at least 1".into());
+    }
+    let out = out_dir(&args)?;
+    if args.local_ranks == 1 {
+        return match args.float {
+            FloatKind::F32 => run_rank::<f32, _>(&args, SingleProcess, &out).map(drop),
+            FloatKind::F64 => run_rank::<f64, _>(&args, SingleProcess, &out).map(drop),
+        };
+    }
+    let groups = LocalGroup::new(args.local_ranks)?;
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let joins: Vec<_> = groups
+            .into_iter()
+            .map(|g| {
+                let (args, out) = (&args, &out);
+                s.spawn(move || {
+                    let done = match args.float {
+                        FloatKind::F32 => run_rank::<f32, _>(args, g, out),
+                        FloatKind::F64 => run_rank::<f64, _>(args, g, out),
+                    };
+                    done.map(LocalGroup::finish).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        joins
+            .into_iter()
+            .map(|j| j.join().unwrap_or_else(|_| Err("panicked".into())))
+            .collect()
+    });
+    // The root cause first: a rank's own error rather than another's report of its loss.
+    let mut errors: Vec<(usize, String)> = results
+        .into_iter()
+        .enumerate()
+        .filter_map(|(r, e)| e.err().map(|e| (r, e)))
+        .collect();
+    errors.sort_by_key(|(_, e)| e.contains("was lost"));
+    match errors.first() {
+        None => Ok(()),
+        Some((r, e)) => Err(format!("rank {r} of {}: {e}", args.local_ranks).into()),
+    }
+}
+
+#[cfg(feature = "mpi")]
+fn run_mpi(args: &TrainArgs) -> AnyResult<()> {
+    let (runtime, group) = nn::mpi_group::MpiRuntime::init()?;
+    // Rank 0 alone checks and writes the output folder; a failure there stops every rank.
+    let out = if group.rank() == 0 {
+        match out_dir(args) {
+            Ok(o) => o,
+            Err(e) => runtime.abort(&e),
+        }
+    } else {
+        PathBuf::new()
+    };
+    let done = match args.float {
+        FloatKind::F32 => run_rank::<f32, _>(args, group, &out).map(drop),
+        FloatKind::F64 => run_rank::<f64, _>(args, group, &out).map(drop),
+    };
+    if let Err(e) = done {
+        runtime.abort(&e);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_mpi(_args: &TrainArgs) -> AnyResult<()> {
+    Err(
+        "--mpi needs a build with MPI: `cargo build --release -p xtask --features mpi` \
+         (Debian: apt-get install openmpi-bin libopenmpi-dev libclang-dev), then \
+         `mpirun -n 2 target/release/xtask train --mpi …`"
+            .into(),
+    )
+}
+
+fn out_dir(args: &TrainArgs) -> AnyResult<PathBuf> {
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        files::in_workspace(&format!("target/train/{stamp}"))
+    });
+    files::prepare_out_dir(&out)?;
+    Ok(out)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    crate::toy::median(&mut xs)
+}
+
+/// One rank's run; rank 0 writes `out` and returns its summary's path.
+fn run_rank<T: nn::Float, C: Collective>(
+    args: &TrainArgs,
+    group: C,
+    out: &std::path::Path,
+) -> AnyResult<C> {
+    let entry = crate::toy::methods(args.rtol, args.atol)
+        .into_iter()
+        .find(|e| e.label == args.method)
+        .ok_or_else(|| {
+            let labels: Vec<String> = crate::toy::methods(args.rtol, args.atol)
+                .into_iter()
+                .map(|e| e.label)
+                .collect();
+            format!(
+                "--method {}: expected one of {}",
+                args.method,
+                labels.join(", ")
+            )
+        })?;
+    let ranks = group.ranks();
+    let mut run: DataParallel<T, C> = match &args.resume {
+        Some(path) => {
+            let mut r = DataParallel::resume(path, entry.method, group)?;
+            r.trainer().set_threads(args.threads)?;
+            r
+        }
+        None => {
+            let config = TrainConfig {
+                dataset: args.dataset.clone(),
+                batch: args.batch,
+                rtol: args.rtol,
+                atol: args.atol,
+                seed: args.seed,
+                test_size: 500,
+                irdm: entry.irdm,
+                threads: args.threads,
+                ..TrainConfig::default()
+            };
+            DataParallel::new(config, entry.method, None, group)?
+        }
+    };
+    let checkpoint = out.join("checkpoint.safetensors");
+    let mut records: Vec<ParallelRecord> = Vec::new();
+    while run.trainer().iteration() < args.iters {
+        let r = run.step()?;
+        let iter = r.record.iter;
+        records.push(r);
+        if args.checkpoint_every > 0 && iter % args.checkpoint_every == 0 {
+            run.save_checkpoint(&checkpoint)?;
+        }
+    }
+    run.save_checkpoint(&checkpoint)?;
+    if run.is_root() {
+        let final_test_nll = run.trainer().test_nll()?;
+        let config = run.trainer().config().clone();
+        let seconds = median(records.iter().map(|r| r.record.seconds).collect());
+        let reduce = median(records.iter().map(|r| r.allreduce_seconds).collect());
+        let summary = Summary {
+            dataset: &config.dataset,
+            method: &args.method,
+            float: args.float,
+            batch: config.batch,
+            ranks,
+            threads_per_rank: args.threads,
+            rtol: config.rtol,
+            atol: config.atol,
+            seed: config.seed,
+            resumed_from: args.resume.as_ref().map(|p| p.display().to_string()),
+            samples_per_second_median: config.batch as f64 / seconds,
+            allreduce_share_median: reduce / seconds,
+            records: records
+                .iter()
+                .map(|r| Row {
+                    iter: r.record.iter,
+                    loss: r.record.loss,
+                    nfe_forward: r.record.nfe_forward,
+                    nfe_backward: r.record.nfe_backward,
+                    vjp_backward: r.record.vjp_backward,
+                    stored_floats: r.record.stored_floats,
+                    seconds: r.record.seconds,
+                    allreduce_seconds: r.allreduce_seconds,
+                })
+                .collect(),
+            final_test_nll,
+        };
+        nn::io::write_atomic(
+            out.join("train.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        eprintln!(
+            "wrote {} and {} ({} ranks, {:.0} samples/s, allreduce {:.1} % of an iteration)",
+            out.join("train.json").display(),
+            checkpoint.display(),
+            ranks,
+            summary.samples_per_second_median,
+            100.0 * summary.allreduce_share_median
+        );
+    }
+    Ok(run.into_group())
+}
