@@ -19,6 +19,7 @@ mod gpu_toy;
 mod gradient_error;
 mod long_horizon;
 mod machine;
+mod mpi_bench;
 mod plots;
 mod report;
 mod results;
@@ -152,9 +153,17 @@ fn positive_finite(text: &str) -> Result<f64, String> {
 fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
     let started = std::time::Instant::now();
     for s in &args.suite {
-        if !["toy", "gradient-error", "stability", "classification"].contains(&s.as_str()) {
+        if ![
+            "toy",
+            "gradient-error",
+            "stability",
+            "classification",
+            "mpi",
+        ]
+        .contains(&s.as_str())
+        {
             return Err(format!(
-                "unknown suite {s:?}; expected toy, gradient-error, stability or classification"
+                "unknown suite {s:?}; expected toy, gradient-error, stability, classification or mpi"
             )
             .into());
         }
@@ -233,6 +242,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         classification: Vec::new(),
         gpu_runs: Vec::new(),
         gpu_kernels: Vec::new(),
+        mpi: Vec::new(),
         wall_time_s: None,
     };
     if args.gpu {
@@ -323,6 +333,12 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         let entries = classification::methods();
         let pb = classification::progress_bar(entries.len());
         results.classification = classification::run(&settings, &entries, &pb)?;
+        pb.finish();
+    }
+    if args.suite.iter().any(|s| s == "mpi") {
+        let pb = ProgressBar::new_spinner().with_prefix("mpi");
+        pb.set_message("mpirun -n 1, 2 at batch 10 000");
+        results.mpi = mpi_bench::run(&out, &[1, 2], if full { 50 } else { 10 }, "irdm16-semi")?;
         pb.finish();
     }
     results.wall_time_s = Some(started.elapsed().as_secs_f64());

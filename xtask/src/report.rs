@@ -253,6 +253,25 @@ pub fn render(res: &Results, plots: &[String], plot_note: Option<&str>) -> Strin
     if !res.classification.is_empty() {
         classification_section(&mut md, &res.classification);
     }
+    if !res.mpi.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Data-parallel training over MPI\n\nToy CNF, global batch {}, one thread per rank, `mpirun -n R … train --mpi` (docs/mpi.md); medians over the iterations.\n\n| ranks | method | samples/s | × 1 rank | allreduce share of an iteration |\n|---|---|---|---|---|",
+            res.mpi[0].batch
+        );
+        for r in &res.mpi {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.2} | {:.2} % |",
+                r.ranks,
+                r.method,
+                r.samples_per_second,
+                r.speedup_vs_first,
+                100.0 * r.allreduce_share
+            );
+        }
+        let _ = writeln!(md);
+    }
     if !res.gpu_runs.is_empty() || !res.gpu_kernels.is_empty() {
         gpu_section(&mut md, res);
     }

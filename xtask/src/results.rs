@@ -37,10 +37,35 @@ pub struct Results {
     /// Kernel throughput of the GPU CNF per batch size (`--gpu`); absent in schema 1.
     #[serde(default)]
     pub gpu_kernels: Vec<GpuKernel>,
+    /// The `mpi` suite: data-parallel throughput per rank count; absent before it existed.
+    #[serde(default)]
+    pub mpi: Vec<MpiRun>,
     /// Wall time of the whole `bench` command (setup, every suite, writing), seconds; absent
     /// in runs before it was recorded.
     #[serde(default)]
     pub wall_time_s: Option<f64>,
+}
+
+/// One rank count of the `mpi` suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MpiRun {
+    /// MPI ranks.
+    pub ranks: usize,
+    /// Threads per rank.
+    pub threads_per_rank: usize,
+    /// Global batch.
+    pub batch: usize,
+    /// Iterations timed.
+    pub iters: usize,
+    /// Gradient method's label.
+    pub method: String,
+    /// Global batch over the median iteration time.
+    pub samples_per_second: f64,
+    /// Throughput over the first row's (1 rank).
+    pub speedup_vs_first: f64,
+    /// Median allreduce time over median iteration time (waiting for the slowest rank
+    /// included).
+    pub allreduce_share: f64,
 }
 
 /// The machine and build.
