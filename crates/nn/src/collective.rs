@@ -6,7 +6,7 @@
 //!   (`((buf_0 + buf_1) + buf_2) + …`), so every rank gets bit-identical sums. It serves tests
 //!   and machines without MPI; a rank that leaves (error, panic) makes the others' next sum an
 //!   error naming it, instead of a hang.
-//! * `MpiGroup` (feature `mpi`, [`crate::mpi_group`]): the ranks of an MPI job.
+//! * `MpiGroup` (feature `mpi`, module `mpi_group`): the ranks of an MPI job.
 
 use crate::error::{NnError, Result};
 use std::sync::{Arc, Condvar, Mutex};
