@@ -16,6 +16,15 @@ use std::path::PathBuf;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// What `train` trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Model {
+    /// FFJORD's toy CNF on a 2-D toy set (`--dataset`).
+    Toy,
+    /// torchdiffeq's `odenet_mnist` ODE classifier on Fashion-MNIST (f32).
+    Classifier,
+}
+
 /// Float type of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 pub enum FloatKind {
@@ -29,6 +38,18 @@ pub enum FloatKind {
 #[derive(clap::Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
+    /// The model.
+    #[arg(long, value_enum, default_value_t = Model::Toy)]
+    model: Model,
+    /// Classifier: Fashion-MNIST IDX folder.
+    #[arg(long, default_value = nn::idx::DEFAULT_FASHION_MNIST_DIR)]
+    fashion_mnist: PathBuf,
+    /// Classifier: training images used (the first ones), cycled through in shuffled order.
+    #[arg(long, default_value_t = 1024)]
+    train_images: usize,
+    /// Classifier: model width.
+    #[arg(long, default_value_t = 8)]
+    channels: usize,
     /// Toy data set.
     #[arg(long, default_value = "pinwheel")]
     dataset: String,
@@ -114,6 +135,13 @@ pub fn run(args: TrainArgs) -> AnyResult<()> {
     if args.iters == 0 || args.batch == 0 {
         return Err("--iters and --batch must be at least 1".into());
     }
+    if args.model == Model::Classifier && (args.float != FloatKind::F32 || args.resume.is_some()) {
+        return Err(
+            "--model classifier: f32 only, and without --resume (it writes its final \
+                    parameters, not a resumable checkpoint)"
+                .into(),
+        );
+    }
     if args.mpi {
         return run_mpi(&args);
     }
@@ -123,8 +151,8 @@ pub fn run(args: TrainArgs) -> AnyResult<()> {
     let out = out_dir(&args)?;
     if args.local_ranks == 1 {
         return match args.float {
-            FloatKind::F32 => run_rank::<f32, _>(&args, SingleProcess, &out).map(drop),
-            FloatKind::F64 => run_rank::<f64, _>(&args, SingleProcess, &out).map(drop),
+            FloatKind::F32 => dispatch::<f32, _>(&args, SingleProcess, &out).map(drop),
+            FloatKind::F64 => dispatch::<f64, _>(&args, SingleProcess, &out).map(drop),
         };
     }
     let groups = LocalGroup::new(args.local_ranks)?;
@@ -135,8 +163,8 @@ pub fn run(args: TrainArgs) -> AnyResult<()> {
                 let (args, out) = (&args, &out);
                 s.spawn(move || {
                     let done = match args.float {
-                        FloatKind::F32 => run_rank::<f32, _>(args, g, out),
-                        FloatKind::F64 => run_rank::<f64, _>(args, g, out),
+                        FloatKind::F32 => dispatch::<f32, _>(args, g, out),
+                        FloatKind::F64 => dispatch::<f64, _>(args, g, out),
                     };
                     done.map(LocalGroup::finish).map_err(|e| e.to_string())
                 })
@@ -173,8 +201,8 @@ fn run_mpi(args: &TrainArgs) -> AnyResult<()> {
         PathBuf::new()
     };
     let done = match args.float {
-        FloatKind::F32 => run_rank::<f32, _>(args, group, &out).map(drop),
-        FloatKind::F64 => run_rank::<f64, _>(args, group, &out).map(drop),
+        FloatKind::F32 => dispatch::<f32, _>(args, group, &out).map(drop),
+        FloatKind::F64 => dispatch::<f64, _>(args, group, &out).map(drop),
     };
     if let Err(e) = done {
         runtime.abort(&e);
@@ -207,7 +235,19 @@ fn median(mut xs: Vec<f64>) -> f64 {
     crate::toy::median(&mut xs)
 }
 
-/// One rank's run; rank 0 writes `out` and returns its summary's path.
+/// One rank's run of the chosen model (the classifier runs in f32 only).
+fn dispatch<T: nn::Float, C: Collective>(
+    args: &TrainArgs,
+    group: C,
+    out: &std::path::Path,
+) -> AnyResult<C> {
+    match args.model {
+        Model::Toy => run_rank::<T, C>(args, group, out),
+        Model::Classifier => run_classifier(args, group, out),
+    }
+}
+
+/// One rank's toy-CNF run; rank 0 writes `out`.
 fn run_rank<T: nn::Float, C: Collective>(
     args: &TrainArgs,
     group: C,
@@ -307,4 +347,159 @@ fn run_rank<T: nn::Float, C: Collective>(
         );
     }
     Ok(run.into_group())
+}
+
+/// `classifier.json`.
+#[derive(Debug, Serialize)]
+struct ClassifierSummary {
+    ranks: usize,
+    batch: usize,
+    channels: usize,
+    train_images: usize,
+    method: String,
+    records: Vec<Row>,
+    samples_per_second_median: f64,
+    allreduce_share_median: f64,
+}
+
+/// One rank's data-parallel run of the ODE classifier: every rank shuffles the same
+/// `--train-images` with the seed, takes its rows of each global batch, and the gradients are
+/// summed by one allreduce per iteration (`nn::data_parallel::allreduce_weighted`) before the
+/// same SGD step (momentum 0.9, weight decay 1e-5, lr 0.1, dopri5 at 1e-3, as the
+/// classification suite). Rank 0 writes `classifier.json` and the final parameters
+/// (`classifier.safetensors`).
+fn run_classifier<C: Collective>(
+    args: &TrainArgs,
+    mut group: C,
+    out: &std::path::Path,
+) -> AnyResult<C> {
+    use nn::classifier::IMAGE_SIDE;
+    use nn::optim::{Optimizer, Sgd, SgdConfig};
+    let (rank, ranks) = (group.rank(), group.ranks());
+    let method = crate::classification::methods()
+        .into_iter()
+        .find(|e| e.label == args.method)
+        .map(|e| e.method)
+        .ok_or_else(|| {
+            let labels: Vec<String> = crate::classification::methods()
+                .into_iter()
+                .map(|e| e.label)
+                .collect();
+            format!(
+                "--method {}: the classifier takes one of {}",
+                args.method,
+                labels.join(", ")
+            )
+        })?;
+    if args.batch < ranks || args.channels == 0 {
+        return Err(format!(
+            "--batch {} over {ranks} ranks (each needs a row) and --channels {} (≥ 1)",
+            args.batch, args.channels
+        )
+        .into());
+    }
+    let data = nn::FashionMnist::load(&args.fashion_mnist)?;
+    let train = data.train.truncated(args.train_images);
+    if train.len() < args.batch {
+        return Err(format!(
+            "{} training images, fewer than one batch of {}",
+            train.len(),
+            args.batch
+        )
+        .into());
+    }
+    let rows = nn::data_parallel::rows_of(rank, ranks, args.batch);
+    let weight = rows.len() as f64 / args.batch as f64;
+    let mut model = nn::OdeClassifier::<f32>::new(args.channels, rows.len())?;
+    let mut params = model.init_params(&mut nn::Rng::new(args.seed));
+    let mut grad = vec![0.0f32; params.len()];
+    let mut opt = Sgd::new(
+        params.len(),
+        SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.0,
+            weight_decay: 1e-5,
+            nesterov: false,
+        },
+    )?;
+    let mut config = adjoint::Config::new(1e-3f32, 1e-3);
+    config.rdm_check.on_exceed = adjoint::OnUnderResolved::Flag;
+    let per = IMAGE_SIDE * IMAGE_SIDE;
+    let mut x = vec![0.0f32; rows.len() * per];
+    let mut y = vec![0u8; rows.len()];
+    let mut shuffle = nn::Rng::new(args.seed ^ 0x5eed);
+    let mut order: Vec<usize> = Vec::new();
+    let mut next = 0;
+    let mut buf = Vec::new();
+    let mut records = Vec::with_capacity(args.iters);
+    for iter in 1..=args.iters {
+        let start = std::time::Instant::now();
+        if next + args.batch > order.len() {
+            order = shuffle.permutation(train.len());
+            next = 0;
+        }
+        let batch = &order[next..next + args.batch];
+        next += args.batch;
+        for (j, &idx) in batch[rows.clone()].iter().enumerate() {
+            x[j * per..(j + 1) * per].copy_from_slice(train.image(idx));
+            y[j] = train.labels[idx];
+        }
+        let stats = model.loss_and_gradient(&params, &x, &y, method, &config, &mut grad)?;
+        let i = &stats.info;
+        let mut extras = [
+            stats.loss,
+            i.nfe_forward as f64,
+            i.nfe_backward as f64,
+            i.vjp_backward as f64,
+            i.stored_floats as f64,
+        ];
+        let reduce = nn::data_parallel::allreduce_weighted(
+            &mut group,
+            weight,
+            &mut grad,
+            &mut extras,
+            1,
+            &mut buf,
+        )?;
+        opt.step(&mut params, &grad)?;
+        records.push(Row {
+            iter,
+            loss: extras[0],
+            nfe_forward: extras[1] as usize,
+            nfe_backward: extras[2] as usize,
+            vjp_backward: extras[3] as usize,
+            stored_floats: extras[4] as usize,
+            seconds: start.elapsed().as_secs_f64(),
+            allreduce_seconds: reduce,
+        });
+    }
+    if rank == 0 {
+        let seconds = median(records.iter().map(|r| r.seconds).collect());
+        let reduce = median(records.iter().map(|r| r.allreduce_seconds).collect());
+        let summary = ClassifierSummary {
+            ranks,
+            batch: args.batch,
+            channels: args.channels,
+            train_images: train.len(),
+            method: args.method.clone(),
+            samples_per_second_median: args.batch as f64 / seconds,
+            allreduce_share_median: reduce / seconds,
+            records,
+        };
+        nn::io::write_atomic(
+            out.join("classifier.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        nn::io::save(
+            out.join("classifier.safetensors"),
+            &nn::io::param_tensors(model.layout(), "model", &params),
+            None,
+        )?;
+        eprintln!(
+            "wrote {} ({ranks} ranks)",
+            out.join("classifier.json").display()
+        );
+    }
+    Ok(group)
 }

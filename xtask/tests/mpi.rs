@@ -265,3 +265,75 @@ fn a_checkpoint_of_two_ranks_resumes_on_one_and_on_three() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn the_classifier_on_two_mpi_ranks_matches_one_process() {
+    let data = nn::idx::DEFAULT_FASHION_MNIST_DIR;
+    if !Path::new(data).is_dir() {
+        assert!(
+            std::env::var("IRDM_REQUIRE_FASHION_MNIST").as_deref() != Ok("1"),
+            "IRDM_REQUIRE_FASHION_MNIST=1 but {data} is missing"
+        );
+        eprintln!("skipped: no Fashion-MNIST at {data}");
+        return;
+    }
+    let common = [
+        "--model",
+        "classifier",
+        "--iters",
+        "4",
+        "--batch",
+        "16",
+        "--channels",
+        "4",
+        "--train-images",
+        "64",
+    ];
+    let a = scratch("classifier-mpi");
+    let b = scratch("classifier-local");
+    check(
+        mpirun(2)
+            .args(common)
+            .args(["--out", a.to_str().unwrap()])
+            .output()
+            .unwrap(),
+        "mpirun",
+    );
+    check(
+        Command::new(XTASK)
+            .arg("train")
+            .args(common)
+            .args(["--local-ranks", "2", "--out", b.to_str().unwrap()])
+            .output()
+            .unwrap(),
+        "--local-ranks 2",
+    );
+    let read = |dir: &Path| {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("classifier.json")).unwrap())
+                .unwrap();
+        let losses: Vec<f64> = json["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["loss"].as_f64().unwrap())
+            .collect();
+        let w = nn::Weights::read(dir.join("classifier.safetensors")).unwrap();
+        let mut names = w.names();
+        names.sort();
+        let params: Vec<f64> = names
+            .iter()
+            .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
+            .collect();
+        (losses, params)
+    };
+    let ((la, pa), (lb, pb)) = (read(&a), read(&b));
+    assert_eq!(la.len(), 4);
+    assert!(
+        max_rel(&la, &lb) <= 1e-5 && norm_rel(&pa, &pb) <= 1e-5,
+        "{la:?} vs {lb:?}"
+    );
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -32,6 +32,42 @@ pub fn rows_of(rank: usize, ranks: usize, batch: usize) -> std::ops::Range<usize
     rank * batch / ranks..(rank + 1) * batch / ranks
 }
 
+/// The allreduce of a data-parallel step: replaces `gradient` by `Σ_r weight_r · gradient_r`
+/// and `extras` by `Σ_r w_r(i) · extras_r[i]`, where the first `weighted` extras are weighted
+/// like the gradient (a mean loss) and the rest summed as they are (counts); one allreduce of
+/// one `f64` buffer (`buf`, reused). Returns the seconds it took (waiting for the slowest rank
+/// included).
+pub fn allreduce_weighted<T: Float, C: Collective>(
+    group: &mut C,
+    weight: f64,
+    gradient: &mut [T],
+    extras: &mut [f64],
+    weighted: usize,
+    buf: &mut Vec<f64>,
+) -> Result<f64> {
+    let p = gradient.len();
+    buf.clear();
+    buf.extend(
+        gradient
+            .iter()
+            .map(|&g| weight * <T as rk::Scalar>::as_f64(g)),
+    );
+    buf.extend(
+        extras
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if i < weighted { weight * x } else { x }),
+    );
+    let start = Instant::now();
+    group.sum_in_place(buf)?;
+    let seconds = start.elapsed().as_secs_f64();
+    for (g, &b) in gradient.iter_mut().zip(&buf[..p]) {
+        *g = <T as rk::Scalar>::of(b);
+    }
+    extras.copy_from_slice(&buf[p..]);
+    Ok(seconds)
+}
+
 /// One iteration of a data-parallel run, as every rank sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParallelRecord {
@@ -49,10 +85,6 @@ pub struct DataParallel<T: Float, C: Collective> {
     group: C,
     buf: Vec<f64>,
 }
-
-/// Counts riding in the allreduce after the gradient: loss, NFE forward, NFE backward, VJPs,
-/// stored floats.
-const EXTRA: usize = 5;
 
 impl<T: Float, C: Collective> DataParallel<T, C> {
     /// A run of `config` (its `batch` is the global batch) on rank `group.rank()`: the same
@@ -84,7 +116,7 @@ impl<T: Float, C: Collective> DataParallel<T, C> {
             });
         }
         trainer.set_rows(rows_of(rank, ranks, batch))?;
-        let buf = vec![0.0; trainer.params().len() + EXTRA];
+        let buf = Vec::new();
         Ok(Self {
             trainer,
             group,
@@ -120,27 +152,25 @@ impl<T: Float, C: Collective> DataParallel<T, C> {
         let part = self.trainer.rows_gradient(&x)?;
         let rows = self.trainer.rows().len();
         let weight = rows as f64 / self.trainer.config().batch as f64;
-        let p = part.gradient.len();
-        for (b, &g) in self.buf.iter_mut().zip(&part.gradient) {
-            *b = weight * <T as rk::Scalar>::as_f64(g);
-        }
+        let mut gradient = part.gradient.clone();
         let info = &part.info;
-        self.buf[p..].copy_from_slice(&[
-            weight * part.loss,
+        let mut extras = [
+            part.loss,
             info.nfe_forward as f64,
             info.nfe_backward as f64,
             info.vjp_backward as f64,
             info.stored_floats as f64,
-        ]);
-        let reduce_start = Instant::now();
-        self.group.sum_in_place(&mut self.buf)?;
-        let allreduce_seconds = reduce_start.elapsed().as_secs_f64();
-        let gradient: Vec<T> = self.buf[..p]
-            .iter()
-            .map(|&g| <T as rk::Scalar>::of(g))
-            .collect();
+        ];
+        let allreduce_seconds = allreduce_weighted(
+            &mut self.group,
+            weight,
+            &mut gradient,
+            &mut extras,
+            1,
+            &mut self.buf,
+        )?;
         self.trainer.apply_gradient(&gradient)?;
-        let e = &self.buf[p..];
+        let e = extras;
         let mut record = part.record(self.trainer.iteration(), start.elapsed().as_secs_f64());
         record.loss = e[0];
         record.nfe_forward = e[1] as usize;
