@@ -18,7 +18,7 @@ type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 /// End time of the toy CNF (FFJORD's toy experiments, as `nn::train`).
 const T1: f32 = 0.5;
 /// Solver tolerance (appendix B.2).
-const TOL: f32 = 1e-5;
+pub(crate) const TOL: f32 = 1e-5;
 
 /// One method training the toy CNF on the GPU.
 pub struct GpuTrainer {
@@ -75,6 +75,23 @@ impl GpuTrainer {
     /// One iteration on the points `x` (`batch × 2`): forward, NLL, backward, Adam.
     pub fn step_on(&mut self, x: &[f32]) -> AnyResult<IterationRecord> {
         let start = Instant::now();
+        let (loss, dtheta, info) = self.gradient_on(x)?;
+        self.apply(&dtheta)?;
+        Ok(IterationRecord {
+            iter: self.iter,
+            loss,
+            nfe_forward: info.nfe_forward,
+            nfe_backward: info.nfe_backward,
+            vjp_backward: info.vjp_backward,
+            seconds: start.elapsed().as_secs_f64(),
+            stored_floats: info.stored_floats,
+            grid_n: info.grid.map(|g| g.n),
+        })
+    }
+
+    /// The mean NLL of the batch `x` (`batch × 2`) and its gradient on the host, without an
+    /// update (a data-parallel rank's share, `train --gpu`).
+    pub fn gradient_on(&mut self, x: &[f32]) -> AnyResult<(f64, Vec<f32>, adjoint::Info)> {
         if x.len() != 2 * self.batch {
             return Err(format!("batch of {} floats, expected {}", x.len(), 2 * self.batch).into());
         }
@@ -94,21 +111,20 @@ impl GpuTrainer {
         let (loss, cot) = nn::nll_loss(&end, self.batch, 2)?;
         let cots = [z0.zeros_like(), GpuVec::from_host(&self.ctx, &cot)];
         let grad = fwd.backward(&mut self.cnf, &self.params_gpu, &cots)?;
-        let dtheta = grad.dtheta.to_host();
-        self.adam.step(&mut self.params, &dtheta)?;
+        Ok((f64::from(loss), grad.dtheta.to_host(), grad.info))
+    }
+
+    /// One Adam step along `dtheta`, counted as an iteration.
+    pub fn apply(&mut self, dtheta: &[f32]) -> AnyResult<()> {
+        self.adam.step(&mut self.params, dtheta)?;
         self.params_gpu.copy_from_host(&self.params);
         self.iter += 1;
-        let info = grad.info;
-        Ok(IterationRecord {
-            iter: self.iter,
-            loss: f64::from(loss),
-            nfe_forward: info.nfe_forward,
-            nfe_backward: info.nfe_backward,
-            vjp_backward: info.vjp_backward,
-            seconds: start.elapsed().as_secs_f64(),
-            stored_floats: info.stored_floats,
-            grid_n: info.grid.map(|g| g.n),
-        })
+        Ok(())
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> &[f32] {
+        &self.params
     }
 }
 

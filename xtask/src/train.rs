@@ -78,6 +78,10 @@ pub struct TrainArgs {
     /// Threads each rank shards its rows over (`0`: every logical CPU).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Toy CNF: each rank computes on the GPU backend (wgpu; f32, no `--resume`; the
+    /// parameters go to `gpu_params.safetensors`). `IRDM_GPU_ADAPTER` picks the adapter.
+    #[arg(long)]
+    gpu: bool,
     /// Ranks are the processes of this MPI job (build with `--features mpi`, run under
     /// `mpirun`).
     #[arg(long, conflicts_with = "local_ranks")]
@@ -127,13 +131,19 @@ struct Summary<'a> {
     samples_per_second_median: f64,
     /// Median allreduce time over median iteration time.
     allreduce_share_median: f64,
-    final_test_nll: f64,
+    /// Mean NLL of the held-out samples after the run (host runs).
+    final_test_nll: Option<f64>,
 }
 
 /// Runs `train` (for `--mpi`, on every rank of the job).
 pub fn run(args: TrainArgs) -> AnyResult<()> {
     if args.iters == 0 || args.batch == 0 {
         return Err("--iters and --batch must be at least 1".into());
+    }
+    if args.gpu
+        && (args.model != Model::Toy || args.float != FloatKind::F32 || args.resume.is_some())
+    {
+        return Err("--gpu: the toy CNF in f32, without --resume".into());
     }
     if args.model == Model::Classifier && (args.float != FloatKind::F32 || args.resume.is_some()) {
         return Err(
@@ -242,6 +252,7 @@ fn dispatch<T: nn::Float, C: Collective>(
     out: &std::path::Path,
 ) -> AnyResult<C> {
     match args.model {
+        Model::Toy if args.gpu => run_gpu_rank(args, group, out),
         Model::Toy => run_rank::<T, C>(args, group, out),
         Model::Classifier => run_classifier(args, group, out),
     }
@@ -331,7 +342,7 @@ fn run_rank<T: nn::Float, C: Collective>(
                     allreduce_seconds: r.allreduce_seconds,
                 })
                 .collect(),
-            final_test_nll,
+            final_test_nll: Some(final_test_nll),
         };
         nn::io::write_atomic(
             out.join("train.json"),
@@ -499,6 +510,109 @@ fn run_classifier<C: Collective>(
         eprintln!(
             "wrote {} ({ranks} ranks)",
             out.join("classifier.json").display()
+        );
+    }
+    Ok(group)
+}
+
+/// One rank's toy-CNF run on the GPU backend: the same seeded initial weights and batch stream
+/// as the host trainer (`nn::train::Trainer`), this rank's rows on the device, the host
+/// allreduce, the same Adam step. Rank 0 writes `train.json` and `gpu_params.safetensors`.
+fn run_gpu_rank<C: Collective>(
+    args: &TrainArgs,
+    mut group: C,
+    out: &std::path::Path,
+) -> AnyResult<C> {
+    let (rank, ranks) = (group.rank(), group.ranks());
+    let method = crate::toy::methods(args.rtol, args.atol)
+        .into_iter()
+        .find(|e| e.label == args.method)
+        .map(|e| e.method)
+        .ok_or_else(|| format!("--method {}: not a toy-suite label", args.method))?;
+    if args.batch < ranks {
+        return Err(format!(
+            "--batch {} over {ranks} ranks: each needs a row",
+            args.batch
+        )
+        .into());
+    }
+    let toy: nn::data::Toy = args.dataset.parse()?;
+    let ctx = gpu::GpuContext::new()?;
+    let net = nn::toy_cnf::<f32>(1, nn::Activation::Tanh)?.net;
+    let mut rng = nn::Rng::new(args.seed);
+    let init = net.init_params(&mut rng);
+    let rows = nn::data_parallel::rows_of(rank, ranks, args.batch);
+    let weight = rows.len() as f64 / args.batch as f64;
+    let mut trainer =
+        crate::gpu_toy::GpuTrainer::new(&ctx, rows.len(), method, &init, gpu::GpuKernels::Auto)?;
+    let mut buf = Vec::new();
+    let mut records = Vec::with_capacity(args.iters);
+    for iter in 1..=args.iters {
+        let start = std::time::Instant::now();
+        let x: Vec<f32> = toy
+            .sample(&mut rng, args.batch)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let (loss, mut grad, info) = trainer.gradient_on(&x[2 * rows.start..2 * rows.end])?;
+        let mut extras = [
+            loss,
+            info.nfe_forward as f64,
+            info.nfe_backward as f64,
+            info.vjp_backward as f64,
+            info.stored_floats as f64,
+        ];
+        let reduce = nn::data_parallel::allreduce_weighted(
+            &mut group,
+            weight,
+            &mut grad,
+            &mut extras,
+            1,
+            &mut buf,
+        )?;
+        trainer.apply(&grad)?;
+        records.push(Row {
+            iter,
+            loss: extras[0],
+            nfe_forward: extras[1] as usize,
+            nfe_backward: extras[2] as usize,
+            vjp_backward: extras[3] as usize,
+            stored_floats: extras[4] as usize,
+            seconds: start.elapsed().as_secs_f64(),
+            allreduce_seconds: reduce,
+        });
+    }
+    if rank == 0 {
+        let seconds = median(records.iter().map(|r| r.seconds).collect());
+        let reduce = median(records.iter().map(|r| r.allreduce_seconds).collect());
+        let summary = Summary {
+            dataset: &args.dataset,
+            method: &args.method,
+            float: FloatKind::F32,
+            batch: args.batch,
+            ranks,
+            threads_per_rank: 1,
+            rtol: crate::gpu_toy::TOL as f64,
+            atol: crate::gpu_toy::TOL as f64,
+            seed: args.seed,
+            resumed_from: None,
+            samples_per_second_median: args.batch as f64 / seconds,
+            allreduce_share_median: reduce / seconds,
+            records,
+            final_test_nll: None,
+        };
+        nn::io::write_atomic(
+            out.join("train.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        nn::io::save(
+            out.join("gpu_params.safetensors"),
+            &nn::io::param_tensors(net.layout(), "net", trainer.params()),
+            None,
+        )?;
+        eprintln!(
+            "wrote {} ({ranks} ranks on the GPU backend)",
+            out.join("train.json").display()
         );
     }
     Ok(group)

@@ -337,3 +337,72 @@ fn the_classifier_on_two_mpi_ranks_matches_one_process() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn ranks_on_the_gpu_backend_match_host_ranks() {
+    if let Err(e) = gpu::GpuContext::new() {
+        assert!(
+            std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+            "IRDM_REQUIRE_GPU=1 but {e}"
+        );
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let common = ["--iters", "5", "--batch", "32"];
+    let a = scratch("gpu-mpi");
+    let b = scratch("host-local");
+    check(
+        mpirun(2)
+            .args(common)
+            .args(["--gpu", "--out", a.to_str().unwrap()])
+            .output()
+            .unwrap(),
+        "mpirun --gpu",
+    );
+    check(
+        Command::new(XTASK)
+            .arg("train")
+            .args(common)
+            .args(["--local-ranks", "2", "--out", b.to_str().unwrap()])
+            .output()
+            .unwrap(),
+        "host --local-ranks 2",
+    );
+    let losses = |dir: &Path| -> Vec<f64> {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("train.json")).unwrap())
+                .unwrap();
+        json["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["loss"].as_f64().unwrap())
+            .collect()
+    };
+    let params = |path: PathBuf| -> Vec<f64> {
+        let w = nn::Weights::read(path).unwrap();
+        let mut names: Vec<String> = w
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("net."))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
+            .collect()
+    };
+    let (la, lb) = (losses(&a), losses(&b));
+    let (pa, pb) = (
+        params(a.join("gpu_params.safetensors")),
+        params(b.join("checkpoint.safetensors")),
+    );
+    // Device and host f32 arithmetic differ by rounding, the adaptive solves by the tolerance.
+    assert!(
+        max_rel(&la, &lb) <= 1e-4 && norm_rel(&pa, &pb) <= 1e-4,
+        "{la:?} vs {lb:?}"
+    );
+    for d in [a, b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
