@@ -34,6 +34,7 @@ pub mod idx;
 pub mod io;
 #[cfg(feature = "mpi")]
 pub mod mpi_group;
+pub mod multiblock;
 pub mod net;
 pub mod norm;
 pub mod optim;
@@ -52,6 +53,7 @@ pub use data_parallel::{DataParallel, ParallelRecord};
 pub use error::{NnError, Result};
 pub use idx::{FashionMnist, ImageSet};
 pub use io::Weights;
+pub use multiblock::{BlockGradient, BlockSpec, MultiBlockCnf};
 pub use net::{LayerKind, OdeNet};
 pub use params::{ParamEntry, ParamLayout};
 pub use rng::Rng;
