@@ -41,6 +41,7 @@ pub mod optim;
 pub mod params;
 pub mod rng;
 pub mod shards;
+pub mod tabular;
 pub mod train;
 
 pub use activation::Activation;
