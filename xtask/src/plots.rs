@@ -341,6 +341,7 @@ pub fn draw_all(dir: &Path, results: &Results) -> Result<Vec<String>, Box<dyn st
     long_horizon_plot(dir, &results.long_horizon, &mut written)?;
     stability_plot(dir, &results.stability, &mut written)?;
     classification_plots(dir, &results.classification, &mut written)?;
+    tabular_plots(dir, &results.tabular, &mut written)?;
     Ok(written)
 }
 
@@ -411,4 +412,63 @@ fn evaluation_series<'a>(
         )
     })
     .collect()
+}
+
+/// Test NLL against training time and against iteration (Fig. 3), and evaluations per
+/// iteration, for the tabular suite.
+fn tabular_plots(
+    dir: &Path,
+    runs: &[crate::results::TabularRun],
+    written: &mut Vec<String>,
+) -> PlotResult {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let series = |x: fn(&crate::results::TabularPoint) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+        runs.iter()
+            .map(|r| {
+                (
+                    r.label.clone(),
+                    r.test_curve.iter().map(|c| (x(c), c.test_nll)).collect(),
+                )
+            })
+            .collect()
+    };
+    for (name, title, x_desc, f) in [
+        (
+            "tabular_nll_time.png",
+            "Tabular: test NLL against training time (Fig. 3)",
+            "training time (s)",
+            (|c: &crate::results::TabularPoint| c.train_time_s)
+                as fn(&crate::results::TabularPoint) -> f64,
+        ),
+        (
+            "tabular_nll_iter.png",
+            "Tabular: test NLL against iteration (Fig. 3)",
+            "iteration",
+            |c: &crate::results::TabularPoint| c.iter as f64,
+        ),
+    ] {
+        curve_plot(
+            &dir.join(name),
+            title,
+            x_desc,
+            "test NLL (nats)",
+            &series(f),
+            false,
+        )?;
+        written.push(name.into());
+    }
+    let nfe = evaluation_series(runs.iter().map(|r| (&r.label, &r.nfe_curve[..])));
+    let name = "tabular_nfe.png";
+    curve_plot(
+        &dir.join(name),
+        "Tabular: evaluations per iteration (forward + backward, all blocks)",
+        "iteration",
+        "f evaluations + VJPs",
+        &nfe,
+        false,
+    )?;
+    written.push(name.into());
+    Ok(())
 }

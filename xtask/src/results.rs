@@ -37,6 +37,9 @@ pub struct Results {
     /// Kernel throughput of the GPU CNF per batch size (`--gpu`); absent in schema 1.
     #[serde(default)]
     pub gpu_kernels: Vec<GpuKernel>,
+    /// The `tabular` suite (Fig. 3): one record per method; absent before it existed.
+    #[serde(default)]
+    pub tabular: Vec<TabularRun>,
     /// The `mpi` suite: data-parallel throughput per rank count; absent before it existed.
     #[serde(default)]
     pub mpi: Vec<MpiRun>,
@@ -44,6 +47,66 @@ pub struct Results {
     /// in runs before it was recorded.
     #[serde(default)]
     pub wall_time_s: Option<f64>,
+}
+
+/// One evaluation of a tabular run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TabularPoint {
+    /// Iterations done.
+    pub iter: usize,
+    /// Cumulative training time, seconds.
+    pub train_time_s: f64,
+    /// Mean NLL of the evaluated test rows (nats, standardized data).
+    pub test_nll: f64,
+}
+
+/// One method of the `tabular` suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TabularRun {
+    /// The data set (a path, or the stand-in's name).
+    pub data: String,
+    /// Whether it is the Fashion-MNIST PCA stand-in for miniboone.
+    pub stand_in: bool,
+    /// Columns.
+    pub dim: usize,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Test rows evaluated.
+    pub test_rows: usize,
+    /// CNF blocks.
+    pub blocks: usize,
+    /// Hidden widths per block.
+    pub hidden: Vec<usize>,
+    /// Batch.
+    pub batch: usize,
+    /// Solver `rtol`.
+    pub rtol: f64,
+    /// Solver `atol`.
+    pub atol: f64,
+    /// `"rdm" | "irdm"`.
+    pub method: String,
+    /// Label, e.g. `irdm16`.
+    pub label: String,
+    /// Stored nodes (IRDM).
+    pub n_nodes: Option<usize>,
+    /// Iterations done.
+    pub iters: usize,
+    /// Median iteration time, seconds.
+    pub time_per_iter_median_s: f64,
+    /// Training time (evaluations excluded), seconds.
+    pub time_total_s: f64,
+    /// Mean forward NFE per iteration (all blocks).
+    pub nfe_fwd_mean: f64,
+    /// Mean backward NFE per iteration (all blocks).
+    pub nfe_bwd_mean: f64,
+    /// Mean backward VJPs per iteration (all blocks).
+    pub vjp_bwd_mean: f64,
+    /// Test NLL at the end.
+    pub final_test_nll: f64,
+    /// Test NLL over the run.
+    pub test_curve: Vec<TabularPoint>,
+    /// Evaluations per iteration over the run.
+    pub nfe_curve: Vec<NfePoint>,
 }
 
 /// One rank count of the `mpi` suite.
