@@ -34,6 +34,7 @@ mod error;
 mod kernel;
 mod net_rhs;
 mod profile;
+mod readback;
 mod vector;
 
 pub use cnf::GpuCnf;

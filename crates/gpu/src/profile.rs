@@ -8,8 +8,8 @@
 //! between passes or the submissions. Profiling waits for every submission, so it is for finding
 //! where device time goes, not for timing whole iterations.
 
-use crate::context::map_and_copy;
 use crate::error::GpuError;
+use crate::readback::map_and_copy;
 use std::collections::BTreeMap;
 
 /// Dispatches timed between two resolves (two queries each; wgpu allows 4096 per set).
