@@ -457,33 +457,18 @@ fn run_classifier<C: Collective>(
             y[j] = train.labels[idx];
         }
         let stats = model.loss_and_gradient(&params, &x, &y, method, &config, &mut grad)?;
-        let i = &stats.info;
-        let mut extras = [
-            stats.loss,
-            i.nfe_forward as f64,
-            i.nfe_backward as f64,
-            i.vjp_backward as f64,
-            i.stored_floats as f64,
-        ];
-        let reduce = nn::data_parallel::allreduce_weighted(
+        let mut row = reduce_row(
             &mut group,
             weight,
+            iter,
+            stats.loss,
             &mut grad,
-            &mut extras,
-            1,
+            &stats.info,
             &mut buf,
         )?;
         opt.step(&mut params, &grad)?;
-        records.push(Row {
-            iter,
-            loss: extras[0],
-            nfe_forward: extras[1] as usize,
-            nfe_backward: extras[2] as usize,
-            vjp_backward: extras[3] as usize,
-            stored_floats: extras[4] as usize,
-            seconds: start.elapsed().as_secs_f64(),
-            allreduce_seconds: reduce,
-        });
+        row.seconds = start.elapsed().as_secs_f64();
+        records.push(row);
     }
     if rank == 0 {
         let seconds = median(records.iter().map(|r| r.seconds).collect());
@@ -555,32 +540,10 @@ fn run_gpu_rank<C: Collective>(
             .map(|v| v as f32)
             .collect();
         let (loss, mut grad, info) = trainer.gradient_on(&x[2 * rows.start..2 * rows.end])?;
-        let mut extras = [
-            loss,
-            info.nfe_forward as f64,
-            info.nfe_backward as f64,
-            info.vjp_backward as f64,
-            info.stored_floats as f64,
-        ];
-        let reduce = nn::data_parallel::allreduce_weighted(
-            &mut group,
-            weight,
-            &mut grad,
-            &mut extras,
-            1,
-            &mut buf,
-        )?;
+        let mut row = reduce_row(&mut group, weight, iter, loss, &mut grad, &info, &mut buf)?;
         trainer.apply(&grad)?;
-        records.push(Row {
-            iter,
-            loss: extras[0],
-            nfe_forward: extras[1] as usize,
-            nfe_backward: extras[2] as usize,
-            vjp_backward: extras[3] as usize,
-            stored_floats: extras[4] as usize,
-            seconds: start.elapsed().as_secs_f64(),
-            allreduce_seconds: reduce,
-        });
+        row.seconds = start.elapsed().as_secs_f64();
+        records.push(row);
     }
     if rank == 0 {
         let seconds = median(records.iter().map(|r| r.seconds).collect());
@@ -616,4 +579,37 @@ fn run_gpu_rank<C: Collective>(
         );
     }
     Ok(group)
+}
+
+/// One allreduce of this rank's weighted gradient (in place), mean loss and counts
+/// (`nn::data_parallel::allreduce_weighted`), as iteration `iter`'s row (its `seconds` for the
+/// caller to fill once the update is done).
+#[allow(clippy::too_many_arguments)]
+fn reduce_row<C: Collective>(
+    group: &mut C,
+    weight: f64,
+    iter: usize,
+    loss: f64,
+    grad: &mut [f32],
+    info: &adjoint::Info,
+    buf: &mut Vec<f64>,
+) -> AnyResult<Row> {
+    let mut extras = [
+        loss,
+        info.nfe_forward as f64,
+        info.nfe_backward as f64,
+        info.vjp_backward as f64,
+        info.stored_floats as f64,
+    ];
+    let reduce = nn::data_parallel::allreduce_weighted(group, weight, grad, &mut extras, 1, buf)?;
+    Ok(Row {
+        iter,
+        loss: extras[0],
+        nfe_forward: extras[1] as usize,
+        nfe_backward: extras[2] as usize,
+        vjp_backward: extras[3] as usize,
+        stored_floats: extras[4] as usize,
+        seconds: 0.0,
+        allreduce_seconds: reduce,
+    })
 }
