@@ -8,11 +8,11 @@
 use std::ops::Range;
 
 /// Fewest points a shard gets. Below this a shard's products are too small to pay for the
-/// hand-off: on a 2-core machine one toy-CNF evaluation at batch 100 is 1.8× faster on two
-/// shards when the solver runs on a pool worker, but a whole training iteration is 1.15×
-/// slower (the idle worker falls asleep between evaluations and must be woken each time);
-/// at batch 1000 a whole gradient is about 1.5× faster on two threads.
-pub const MIN_POINTS_PER_SHARD: usize = 128;
+/// hand-off. Measured on a 2-core machine with the toy CNF (trained weights, a whole training
+/// iteration, `cargo run --release -p benches --example profile_toy -- METHOD 200 BATCH 1|2`):
+/// two shards are 1.6–1.8× faster than one at batch 100, 1.45× at batch 64 and 1.5× at batch
+/// 40 (20 points a shard), and 1.9–2.0× at batch 1000, so the floor sits at 16 points.
+pub const MIN_POINTS_PER_SHARD: usize = 16;
 
 /// A thread count with `0` read as every logical CPU.
 pub fn resolve_threads(threads: usize) -> usize {
