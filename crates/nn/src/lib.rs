@@ -24,6 +24,7 @@ pub mod activation;
 pub mod classifier;
 pub mod cnf;
 pub mod collective;
+pub mod conditioned_cnf;
 pub mod conv;
 pub mod conv2d;
 pub mod data;
@@ -43,11 +44,13 @@ pub mod rng;
 pub mod shards;
 pub mod tabular;
 pub mod train;
+pub mod vae;
 
 pub use activation::Activation;
 pub use classifier::{BatchStats, OdeClassifier};
 pub use cnf::{Cnf, Divergence, NetRhs, Noise, nll_loss, toy_cnf};
 pub use collective::{Collective, LocalGroup, SingleProcess};
+pub use conditioned_cnf::ConditionedCnf;
 pub use conv::ConvOdeFunc;
 pub use conv2d::{Conv2d, ConvWork};
 pub use data_parallel::{DataParallel, ParallelRecord};
@@ -58,6 +61,7 @@ pub use multiblock::{BlockGradient, BlockSpec, MultiBlockCnf};
 pub use net::{LayerKind, OdeNet};
 pub use params::{ParamEntry, ParamLayout};
 pub use rng::Rng;
+pub use vae::{CnfVae, VaeGradient, VaeSpec};
 
 /// Scalars of the networks: `f32` or `f64` (a gradient-driver float with faer kernels).
 pub trait Float: adjoint::Real + faer::traits::ComplexField {

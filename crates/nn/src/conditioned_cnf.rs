@@ -1,0 +1,306 @@
+//! A continuous normalizing flow conditioned on a per-point context (FFJORD's VAE posterior
+//! flow, with the encoder's output as the condition): for a batch of `B` points with `D`
+//! latent dimensions and `C` context values each, the state is
+//! `[z (B × D), c (B × C), Δlogp (B)]`, all row-major, and
+//!
+//! ```text
+//!     dz/dt = f(t, [z, c]),     dc/dt = 0,     dΔlogp/dt = −tr(∂f/∂z),
+//! ```
+//!
+//! with `f` an [`OdeNet`] of widths `D + C → … → D`. The context rides in the state with zero
+//! dynamics, so every gradient method returns `dL/dc` as part of `dL/dstate(0)`: the adjoint
+//! of `c` integrates `−a_zᵀ ∂f/∂c`. The trace is exact: `D` forward-mode tangents seeded with
+//! the unit vectors of the `z` part, `tr = Σ_k (J e_k)_k`. The VJP for a cotangent
+//! `(a_z, a_c, a_l)` reverses the stacked primal-and-tangent pass with output cotangents `a_z`
+//! on the primal rows and `−a_l e_k` on the tangent rows (as [`crate::Cnf`] does); `a_c` does
+//! not enter, since nothing depends on `c`'s (zero) derivative.
+
+use crate::error::{NnError, Result};
+use crate::net::OdeNet;
+use crate::{Float, LayerKind};
+use adjoint::Vjp;
+use rk::Rhs;
+use std::ops::Range;
+
+/// The conditioned CNF right-hand side on `[z (B × D), c (B × C), Δlogp (B)]`.
+#[derive(Debug, Clone)]
+pub struct ConditionedCnf<T> {
+    /// The network `f` (`D + C → … → D`).
+    pub net: OdeNet<T>,
+    batch: usize,
+    dim: usize,
+    context: usize,
+    /// Net input rows `[z_b, c_b]` (`B × (D + C)`).
+    input: Vec<T>,
+    /// Tangent seeds `e_k` on the `z` part (`D × B × (D + C)`).
+    seeds: Vec<T>,
+    out_bar: Vec<T>,
+    xbar: Vec<T>,
+}
+
+impl<T: Float> ConditionedCnf<T> {
+    /// A flow on `dim` latent dimensions conditioned on `context` values per point, with hidden
+    /// widths `hidden` (concat-squash layers, activation `act`), for batches of `batch` points.
+    pub fn new(
+        dim: usize,
+        context: usize,
+        hidden: &[usize],
+        act: crate::Activation,
+        batch: usize,
+    ) -> Result<Self> {
+        if dim == 0 || batch == 0 {
+            return Err(NnError::Invalid {
+                name: "conditioned CNF".into(),
+                reason: format!("needs dim >= 1 and batch >= 1, got dim {dim}, batch {batch}"),
+            });
+        }
+        let mut dims = vec![dim + context];
+        dims.extend_from_slice(hidden);
+        dims.push(dim);
+        let net = OdeNet::new(&dims, LayerKind::ConcatSquash, act)?;
+        let mut flow = Self {
+            net,
+            batch,
+            dim,
+            context,
+            input: Vec::new(),
+            seeds: Vec::new(),
+            out_bar: Vec::new(),
+            xbar: Vec::new(),
+        };
+        flow.size_buffers();
+        Ok(flow)
+    }
+
+    fn size_buffers(&mut self) {
+        let (b, d, w) = (self.batch, self.dim, self.dim + self.context);
+        self.input = vec![T::zero(); b * w];
+        self.seeds = vec![T::zero(); d * b * w];
+        for k in 0..d {
+            for bb in 0..b {
+                self.seeds[(k * b + bb) * w + k] = T::one();
+            }
+        }
+        self.out_bar = vec![T::zero(); (1 + d) * b * d];
+        self.xbar = vec![T::zero(); (1 + d) * b * w];
+    }
+
+    /// Latent dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Context values per point `C`.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Batch size `B`.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Resizes the work space for batches of `batch` points.
+    pub fn set_batch(&mut self, batch: usize) -> Result<()> {
+        if batch == 0 {
+            return Err(NnError::Invalid {
+                name: "conditioned CNF batch".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        self.batch = batch;
+        self.size_buffers();
+        Ok(())
+    }
+
+    /// The state for latent points `z` (`B × D`) and contexts `c` (`B × C`), `Δlogp = 0`.
+    pub fn initial_state(&self, z: &[T], c: &[T]) -> Result<Vec<T>> {
+        let (b, d, k) = (self.batch, self.dim, self.context);
+        if z.len() != b * d || c.len() != b * k {
+            return Err(crate::error::shape_err(
+                "conditioned CNF (z, c)",
+                format!("({}, {})", b * d, b * k),
+                format!("({}, {})", z.len(), c.len()),
+            ));
+        }
+        let mut s = Vec::with_capacity(b * (d + k + 1));
+        s.extend_from_slice(z);
+        s.extend_from_slice(c);
+        s.extend(std::iter::repeat_n(T::zero(), b));
+        Ok(s)
+    }
+
+    /// Runs the net on the state's `[z, c]` rows with the trace tangents.
+    fn run_net(&mut self, t: T, state: &[T], params: &[T]) {
+        let (b, d, k) = (self.batch, self.dim, self.context);
+        let w = d + k;
+        let (z, rest) = state.split_at(b * d);
+        let c = &rest[..b * k];
+        for (i, row) in self.input.chunks_exact_mut(w).enumerate() {
+            row[..d].copy_from_slice(&z[i * d..(i + 1) * d]);
+            row[d..].copy_from_slice(&c[i * k..(i + 1) * k]);
+        }
+        self.net.forward(t, params, &self.input, &self.seeds, b);
+    }
+
+    /// Writes `[f, 0, −tr]` of the last [`Self::run_net`] into `dstate`.
+    fn write_value(&self, dstate: &mut [T]) {
+        let (b, d, k) = (self.batch, self.dim, self.context);
+        let out = self.net.output();
+        dstate[..b * d].copy_from_slice(&out[..b * d]);
+        dstate[b * d..b * (d + k)].fill(T::zero());
+        let dl = &mut dstate[b * (d + k)..];
+        dl.fill(T::zero());
+        for kk in 0..d {
+            for (bb, v) in dl.iter_mut().enumerate() {
+                *v -= out[((1 + kk) * b + bb) * d + kk];
+            }
+        }
+    }
+}
+
+impl<T: Float> Rhs<Vec<T>> for ConditionedCnf<T> {
+    fn eval(&mut self, t: T, state: &Vec<T>, params: &Vec<T>, dstate: &mut Vec<T>) {
+        self.run_net(t, state, params);
+        self.write_value(dstate);
+    }
+}
+
+impl<T: Float> Vjp<T> for ConditionedCnf<T> {
+    fn state_len(&self) -> usize {
+        self.batch * (self.dim + self.context + 1)
+    }
+    fn param_len(&self) -> usize {
+        self.net.param_len()
+    }
+    fn vjp(
+        &mut self,
+        t: T,
+        state: &[T],
+        params: &[T],
+        a: &[T],
+        value: Option<&mut [T]>,
+        adj_z: &mut [T],
+        adj_p: &mut [T],
+    ) {
+        let (b, d, k) = (self.batch, self.dim, self.context);
+        let w = d + k;
+        self.run_net(t, state, params);
+        if let Some(v) = value {
+            self.write_value(v);
+        }
+        let (a_z, rest) = a.split_at(b * d);
+        let a_l = &rest[b * k..];
+        self.out_bar[..b * d].copy_from_slice(a_z);
+        self.out_bar[b * d..].fill(T::zero());
+        for kk in 0..d {
+            for (bb, &al) in a_l.iter().enumerate() {
+                self.out_bar[((1 + kk) * b + bb) * d + kk] = -al;
+            }
+        }
+        self.net
+            .backward(t, params, &self.out_bar, adj_p, &mut self.xbar);
+        let (adj_zz, rest) = adj_z.split_at_mut(b * d);
+        let (adj_c, adj_l) = rest.split_at_mut(b * k);
+        for (i, row) in self.xbar[..b * w].chunks_exact(w).enumerate() {
+            adj_zz[i * d..(i + 1) * d].copy_from_slice(&row[..d]);
+            adj_c[i * k..(i + 1) * k].copy_from_slice(&row[d..]);
+        }
+        adj_l.fill(T::zero());
+    }
+    fn state_groups(&self) -> Vec<Range<usize>> {
+        let (b, d, k) = (self.batch, self.dim, self.context);
+        let mut g = vec![0..b * d];
+        if k > 0 {
+            g.push(b * d..b * (d + k));
+        }
+        g.push(b * (d + k)..b * (d + k + 1));
+        g
+    }
+    fn param_groups(&self) -> Vec<Range<usize>> {
+        self.net.layout().groups()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Activation, Rng};
+
+    fn flow() -> (ConditionedCnf<f64>, Vec<f64>, Vec<f64>) {
+        let f = ConditionedCnf::<f64>::new(2, 3, &[5], Activation::Tanh, 4).unwrap();
+        let mut rng = Rng::new(3);
+        let p = f.net.init_params(&mut rng);
+        let s: Vec<f64> = (0..f.state_len()).map(|_| rng.normal()).collect();
+        (f, p, s)
+    }
+
+    /// The trace term equals minus the trace of a central-difference Jacobian of `f` in `z`,
+    /// and the context's derivative is zero.
+    #[test]
+    fn divergence_matches_a_finite_difference_trace() {
+        let (mut f, p, s) = flow();
+        let (b, d, k) = (4, 2, 3);
+        let mut ds = vec![0.0; s.len()];
+        f.eval(0.3, &s, &p, &mut ds);
+        assert!(ds[b * d..b * (d + k)].iter().all(|&v| v == 0.0));
+        let h = 1e-6;
+        for bb in 0..b {
+            let mut tr = 0.0;
+            for j in 0..d {
+                let (mut sp, mut sm) = (s.clone(), s.clone());
+                sp[bb * d + j] += h;
+                sm[bb * d + j] -= h;
+                let (mut fp, mut fm) = (vec![0.0; s.len()], vec![0.0; s.len()]);
+                f.eval(0.3, &sp, &p, &mut fp);
+                f.eval(0.3, &sm, &p, &mut fm);
+                tr += (fp[bb * d + j] - fm[bb * d + j]) / (2.0 * h);
+            }
+            let got = ds[b * (d + k) + bb];
+            assert!((got + tr).abs() < 1e-7, "point {bb}: {got} vs {}", -tr);
+        }
+    }
+
+    /// `aᵀ ∂(dstate)/∂(state, θ)` against central differences of `aᵀ dstate`.
+    #[test]
+    fn vjp_matches_finite_differences() {
+        let (mut f, p, s) = flow();
+        let mut rng = Rng::new(9);
+        let a: Vec<f64> = (0..s.len()).map(|_| rng.normal()).collect();
+        let (mut az, mut ap) = (vec![0.0; s.len()], vec![0.0; p.len()]);
+        let mut value = vec![0.0; s.len()];
+        f.vjp(0.7, &s, &p, &a, Some(&mut value), &mut az, &mut ap);
+        let mut direct = vec![0.0; s.len()];
+        f.eval(0.7, &s, &p, &mut direct);
+        assert_eq!(value, direct);
+        let dot = |f: &mut ConditionedCnf<f64>, s: &Vec<f64>, p: &Vec<f64>| {
+            let mut o = vec![0.0; s.len()];
+            f.eval(0.7, s, p, &mut o);
+            o.iter().zip(&a).map(|(x, y)| x * y).sum::<f64>()
+        };
+        let h = 1e-6;
+        for i in 0..s.len() {
+            let (mut sp, mut sm) = (s.clone(), s.clone());
+            sp[i] += h;
+            sm[i] -= h;
+            let fd = (dot(&mut f, &sp, &p) - dot(&mut f, &sm, &p)) / (2.0 * h);
+            assert!((fd - az[i]).abs() < 1e-6, "state {i}: {} vs {fd}", az[i]);
+        }
+        for i in 0..p.len() {
+            let (mut pp, mut pm) = (p.clone(), p.clone());
+            pp[i] += h;
+            pm[i] -= h;
+            let fd = (dot(&mut f, &s, &pp) - dot(&mut f, &s, &pm)) / (2.0 * h);
+            assert!((fd - ap[i]).abs() < 1e-6, "param {i}: {} vs {fd}", ap[i]);
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(ConditionedCnf::<f64>::new(0, 1, &[4], Activation::Tanh, 2).is_err());
+        assert!(ConditionedCnf::<f64>::new(2, 1, &[4], Activation::Tanh, 0).is_err());
+        let f = ConditionedCnf::<f64>::new(2, 1, &[4], Activation::Tanh, 3).unwrap();
+        assert!(f.initial_state(&[0.0; 5], &[0.0; 3]).is_err());
+        assert_eq!(f.initial_state(&[0.0; 6], &[0.0; 3]).unwrap().len(), 12);
+    }
+}
