@@ -210,12 +210,8 @@ impl<T: Float> Vjp<T> for ConditionedCnf<T> {
     }
     fn state_groups(&self) -> Vec<Range<usize>> {
         let (b, d, k) = (self.batch, self.dim, self.context);
-        let mut g = vec![0..b * d];
-        if k > 0 {
-            g.push(b * d..b * (d + k));
-        }
-        g.push(b * (d + k)..b * (d + k + 1));
-        g
+        let groups = [0..b * d, b * d..b * (d + k), b * (d + k)..b * (d + k + 1)];
+        groups.into_iter().filter(|r| !r.is_empty()).collect()
     }
     fn param_groups(&self) -> Vec<Range<usize>> {
         self.net.layout().groups()
