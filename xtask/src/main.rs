@@ -27,6 +27,7 @@ mod stability;
 mod tabular;
 mod toy;
 mod train;
+mod vae;
 
 use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
@@ -80,7 +81,8 @@ struct BenchArgs {
     /// The paper's settings (10 000 iterations; hours).
     #[arg(long)]
     full: bool,
-    /// Suites to run.
+    /// Suites to run: toy, gradient-error, stability, classification, tabular, vae, mpi (needs
+    /// `--features mpi`), or `all` (every suite but mpi).
     #[arg(long, value_delimiter = ',', default_values_t = ["toy".to_string(), "gradient-error".to_string(), "stability".to_string()])]
     suite: Vec<String>,
     /// Toy data sets.
@@ -155,23 +157,31 @@ fn positive_finite(text: &str) -> Result<f64, String> {
     }
 }
 
-fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
+/// The suites `--suite all` runs (every one but `mpi`, which needs the `mpi` build).
+const ALL_SUITES: [&str; 6] = [
+    "toy",
+    "gradient-error",
+    "stability",
+    "classification",
+    "tabular",
+    "vae",
+];
+
+fn bench(mut args: BenchArgs) -> AnyResult<PathBuf> {
     let started = std::time::Instant::now();
     for s in &args.suite {
-        if ![
-            "toy",
-            "gradient-error",
-            "stability",
-            "classification",
-            "tabular",
-            "mpi",
-        ]
-        .contains(&s.as_str())
-        {
+        if !(ALL_SUITES.contains(&s.as_str()) || s == "mpi" || s == "all") {
             return Err(format!(
-                "unknown suite {s:?}; expected toy, gradient-error, stability, classification, tabular or mpi"
+                "unknown suite {s:?}; expected toy, gradient-error, stability, classification, tabular, vae, mpi or all"
             )
             .into());
+        }
+    }
+    if args.suite.iter().any(|s| s == "all") {
+        let mpi = args.suite.iter().any(|s| s == "mpi");
+        args.suite = ALL_SUITES.iter().map(|s| s.to_string()).collect();
+        if mpi {
+            args.suite.push("mpi".into());
         }
     }
     for d in &args.datasets {
@@ -249,6 +259,7 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
         gpu_runs: Vec::new(),
         gpu_kernels: Vec::new(),
         tabular: Vec::new(),
+        vae: Vec::new(),
         mpi: Vec::new(),
         wall_time_s: None,
     };
@@ -361,8 +372,34 @@ fn bench(args: BenchArgs) -> AnyResult<PathBuf> {
             lr: 1e-3,
             seed: args.seed,
         };
-        let pb = tabular::progress_bar();
+        let pb = tabular::progress_bar("tabular");
         results.tabular = tabular::run(&settings, &pb)?;
+        pb.finish();
+        write_json(&out, &results)?;
+    }
+    if args.suite.iter().any(|s| s == "vae") {
+        let settings = vae::VaeSettings {
+            fashion_mnist: args.fashion_mnist.clone(),
+            train_images: if full { 60_000 } else { 10_000 },
+            test_images: if full { 10_000 } else { 500 },
+            latent: if full { 32 } else { 8 },
+            context: if full { 32 } else { 8 },
+            hidden: if full { 512 } else { 256 },
+            flow_hidden: if full { vec![256, 256] } else { vec![64, 64] },
+            batch: 100,
+            iters: args.iters.unwrap_or(if full { 10_000 } else { 1000 }),
+            eval_every: args
+                .eval_every
+                .unwrap_or(if full { 500 } else { 100 })
+                .max(1),
+            iw_samples: if full { 100 } else { 5 },
+            rtol: 1e-5,
+            atol: 1e-5,
+            lr: 1e-3,
+            seed: args.seed,
+        };
+        let pb = tabular::progress_bar("vae");
+        results.vae = vae::run(&settings, &pb)?;
         pb.finish();
         write_json(&out, &results)?;
     }
@@ -629,6 +666,107 @@ mod tests {
         .to_string();
         assert!(e.contains("bad.csv") && e.contains("line 2"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Writes an uncompressed IDX pair `{prefix}-images-idx3-ubyte` / `-labels-idx1-ubyte`
+    /// of `n` 28 × 28 images (stripes whose width depends on the image) into `dir`.
+    fn write_idx_set(dir: &Path, prefix: &str, n: usize) {
+        let mut images = vec![0, 0, 8, 3];
+        for v in [n as u32, 28, 28] {
+            images.extend_from_slice(&v.to_be_bytes());
+        }
+        for i in 0..n {
+            for p in 0..28 * 28 {
+                images.push(if (p % 28) / (1 + i % 4) % 2 == 0 {
+                    230
+                } else {
+                    10
+                });
+            }
+        }
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend_from_slice(&(n as u32).to_be_bytes());
+        labels.extend((0..n).map(|i| (i % 10) as u8));
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+
+    #[test]
+    fn a_tiny_vae_run_reports_every_method() {
+        let dir = std::env::temp_dir().join(format!("xtask-vae-{}", std::process::id()));
+        let idx = dir.join("idx");
+        std::fs::create_dir_all(&idx).unwrap();
+        write_idx_set(&idx, "train", 120);
+        write_idx_set(&idx, "t10k", 100);
+        let out = bench(args(&[
+            "--suite",
+            "vae",
+            "--fashion-mnist",
+            idx.to_str().unwrap(),
+            "--iters",
+            "3",
+            "--eval-every",
+            "1",
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ]))
+        .unwrap();
+        let res: Results =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(res.vae.len(), vae::methods().len());
+        for r in &res.vae {
+            assert_eq!((r.iters, r.test_curve.len(), r.train_images), (3, 4, 120));
+            assert!(
+                r.final_test_neg_elbo.is_finite() && r.nfe_fwd_mean > 0.0,
+                "{r:?}"
+            );
+            // The importance-weighted estimate is a tighter bound than the ELBO on average.
+            assert!(r.final_test_iw_nll < r.final_test_neg_elbo + 1.0, "{r:?}");
+        }
+        // Same weights, batches and noise: the same starting test loss for every method, and
+        // three Adam steps lower it.
+        assert!(
+            res.vae
+                .windows(2)
+                .all(|w| w[0].test_curve[0].test_neg_elbo == w[1].test_curve[0].test_neg_elbo)
+        );
+        assert!(
+            res.vae
+                .iter()
+                .all(|r| r.test_curve[3].test_neg_elbo < r.test_curve[0].test_neg_elbo)
+        );
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(
+            md.contains("## VAE with a CNF posterior") && md.contains("| irdm16 |"),
+            "{md}"
+        );
+        assert!(out.join("vae_elbo_time.png").is_file());
+        let e = bench(args(&[
+            "--suite",
+            "vae",
+            "--fashion-mnist",
+            dir.join("missing").to_str().unwrap(),
+            "--out",
+            dir.join("r2").to_str().unwrap(),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("missing") && e.contains("dataset-fashion-mnist"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn suite_all_names_every_suite_and_unknown_ones_are_refused() {
+        let e = bench(args(&["--suite", "vea"])).unwrap_err().to_string();
+        assert!(
+            e.contains("\"vea\"") && e.contains("vae") && e.contains("all"),
+            "{e}"
+        );
+        assert!(ALL_SUITES.contains(&"vae") && ALL_SUITES.contains(&"tabular"));
     }
 
     #[test]

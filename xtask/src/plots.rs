@@ -342,6 +342,7 @@ pub fn draw_all(dir: &Path, results: &Results) -> Result<Vec<String>, Box<dyn st
     stability_plot(dir, &results.stability, &mut written)?;
     classification_plots(dir, &results.classification, &mut written)?;
     tabular_plots(dir, &results.tabular, &mut written)?;
+    vae_plots(dir, &results.vae, &mut written)?;
     Ok(written)
 }
 
@@ -414,61 +415,119 @@ fn evaluation_series<'a>(
     .collect()
 }
 
-/// Test NLL against training time and against iteration (Fig. 3), and evaluations per
-/// iteration, for the tabular suite.
-fn tabular_plots(
+/// One labelled training curve: `(iteration, training time, test loss)` points and the run's
+/// evaluations per iteration.
+struct LossCurve<'a> {
+    label: &'a String,
+    points: Vec<(f64, f64, f64)>,
+    nfe: &'a [NfePoint],
+}
+
+/// `{prefix}_time.png` and `{prefix}_iter.png` (the test loss against training time and against
+/// iteration) and `{prefix}_nfe.png` (forward + backward evaluations per iteration).
+fn loss_curve_plots(
     dir: &Path,
-    runs: &[crate::results::TabularRun],
+    prefix: &str,
+    title: &str,
+    y_desc: &str,
+    curves: &[LossCurve<'_>],
     written: &mut Vec<String>,
 ) -> PlotResult {
-    if runs.is_empty() {
+    if curves.is_empty() {
         return Ok(());
     }
-    let series = |x: fn(&crate::results::TabularPoint) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-        runs.iter()
-            .map(|r| {
-                (
-                    r.label.clone(),
-                    r.test_curve.iter().map(|c| (x(c), c.test_nll)).collect(),
-                )
+    let series = |by_time: bool| -> Vec<(String, Vec<(f64, f64)>)> {
+        curves
+            .iter()
+            .map(|c| {
+                let pts = c
+                    .points
+                    .iter()
+                    .map(|&(iter, time, y)| (if by_time { time } else { iter }, y))
+                    .collect();
+                (c.label.clone(), pts)
             })
             .collect()
     };
-    for (name, title, x_desc, f) in [
-        (
-            "tabular_nll_time.png",
-            "Tabular: test NLL against training time (Fig. 3)",
-            "training time (s)",
-            (|c: &crate::results::TabularPoint| c.train_time_s)
-                as fn(&crate::results::TabularPoint) -> f64,
-        ),
-        (
-            "tabular_nll_iter.png",
-            "Tabular: test NLL against iteration (Fig. 3)",
-            "iteration",
-            |c: &crate::results::TabularPoint| c.iter as f64,
-        ),
+    for (suffix, x_desc, by_time) in [
+        ("time", "training time (s)", true),
+        ("iter", "iteration", false),
     ] {
+        let name = format!("{prefix}_{suffix}.png");
         curve_plot(
-            &dir.join(name),
-            title,
+            &dir.join(&name),
+            &format!("{title} against {x_desc}"),
             x_desc,
-            "test NLL (nats)",
-            &series(f),
+            y_desc,
+            &series(by_time),
             false,
         )?;
-        written.push(name.into());
+        written.push(name);
     }
-    let nfe = evaluation_series(runs.iter().map(|r| (&r.label, &r.nfe_curve[..])));
-    let name = "tabular_nfe.png";
+    let nfe = evaluation_series(curves.iter().map(|c| (c.label, c.nfe)));
+    let name = format!("{prefix}_nfe.png");
     curve_plot(
-        &dir.join(name),
-        "Tabular: evaluations per iteration (forward + backward, all blocks)",
+        &dir.join(&name),
+        &format!("{title}: evaluations per iteration (forward + backward)"),
         "iteration",
         "f evaluations + VJPs",
         &nfe,
         false,
     )?;
-    written.push(name.into());
+    written.push(name);
     Ok(())
+}
+
+/// Test NLL against training time and against iteration (Fig. 3), and evaluations per
+/// iteration (all blocks), for the tabular suite.
+fn tabular_plots(
+    dir: &Path,
+    runs: &[crate::results::TabularRun],
+    written: &mut Vec<String>,
+) -> PlotResult {
+    let curves: Vec<LossCurve<'_>> = runs
+        .iter()
+        .map(|r| LossCurve {
+            label: &r.label,
+            points: r
+                .test_curve
+                .iter()
+                .map(|c| (c.iter as f64, c.train_time_s, c.test_nll))
+                .collect(),
+            nfe: &r.nfe_curve,
+        })
+        .collect();
+    loss_curve_plots(
+        dir,
+        "tabular_nll",
+        "Tabular (Fig. 3): test NLL",
+        "test NLL (nats)",
+        &curves,
+        written,
+    )
+}
+
+/// Test negative ELBO against training time and against iteration (Fig. 5), and evaluations
+/// per iteration, for the VAE suite.
+fn vae_plots(dir: &Path, runs: &[crate::results::VaeRun], written: &mut Vec<String>) -> PlotResult {
+    let curves: Vec<LossCurve<'_>> = runs
+        .iter()
+        .map(|r| LossCurve {
+            label: &r.label,
+            points: r
+                .test_curve
+                .iter()
+                .map(|c| (c.iter as f64, c.train_time_s, c.test_neg_elbo))
+                .collect(),
+            nfe: &r.nfe_curve,
+        })
+        .collect();
+    loss_curve_plots(
+        dir,
+        "vae_elbo",
+        "VAE (Fig. 5): test negative ELBO",
+        "test −ELBO (nats per image)",
+        &curves,
+        written,
+    )
 }

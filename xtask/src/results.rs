@@ -40,6 +40,9 @@ pub struct Results {
     /// The `tabular` suite (Fig. 3): one record per method; absent before it existed.
     #[serde(default)]
     pub tabular: Vec<TabularRun>,
+    /// The `vae` suite (§4.2, Fig. 5): one record per method; absent before it existed.
+    #[serde(default)]
+    pub vae: Vec<VaeRun>,
     /// The `mpi` suite: data-parallel throughput per rank count; absent before it existed.
     #[serde(default)]
     pub mpi: Vec<MpiRun>,
@@ -105,6 +108,70 @@ pub struct TabularRun {
     pub final_test_nll: f64,
     /// Test NLL over the run.
     pub test_curve: Vec<TabularPoint>,
+    /// Evaluations per iteration over the run.
+    pub nfe_curve: Vec<NfePoint>,
+}
+
+/// One evaluation of a VAE run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VaePoint {
+    /// Iterations done.
+    pub iter: usize,
+    /// Cumulative training time, seconds.
+    pub train_time_s: f64,
+    /// Mean negative ELBO of the evaluated test images (nats per image, fixed base noise).
+    pub test_neg_elbo: f64,
+}
+
+/// One method of the `vae` suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VaeRun {
+    /// The data set.
+    pub data: String,
+    /// Training images.
+    pub train_images: usize,
+    /// Test images evaluated.
+    pub test_images: usize,
+    /// Latent dimension.
+    pub latent: usize,
+    /// Context values from the encoder to the flow.
+    pub context: usize,
+    /// Hidden width of the encoder and the decoder.
+    pub hidden: usize,
+    /// Hidden widths of the flow's net.
+    pub flow_hidden: Vec<usize>,
+    /// Batch.
+    pub batch: usize,
+    /// Solver `rtol`.
+    pub rtol: f64,
+    /// Solver `atol`.
+    pub atol: f64,
+    /// `"rdm" | "irdm"`.
+    pub method: String,
+    /// Label, e.g. `irdm16`.
+    pub label: String,
+    /// Stored nodes (IRDM).
+    pub n_nodes: Option<usize>,
+    /// Iterations done.
+    pub iters: usize,
+    /// Median iteration time, seconds.
+    pub time_per_iter_median_s: f64,
+    /// Training time (evaluations excluded), seconds.
+    pub time_total_s: f64,
+    /// Mean forward NFE per iteration.
+    pub nfe_fwd_mean: f64,
+    /// Mean backward NFE per iteration.
+    pub nfe_bwd_mean: f64,
+    /// Mean backward VJPs per iteration.
+    pub vjp_bwd_mean: f64,
+    /// Test negative ELBO at the end.
+    pub final_test_neg_elbo: f64,
+    /// Importance samples of the final test NLL estimate.
+    pub iw_samples: usize,
+    /// Importance-weighted test NLL at the end (nats per image).
+    pub final_test_iw_nll: f64,
+    /// Test negative ELBO over the run.
+    pub test_curve: Vec<VaePoint>,
     /// Evaluations per iteration over the run.
     pub nfe_curve: Vec<NfePoint>,
 }
@@ -249,6 +316,32 @@ pub struct NfePoint {
     pub train_loss: f64,
     /// Wall time of one iteration, seconds.
     pub seconds: f64,
+}
+
+impl NfePoint {
+    /// Per-iteration `(counts, training loss, seconds)` averaged over consecutive bins of
+    /// `len / bins` iterations (at least one each), each bin placed at its middle iteration.
+    pub fn binned(records: &[(adjoint::Info, f64, f64)], bins: usize) -> Vec<NfePoint> {
+        let per = (records.len() / bins.max(1)).max(1);
+        records
+            .chunks(per)
+            .enumerate()
+            .map(|(k, c)| {
+                let m = c.len() as f64;
+                NfePoint {
+                    iter: k * per + c.len() / 2 + 1,
+                    nfe_fwd: c.iter().map(|r| r.0.nfe_forward as f64).sum::<f64>() / m,
+                    nfe_bwd_total: c
+                        .iter()
+                        .map(|r| (r.0.nfe_backward + r.0.vjp_backward) as f64)
+                        .sum::<f64>()
+                        / m,
+                    train_loss: c.iter().map(|r| r.1).sum::<f64>() / m,
+                    seconds: c.iter().map(|r| r.2).sum::<f64>() / m,
+                }
+            })
+            .collect()
+    }
 }
 
 /// One cell of the gradient-error map.

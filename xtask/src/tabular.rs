@@ -251,26 +251,7 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
             };
             let mut times: Vec<f64> = l.records.iter().map(|r| r.2).collect();
             let (kind, n_nodes, _, _) = describe(method);
-            let bin = (l.records.len() / 20).max(1);
-            let nfe_curve = l
-                .records
-                .chunks(bin)
-                .enumerate()
-                .map(|(k, c)| {
-                    let m = c.len() as f64;
-                    NfePoint {
-                        iter: k * bin + c.len() / 2 + 1,
-                        nfe_fwd: c.iter().map(|r| r.0.nfe_forward as f64).sum::<f64>() / m,
-                        nfe_bwd_total: c
-                            .iter()
-                            .map(|r| (r.0.nfe_backward + r.0.vjp_backward) as f64)
-                            .sum::<f64>()
-                            / m,
-                        train_loss: c.iter().map(|r| r.1).sum::<f64>() / m,
-                        seconds: c.iter().map(|r| r.2).sum::<f64>() / m,
-                    }
-                })
-                .collect();
+            let nfe_curve = NfePoint::binned(&l.records, 20);
             TabularRun {
                 data: name.clone(),
                 stand_in,
@@ -299,9 +280,9 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
         .collect())
 }
 
-/// A progress bar for the suite.
-pub fn progress_bar() -> ProgressBar {
-    let pb = ProgressBar::new(0).with_prefix("tabular");
+/// A progress bar for an interleaved suite: `prefix [bar] iteration/iterations elapsed`.
+pub fn progress_bar(prefix: &'static str) -> ProgressBar {
+    let pb = ProgressBar::new(0).with_prefix(prefix);
     if let Ok(style) = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {elapsed}")
     {
         pb.set_style(style);
