@@ -156,19 +156,40 @@ fn of<T: Float>(x: f64) -> T {
     <T as rk::Scalar>::of(x)
 }
 
-/// A pool of `threads` workers, or none for one thread.
+/// A pool of `threads` workers, or none for one thread. Trainers of one process with the same
+/// thread count share one pool (while any holds it): a bench that interleaves many trainers
+/// then keeps `threads` workers, not `threads` per trainer whose idle workers would spin
+/// against the running one's.
 fn pool_for(threads: usize) -> Result<Option<std::sync::Arc<rayon::ThreadPool>>> {
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+    /// Live pools by thread count.
+    type Pools = Mutex<Vec<(usize, Weak<rayon::ThreadPool>)>>;
+    static POOLS: OnceLock<Pools> = OnceLock::new();
     if threads <= 1 {
         return Ok(None);
     }
-    rayon::ThreadPoolBuilder::new()
+    let mut pools = POOLS
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    pools.retain(|(_, p)| p.strong_count() > 0);
+    if let Some(pool) = pools
+        .iter()
+        .find(|(n, _)| *n == threads)
+        .and_then(|(_, p)| p.upgrade())
+    {
+        return Ok(Some(pool));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map(|p| Some(std::sync::Arc::new(p)))
+        .map(Arc::new)
         .map_err(|e| NnError::Invalid {
             name: "threads".into(),
             reason: format!("cannot start a pool of {threads} threads: {e}"),
-        })
+        })?;
+    pools.push((threads, Arc::downgrade(&pool)));
+    Ok(Some(pool))
 }
 
 impl<T: Float> Trainer<T> {
@@ -469,5 +490,23 @@ impl<T: Float> Trainer<T> {
         t.rng = rng;
         t.iter = iter;
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_for;
+
+    #[test]
+    fn trainers_with_one_thread_count_share_a_pool_while_it_lives() {
+        assert!(pool_for(1).unwrap().is_none());
+        let a = pool_for(2).unwrap().unwrap();
+        let b = pool_for(2).unwrap().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        let c = pool_for(3).unwrap().unwrap();
+        assert_eq!((c.current_num_threads(), a.current_num_threads()), (3, 2));
+        drop((a, b));
+        // The last holder gone, the next request builds a fresh pool of the same size.
+        assert_eq!(pool_for(2).unwrap().unwrap().current_num_threads(), 2);
     }
 }
