@@ -371,6 +371,7 @@ fn bench(mut args: BenchArgs) -> AnyResult<PathBuf> {
             atol: 1e-8,
             lr: 1e-3,
             seed: args.seed,
+            patience_epochs: full.then_some(30),
         };
         let pb = tabular::progress_bar("tabular");
         results.tabular = tabular::run(&settings, &pb)?;
@@ -652,6 +653,29 @@ mod tests {
             md.contains("## Tabular density estimation") && md.contains("| irdm16 |"),
             "{md}"
         );
+        // Early stopping: every method stops once an epoch brings no better validation NLL.
+        let settings = tabular::TabularSettings {
+            data: Some(csv.clone()),
+            fashion_mnist: PathBuf::new(),
+            stand_in_rows: 0,
+            blocks: 1,
+            hidden: vec![8],
+            batch: 100,
+            iters: 400,
+            eval_every: 1000,
+            test_rows: 80,
+            rtol: 1e-5,
+            atol: 1e-5,
+            lr: 0.05,
+            seed: 0,
+            patience_epochs: Some(1),
+        };
+        let runs = tabular::run(&settings, &ProgressBar::hidden()).unwrap();
+        for r in &runs {
+            let at = r.stopped_at.expect("stopped early");
+            assert!(at < 400 && at % 6 == 0 && r.iters == at, "{r:?}");
+            assert_eq!(r.test_curve.last().unwrap().iter, at);
+        }
         let bad = dir.join("bad.csv");
         std::fs::write(&bad, "1,2\n3\n").unwrap();
         let e = bench(args(&[

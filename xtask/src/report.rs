@@ -554,7 +554,7 @@ fn tabular_section(md: &mut String, runs: &[crate::results::TabularRun]) {
     }
     let _ = writeln!(
         md,
-        "{} CNF block(s), hidden {:?}, softplus, Hutchinson trace (Rademacher noise, the same draw for every method), batch {}, {} training rows, test NLL on {} test rows, dopri5 at rtol {:e} / atol {:e}, Adam lr 1e-3, f64; IRDM on one Lobatto grid per block's solve (the paper's). These are the quick settings unless the mode is `full` (the paper's: 10 blocks of 860-860, batch 10 000).\n",
+        "{} CNF block(s), hidden {:?}, softplus, Hutchinson trace (Rademacher noise, the same draw for every method), batch {}, {} training rows, test NLL on {} test rows, dopri5 at rtol {:e} / atol {:e}, Adam lr 1e-3, f64; IRDM on one Lobatto grid per block's solve (the paper's). These are the quick settings unless the mode is `full` (the paper's: 10 blocks of 860-860, batch 10 000, early stopping after 30 epochs without a better validation NLL).\n",
         r0.blocks, r0.hidden, r0.batch, r0.train_rows, r0.test_rows, r0.rtol, r0.atol
     );
     let _ = writeln!(
@@ -579,6 +579,15 @@ fn tabular_section(md: &mut String, runs: &[crate::results::TabularRun]) {
             r.nfe_bwd_mean,
             r.vjp_bwd_mean
         );
+    }
+    for r in runs {
+        if let Some(at) = r.stopped_at {
+            let _ = writeln!(
+                md,
+                "\n{}: early stopping ended training after iteration {at} (no better validation NLL for the patience's epochs).",
+                r.label
+            );
+        }
     }
     let _ = writeln!(
         md,

@@ -106,6 +106,10 @@ pub struct TabularRun {
     pub vjp_bwd_mean: f64,
     /// Test NLL at the end.
     pub final_test_nll: f64,
+    /// The iteration after which early stopping ended training (`--full`: 30 epochs without a
+    /// better validation NLL); absent when it ran every iteration.
+    #[serde(default)]
+    pub stopped_at: Option<usize>,
     /// Test NLL over the run.
     pub test_curve: Vec<TabularPoint>,
     /// Evaluations per iteration over the run.

@@ -47,6 +47,39 @@ pub struct TabularSettings {
     pub lr: f64,
     /// Seed of weights, batches and noise.
     pub seed: u64,
+    /// Early stopping (the paper's appendix B: 30): a method stops once its validation NLL,
+    /// measured after every epoch, has not improved for this many epochs. `None`: never.
+    pub patience_epochs: Option<usize>,
+}
+
+/// The early-stopping rule: stop after `patience` observations without a new best.
+#[derive(Debug, Clone)]
+pub struct EarlyStop {
+    patience: usize,
+    best: f64,
+    since_best: usize,
+}
+
+impl EarlyStop {
+    /// A rule that waits `patience` observations for an improvement.
+    pub fn new(patience: usize) -> Self {
+        Self {
+            patience,
+            best: f64::INFINITY,
+            since_best: 0,
+        }
+    }
+
+    /// Records a validation loss; `true` when training should stop.
+    pub fn observe(&mut self, loss: f64) -> bool {
+        if loss < self.best {
+            self.best = loss;
+            self.since_best = 0;
+        } else {
+            self.since_best += 1;
+        }
+        self.since_best >= self.patience
+    }
 }
 
 /// Dimension of the stand-in (miniboone's).
@@ -107,6 +140,9 @@ struct Learner {
     records: Vec<(adjoint::Info, f64, f64)>,
     clock: f64,
     curve: Vec<TabularPoint>,
+    early: Option<EarlyStop>,
+    /// The iteration after which early stopping ended this method's training.
+    stopped_at: Option<usize>,
 }
 
 /// Mean NLL of `rows` of `table` in batches of the flow's size (the remainder dropped).
@@ -175,6 +211,8 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
                 records: Vec::new(),
                 clock: 0.0,
                 curve: Vec::new(),
+                early: s.patience_epochs.map(EarlyStop::new),
+                stopped_at: None,
             })
         })
         .collect::<AnyResult<_>>()?;
@@ -185,9 +223,11 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
     let test_batch = s.batch.min(splits.test.rows).max(1);
     let mut evaluator = template.clone();
     evaluator.set_batch(test_batch)?;
+    let iters_per_epoch = (splits.train.rows / s.batch).max(1);
+    let mut tester = evaluator.clone();
     let mut evaluate = |l: &mut Learner, iter: usize| -> AnyResult<()> {
         let nll = mean_nll(
-            &mut evaluator,
+            &mut tester,
             &l.params,
             &splits.test,
             s.test_rows,
@@ -222,6 +262,9 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
         // One noise draw per iteration, the same for every method.
         let noise_seed = noise_rng.next_u64();
         for (l, (label, method)) in learners.iter_mut().zip(&entries) {
+            if l.stopped_at.is_some() {
+                continue;
+            }
             l.flow
                 .sample_noise(&mut Rng::new(noise_seed), Noise::Rademacher);
             let start = Instant::now();
@@ -234,12 +277,36 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
             l.clock += dt;
             l.records.push((g.info, g.loss, dt));
         }
-        if iter % s.eval_every.max(1) == 0 || iter == s.iters {
-            for l in &mut learners {
+        let epoch_end = iter % iters_per_epoch == 0;
+        for l in &mut learners {
+            if l.stopped_at.is_some() {
+                continue;
+            }
+            let stop = match &mut l.early {
+                Some(rule) if epoch_end => {
+                    let v = mean_nll(
+                        &mut evaluator,
+                        &l.params,
+                        &splits.validation,
+                        s.test_rows,
+                        s.rtol,
+                        s.atol,
+                    )?;
+                    rule.observe(v)
+                }
+                _ => false,
+            };
+            if stop || iter % s.eval_every.max(1) == 0 || iter == s.iters {
                 evaluate(l, iter)?;
+            }
+            if stop {
+                l.stopped_at = Some(iter);
             }
         }
         progress.inc(1);
+        if learners.iter().all(|l| l.stopped_at.is_some()) {
+            break;
+        }
     }
     Ok(learners
         .into_iter()
@@ -273,6 +340,7 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
                 nfe_bwd_mean: mean(&|i| i.nfe_backward as f64),
                 vjp_bwd_mean: mean(&|i| i.vjp_backward as f64),
                 final_test_nll: l.curve.last().map_or(f64::NAN, |c| c.test_nll),
+                stopped_at: l.stopped_at,
                 test_curve: l.curve,
                 nfe_curve,
             }
@@ -288,4 +356,20 @@ pub fn progress_bar(prefix: &'static str) -> ProgressBar {
         pb.set_style(style);
     }
     pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EarlyStop;
+
+    #[test]
+    fn early_stop_waits_patience_observations_after_the_best() {
+        let mut rule = EarlyStop::new(2);
+        let stops: Vec<bool> = [5.0, 4.0, 4.5, 3.9, 4.0, 3.95, 3.95]
+            .iter()
+            .map(|&v| rule.observe(v))
+            .collect();
+        assert_eq!(stops, [false, false, false, false, false, true, true]);
+        assert!(!EarlyStop::new(1).observe(f64::MAX));
+    }
 }
