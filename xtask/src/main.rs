@@ -17,6 +17,7 @@ mod convergence;
 mod files;
 mod gpu_toy;
 mod gradient_error;
+mod interleaved;
 mod long_horizon;
 mod machine;
 mod mpi_bench;

@@ -6,15 +6,14 @@
 //! projected on their first 43 principal components (`nn::tabular::pca`) — split and
 //! standardized as MAF/FFJORD do.
 
-use crate::results::{NfePoint, TabularPoint, TabularRun, describe};
-use crate::toy::median;
+use crate::interleaved::{BatchOrder, learners};
+use crate::results::{TabularPoint, TabularRun, describe};
 use adjoint::{BackwardNorm, IrdmOptions, Method, Segments};
 use indicatif::{ProgressBar, ProgressStyle};
 use nn::cnf::{Divergence, Noise};
 use nn::tabular::{Table, pca, read_csv, read_npy, split_and_standardize};
 use nn::{Activation, BlockSpec, MultiBlockCnf, Rng};
 use std::path::PathBuf;
-use std::time::Instant;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -132,18 +131,8 @@ fn load(s: &TabularSettings) -> AnyResult<(String, Table, bool)> {
     }
 }
 
-/// One method's model state and records.
-struct Learner {
-    flow: MultiBlockCnf<f64>,
-    params: Vec<f64>,
-    adam: nn::optim::Adam<f64>,
-    records: Vec<(adjoint::Info, f64, f64)>,
-    clock: f64,
-    curve: Vec<TabularPoint>,
-    early: Option<EarlyStop>,
-    /// The iteration after which early stopping ended this method's training.
-    stopped_at: Option<usize>,
-}
+/// One method's learner of the suite.
+type Learner = crate::interleaved::Learner<MultiBlockCnf<f64>, f64, TabularPoint>;
 
 /// Mean NLL of `rows` of `table` in batches of the flow's size (the remainder dropped).
 fn mean_nll(
@@ -197,25 +186,12 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
     let template = MultiBlockCnf::<f64>::new(spec, s.batch)?;
     let init = template.init_params(&mut Rng::new(s.seed));
     let entries = methods();
-    let adam = nn::optim::AdamConfig {
-        lr: s.lr,
-        ..nn::optim::AdamConfig::default()
-    };
-    let mut learners: Vec<Learner> = entries
+    let mut learners: Vec<Learner> = learners(entries.len(), &template, &init, s.lr)?;
+    // Per method: the early-stopping rule and the iteration it stopped after.
+    let mut early: Vec<(Option<EarlyStop>, Option<usize>)> = entries
         .iter()
-        .map(|_| -> AnyResult<Learner> {
-            Ok(Learner {
-                flow: template.clone(),
-                params: init.clone(),
-                adam: nn::optim::Adam::new(init.len(), adam)?,
-                records: Vec::new(),
-                clock: 0.0,
-                curve: Vec::new(),
-                early: s.patience_epochs.map(EarlyStop::new),
-                stopped_at: None,
-            })
-        })
-        .collect::<AnyResult<_>>()?;
+        .map(|_| (s.patience_epochs.map(EarlyStop::new), None))
+        .collect();
     let irdm = IrdmOptions {
         segments: Segments::Single,
         ..IrdmOptions::default()
@@ -245,44 +221,33 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
         evaluate(l, 0)?;
     }
     progress.set_length(s.iters as u64);
-    let mut batch_rng = Rng::new(s.seed ^ 0x7ab);
+    let mut batches = BatchOrder::new(splits.train.rows, s.seed ^ 0x7ab);
     let mut noise_rng = Rng::new(s.seed ^ 0x401e);
     let mut x = vec![0.0; s.batch * d];
-    let mut order: Vec<usize> = Vec::new();
-    let mut next = 0;
     for iter in 1..=s.iters {
-        if next + s.batch > order.len() {
-            order = batch_rng.permutation(splits.train.rows);
-            next = 0;
-        }
-        for (j, &r) in order[next..next + s.batch].iter().enumerate() {
+        for (j, &r) in batches.next_batch(s.batch).iter().enumerate() {
             x[j * d..(j + 1) * d].copy_from_slice(splits.train.row(r));
         }
-        next += s.batch;
         // One noise draw per iteration, the same for every method.
         let noise_seed = noise_rng.next_u64();
-        for (l, (label, method)) in learners.iter_mut().zip(&entries) {
-            if l.stopped_at.is_some() {
+        for ((l, (label, method)), stop) in learners.iter_mut().zip(&entries).zip(&early) {
+            if stop.1.is_some() {
                 continue;
             }
-            l.flow
-                .sample_noise(&mut Rng::new(noise_seed), Noise::Rademacher);
-            let start = Instant::now();
-            let g = l
-                .flow
-                .loss_and_gradient(&l.params, &x, *method, s.rtol, s.atol, irdm)
-                .map_err(|e| format!("{label}: iteration {iter}: {e}"))?;
-            nn::optim::Optimizer::step(&mut l.adam, &mut l.params, &g.dtheta)?;
-            let dt = start.elapsed().as_secs_f64();
-            l.clock += dt;
-            l.records.push((g.info, g.loss, dt));
+            l.step(|flow, params| {
+                flow.sample_noise(&mut Rng::new(noise_seed), Noise::Rademacher);
+                let g = flow
+                    .loss_and_gradient(params, &x, *method, s.rtol, s.atol, irdm)
+                    .map_err(|e| format!("{label}: iteration {iter}: {e}"))?;
+                Ok((g.dtheta, g.info, g.loss))
+            })?;
         }
         let epoch_end = iter % iters_per_epoch == 0;
-        for l in &mut learners {
-            if l.stopped_at.is_some() {
+        for (l, (rule, stopped_at)) in learners.iter_mut().zip(&mut early) {
+            if stopped_at.is_some() {
                 continue;
             }
-            let stop = match &mut l.early {
+            let stop = match rule {
                 Some(rule) if epoch_end => {
                     let v = mean_nll(
                         &mut evaluator,
@@ -300,25 +265,21 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
                 evaluate(l, iter)?;
             }
             if stop {
-                l.stopped_at = Some(iter);
+                *stopped_at = Some(iter);
             }
         }
         progress.inc(1);
-        if learners.iter().all(|l| l.stopped_at.is_some()) {
+        if early.iter().all(|e| e.1.is_some()) {
             break;
         }
     }
     Ok(learners
         .into_iter()
         .zip(&entries)
-        .map(|(l, (label, method))| {
-            let n = l.records.len() as f64;
-            let mean = |f: &dyn Fn(&adjoint::Info) -> f64| {
-                l.records.iter().map(|(i, _, _)| f(i)).sum::<f64>() / n
-            };
-            let mut times: Vec<f64> = l.records.iter().map(|r| r.2).collect();
+        .zip(&early)
+        .map(|((l, (label, method)), stop)| {
             let (kind, n_nodes, _, _) = describe(method);
-            let nfe_curve = NfePoint::binned(&l.records, 20);
+            let sum = l.summary();
             TabularRun {
                 data: name.clone(),
                 stand_in,
@@ -333,16 +294,16 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
                 method: kind.into(),
                 label: label.clone(),
                 n_nodes,
-                iters: l.records.len(),
-                time_per_iter_median_s: median(&mut times),
-                time_total_s: l.clock,
-                nfe_fwd_mean: mean(&|i| i.nfe_forward as f64),
-                nfe_bwd_mean: mean(&|i| i.nfe_backward as f64),
-                vjp_bwd_mean: mean(&|i| i.vjp_backward as f64),
+                iters: sum.iters,
+                time_per_iter_median_s: sum.time_per_iter_median_s,
+                time_total_s: sum.time_total_s,
+                nfe_fwd_mean: sum.nfe_fwd_mean,
+                nfe_bwd_mean: sum.nfe_bwd_mean,
+                vjp_bwd_mean: sum.vjp_bwd_mean,
                 final_test_nll: l.curve.last().map_or(f64::NAN, |c| c.test_nll),
-                stopped_at: l.stopped_at,
+                stopped_at: stop.1,
                 test_curve: l.curve,
-                nfe_curve,
+                nfe_curve: sum.nfe_curve,
             }
         })
         .collect())

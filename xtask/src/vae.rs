@@ -4,14 +4,13 @@
 //! iteration with the same initial weights, batches and base noise. Reported: test negative
 //! ELBO against time and iteration, NFE per iteration, and an importance-weighted test NLL.
 
-use crate::results::{NfePoint, VaePoint, VaeRun, describe};
-use crate::toy::median;
+use crate::interleaved::{BatchOrder, learners};
+use crate::results::{VaePoint, VaeRun, describe};
 use adjoint::{BackwardNorm, IrdmOptions, Method, Segments};
 use indicatif::ProgressBar;
 use nn::vae::{CnfVae, VaeSpec, binarize};
 use nn::{Activation, Rng};
 use std::path::PathBuf;
-use std::time::Instant;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -70,15 +69,8 @@ pub fn methods() -> Vec<(String, Method)> {
     v
 }
 
-/// One method's model state and records.
-struct Learner {
-    model: CnfVae<f32>,
-    params: Vec<f32>,
-    adam: nn::optim::Adam<f32>,
-    records: Vec<(adjoint::Info, f64, f64)>,
-    clock: f64,
-    curve: Vec<VaePoint>,
-}
+/// One method's learner of the suite.
+type Learner = crate::interleaved::Learner<CnfVae<f32>, f32, VaePoint>;
 
 /// The first `n` images of `set`, binarized, row-major.
 fn images(set: &nn::ImageSet, n: usize) -> Vec<f32> {
@@ -148,23 +140,7 @@ pub fn run(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
     let template = CnfVae::<f32>::new(spec, s.batch)?;
     let init = template.init_params(&mut Rng::new(s.seed));
     let entries = methods();
-    let adam = nn::optim::AdamConfig {
-        lr: s.lr,
-        ..nn::optim::AdamConfig::default()
-    };
-    let mut learners: Vec<Learner> = entries
-        .iter()
-        .map(|_| -> AnyResult<Learner> {
-            Ok(Learner {
-                model: template.clone(),
-                params: init.clone(),
-                adam: nn::optim::Adam::new(init.len(), adam)?,
-                records: Vec::new(),
-                clock: 0.0,
-                curve: Vec::new(),
-            })
-        })
-        .collect::<AnyResult<_>>()?;
+    let mut learners: Vec<Learner> = learners(entries.len(), &template, &init, s.lr)?;
     let irdm = IrdmOptions {
         segments: Segments::Single,
         ..IrdmOptions::default()
@@ -184,34 +160,24 @@ pub fn run(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
         record(l, 0)?;
     }
     progress.set_length(s.iters as u64);
-    let mut batch_rng = Rng::new(s.seed ^ 0x7ab);
+    let mut batches = BatchOrder::new(train_n, s.seed ^ 0x7ab);
     let mut noise_rng = Rng::new(s.seed ^ 0x401e);
     let mut x = vec![0.0f32; s.batch * pixels];
-    let mut order: Vec<usize> = Vec::new();
-    let mut next = 0;
     for iter in 1..=s.iters {
-        if next + s.batch > order.len() {
-            order = batch_rng.permutation(train_n);
-            next = 0;
-        }
-        for (j, &r) in order[next..next + s.batch].iter().enumerate() {
+        for (j, &r) in batches.next_batch(s.batch).iter().enumerate() {
             x[j * pixels..(j + 1) * pixels].copy_from_slice(&train[r * pixels..(r + 1) * pixels]);
         }
-        next += s.batch;
         // One base-noise draw per iteration, the same for every method.
         let eps: Vec<f32> = (0..s.batch * s.latent)
             .map(|_| noise_rng.normal() as f32)
             .collect();
         for (l, (label, method)) in learners.iter_mut().zip(&entries) {
-            let start = Instant::now();
-            let g = l
-                .model
-                .loss_and_gradient(&l.params, &x, &eps, *method, s.rtol, s.atol, irdm)
-                .map_err(|e| format!("vae {label}: iteration {iter}: {e}"))?;
-            nn::optim::Optimizer::step(&mut l.adam, &mut l.params, &g.dtheta)?;
-            let dt = start.elapsed().as_secs_f64();
-            l.clock += dt;
-            l.records.push((g.info, g.loss, dt));
+            l.step(|model, params| {
+                let g = model
+                    .loss_and_gradient(params, &x, &eps, *method, s.rtol, s.atol, irdm)
+                    .map_err(|e| format!("vae {label}: iteration {iter}: {e}"))?;
+                Ok((g.dtheta, g.info, g.loss))
+            })?;
         }
         if iter % s.eval_every.max(1) == 0 || iter == s.iters {
             for l in &mut learners {
@@ -223,11 +189,7 @@ pub fn run(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
     let mut runs = Vec::with_capacity(learners.len());
     for (l, (label, method)) in learners.into_iter().zip(&entries) {
         let iw = evaluate(&mut evaluator, &l.params, &test, s, Some(s.iw_samples))?;
-        let n = l.records.len() as f64;
-        let mean = |f: &dyn Fn(&adjoint::Info) -> f64| {
-            l.records.iter().map(|(i, _, _)| f(i)).sum::<f64>() / n
-        };
-        let mut times: Vec<f64> = l.records.iter().map(|r| r.2).collect();
+        let sum = l.summary();
         let (kind, n_nodes, _, _) = describe(method);
         runs.push(VaeRun {
             data: format!("fashion-mnist, binarized at {BINARIZE_AT}"),
@@ -243,16 +205,16 @@ pub fn run(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
             method: kind.into(),
             label: label.clone(),
             n_nodes,
-            iters: l.records.len(),
-            time_per_iter_median_s: median(&mut times),
-            time_total_s: l.clock,
-            nfe_fwd_mean: mean(&|i| i.nfe_forward as f64),
-            nfe_bwd_mean: mean(&|i| i.nfe_backward as f64),
-            vjp_bwd_mean: mean(&|i| i.vjp_backward as f64),
+            iters: sum.iters,
+            time_per_iter_median_s: sum.time_per_iter_median_s,
+            time_total_s: sum.time_total_s,
+            nfe_fwd_mean: sum.nfe_fwd_mean,
+            nfe_bwd_mean: sum.nfe_bwd_mean,
+            vjp_bwd_mean: sum.vjp_bwd_mean,
             final_test_neg_elbo: l.curve.last().map_or(f64::NAN, |c| c.test_neg_elbo),
             iw_samples: s.iw_samples,
             final_test_iw_nll: iw,
-            nfe_curve: NfePoint::binned(&l.records, 20),
+            nfe_curve: sum.nfe_curve,
             test_curve: l.curve,
         });
     }
