@@ -399,6 +399,7 @@ fn bench(mut args: BenchArgs) -> AnyResult<PathBuf> {
             atol: 1e-5,
             lr: 1e-3,
             seed: args.seed,
+            threads,
         };
         let pb = tabular::progress_bar("vae");
         results.vae = vae::run(&settings, &pb)?;

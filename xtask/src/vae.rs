@@ -50,6 +50,8 @@ pub struct VaeSettings {
     pub lr: f64,
     /// Seed of weights, batches and noise.
     pub seed: u64,
+    /// Threads the flow's batch is sharded over (the whole run executes in a pool of them).
+    pub threads: usize,
 }
 
 /// RDM and IRDM with 8 and 16 nodes (one grid over the flow's solve).
@@ -109,8 +111,17 @@ fn evaluate(
     Ok(sum / (batches * b).max(1) as f64)
 }
 
-/// Trains every method; one [`VaeRun`] each.
+/// Trains every method; one [`VaeRun`] each, inside a pool of `s.threads` workers.
 pub fn run(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(s.threads.max(1))
+        .build()
+        .map_err(|e| format!("vae: cannot start {} threads: {e}", s.threads))?;
+    pool.install(|| run_here(s, progress).map_err(|e| e.to_string()))
+        .map_err(Into::into)
+}
+
+fn run_here(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
     if s.batch == 0 || s.iters == 0 || s.iw_samples == 0 {
         return Err("vae: batch, iterations and importance samples must be >= 1".into());
     }
@@ -137,7 +148,8 @@ pub fn run(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
         activation: Activation::Softplus,
         t1: 0.5,
     };
-    let template = CnfVae::<f32>::new(spec, s.batch)?;
+    let mut template = CnfVae::<f32>::new(spec, s.batch)?;
+    template.set_threads(s.threads);
     let init = template.init_params(&mut Rng::new(s.seed));
     let entries = methods();
     let mut learners: Vec<Learner> = learners(entries.len(), &template, &init, s.lr)?;

@@ -14,9 +14,15 @@
 //! `(a_z, a_c, a_l)` reverses the stacked primal-and-tangent pass with output cotangents `a_z`
 //! on the primal rows and `−a_l e_k` on the tangent rows (as [`crate::Cnf`] does); `a_c` does
 //! not enter, since nothing depends on `c`'s (zero) derivative.
+//!
+//! **Threads.** With [`ConditionedCnf::set_threads`] the batch is cut into contiguous shards
+//! ([`crate::shards`]); each shard gathers its points' `z`, `c` and `Δlogp` into a state of its
+//! own, is evaluated by its own copy of the flow (the last on the calling thread, the others on
+//! rayon's pool), and its outputs are scattered back; `aᵀ∂f/∂θ` is the shards' sum.
 
 use crate::error::{NnError, Result};
 use crate::net::OdeNet;
+use crate::shards::{ranges, run_all, shard_count, sum_into};
 use crate::{Float, LayerKind};
 use adjoint::Vjp;
 use rk::Rhs;
@@ -36,6 +42,63 @@ pub struct ConditionedCnf<T> {
     seeds: Vec<T>,
     out_bar: Vec<T>,
     xbar: Vec<T>,
+    threads: usize,
+    shards: Vec<Shard<T>>,
+}
+
+/// One shard: its points, its own flow and its gathered vectors.
+#[derive(Debug, Clone)]
+struct Shard<T> {
+    points: Range<usize>,
+    flow: ConditionedCnf<T>,
+    state: Vec<T>,
+    a: Vec<T>,
+    out: Vec<T>,
+    adj: Vec<T>,
+    adj_p: Vec<T>,
+}
+
+/// Where the points `points` of a batch of `b` lie in the state `[z (b × d), c (b × k), Δ (b)]`:
+/// the three runs, each `(start in the batch's state, length)`, in the shard's order.
+fn runs(b: usize, d: usize, k: usize, points: &Range<usize>) -> [(usize, usize); 3] {
+    let n = points.len();
+    [
+        (points.start * d, n * d),
+        (b * d + points.start * k, n * k),
+        (b * (d + k) + points.start, n),
+    ]
+}
+
+/// Copies the points' runs of `whole` (a batch of `b`) into `part`, packed.
+fn gather<T: Copy>(
+    b: usize,
+    d: usize,
+    k: usize,
+    points: &Range<usize>,
+    whole: &[T],
+    part: &mut [T],
+) {
+    let mut at = 0;
+    for (start, len) in runs(b, d, k, points) {
+        part[at..at + len].copy_from_slice(&whole[start..start + len]);
+        at += len;
+    }
+}
+
+/// The inverse of [`gather`].
+fn scatter<T: Copy>(
+    b: usize,
+    d: usize,
+    k: usize,
+    points: &Range<usize>,
+    part: &[T],
+    whole: &mut [T],
+) {
+    let mut at = 0;
+    for (start, len) in runs(b, d, k, points) {
+        whole[start..start + len].copy_from_slice(&part[at..at + len]);
+        at += len;
+    }
 }
 
 impl<T: Float> ConditionedCnf<T> {
@@ -67,9 +130,48 @@ impl<T: Float> ConditionedCnf<T> {
             seeds: Vec::new(),
             out_bar: Vec::new(),
             xbar: Vec::new(),
+            threads: 1,
+            shards: Vec::new(),
         };
         flow.size_buffers();
         Ok(flow)
+    }
+
+    /// Evaluates on up to `threads` shards of the batch at once on rayon's pool (`0`: the
+    /// pool's size; `1`, the default: sequential). Shards hold at least
+    /// [`crate::shards::MIN_POINTS_PER_SHARD`] points. Call the solver from inside the pool
+    /// (`rayon::ThreadPool::install`), as [`crate::train::Trainer`] does.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads;
+        self.shards.clear();
+        let parts = shard_count(self.batch, threads);
+        if parts <= 1 {
+            return;
+        }
+        let w = self.dim + self.context + 1;
+        let p = self.net.param_len();
+        let mut template = self.clone();
+        template.threads = 1;
+        for points in ranges(self.batch, parts) {
+            let mut flow = template.clone();
+            flow.batch = points.len();
+            flow.size_buffers();
+            let len = points.len() * w;
+            self.shards.push(Shard {
+                points,
+                flow,
+                state: vec![T::zero(); len],
+                a: vec![T::zero(); len],
+                out: vec![T::zero(); len],
+                adj: vec![T::zero(); len],
+                adj_p: vec![T::zero(); p],
+            });
+        }
+    }
+
+    /// Shards the batch is evaluated in (1: sequential).
+    pub fn shards(&self) -> usize {
+        self.shards.len().max(1)
     }
 
     fn size_buffers(&mut self) {
@@ -110,6 +212,7 @@ impl<T: Float> ConditionedCnf<T> {
         }
         self.batch = batch;
         self.size_buffers();
+        self.set_threads(self.threads);
         Ok(())
     }
 
@@ -161,8 +264,24 @@ impl<T: Float> ConditionedCnf<T> {
 
 impl<T: Float> Rhs<Vec<T>> for ConditionedCnf<T> {
     fn eval(&mut self, t: T, state: &Vec<T>, params: &Vec<T>, dstate: &mut Vec<T>) {
-        self.run_net(t, state, params);
-        self.write_value(dstate);
+        if self.shards.is_empty() {
+            self.run_net(t, state, params);
+            self.write_value(dstate);
+            return;
+        }
+        let (b, d, k) = (self.batch, self.dim, self.context);
+        let jobs: Vec<_> = self
+            .shards
+            .iter_mut()
+            .map(|sh| {
+                gather(b, d, k, &sh.points, state, &mut sh.state);
+                move || sh.flow.eval(t, &sh.state, params, &mut sh.out)
+            })
+            .collect();
+        run_all(jobs);
+        for sh in &self.shards {
+            scatter(b, d, k, &sh.points, &sh.out, dstate);
+        }
     }
 }
 
@@ -184,6 +303,39 @@ impl<T: Float> Vjp<T> for ConditionedCnf<T> {
         adj_p: &mut [T],
     ) {
         let (b, d, k) = (self.batch, self.dim, self.context);
+        if !self.shards.is_empty() {
+            let want_value = value.is_some();
+            let jobs: Vec<_> = self
+                .shards
+                .iter_mut()
+                .map(|sh| {
+                    gather(b, d, k, &sh.points, state, &mut sh.state);
+                    gather(b, d, k, &sh.points, a, &mut sh.a);
+                    move || {
+                        let value = want_value.then_some(&mut sh.out[..]);
+                        sh.flow.vjp(
+                            t,
+                            &sh.state,
+                            params,
+                            &sh.a,
+                            value,
+                            &mut sh.adj,
+                            &mut sh.adj_p,
+                        );
+                    }
+                })
+                .collect();
+            run_all(jobs);
+            let mut value = value;
+            for sh in &self.shards {
+                scatter(b, d, k, &sh.points, &sh.adj, adj_z);
+                if let Some(v) = value.as_deref_mut() {
+                    scatter(b, d, k, &sh.points, &sh.out, v);
+                }
+            }
+            sum_into(adj_p, self.shards.iter().map(|sh| sh.adj_p.as_slice()));
+            return;
+        }
         let w = d + k;
         self.run_net(t, state, params);
         if let Some(v) = value {
@@ -288,6 +440,36 @@ mod tests {
             pm[i] -= h;
             let fd = (dot(&mut f, &s, &pp) - dot(&mut f, &s, &pm)) / (2.0 * h);
             assert!((fd - ap[i]).abs() < 1e-6, "param {i}: {} vs {fd}", ap[i]);
+        }
+    }
+
+    /// Two and three shards give the sequential values, VJPs and parameter cotangents.
+    #[test]
+    fn shards_match_the_sequential_flow() {
+        let mut whole = ConditionedCnf::<f64>::new(2, 3, &[6], Activation::Tanh, 37).unwrap();
+        let mut rng = Rng::new(11);
+        let p = whole.net.init_params(&mut rng);
+        let s: Vec<f64> = (0..whole.state_len()).map(|_| rng.normal()).collect();
+        let a: Vec<f64> = (0..whole.state_len()).map(|_| rng.normal()).collect();
+        let run = |f: &mut ConditionedCnf<f64>| {
+            let mut ds = vec![0.0; s.len()];
+            f.eval(0.4, &s, &p, &mut ds);
+            let (mut v, mut az, mut ap) =
+                (vec![0.0; s.len()], vec![0.0; s.len()], vec![0.0; p.len()]);
+            f.vjp(0.4, &s, &p, &a, Some(&mut v), &mut az, &mut ap);
+            assert_eq!(v, ds);
+            (ds, az, ap)
+        };
+        let reference = run(&mut whole);
+        for threads in [2, 3] {
+            let mut sharded = whole.clone();
+            sharded.set_threads(threads);
+            sharded.set_batch(37).unwrap();
+            assert!(sharded.shards() > 1, "37 points on {threads} threads");
+            let got = run(&mut sharded);
+            let close = |x: &[f64], y: &[f64]| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-12);
+            assert!(close(&got.0, &reference.0) && close(&got.1, &reference.1));
+            assert!(close(&got.2, &reference.2), "threads {threads}");
         }
     }
 

@@ -149,6 +149,12 @@ impl<T: Float> CnfVae<T> {
         Ok(())
     }
 
+    /// Shards the flow's batch over up to `threads` threads ([`ConditionedCnf::set_threads`];
+    /// the encoder and decoder stay sequential). Run the gradient inside a rayon pool.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.flow.set_threads(threads);
+    }
+
     /// Number of parameters.
     pub fn param_len(&self) -> usize {
         self.ranges[2].end
