@@ -73,7 +73,7 @@ enum Cmd {
 // `--iters -5` is a bad number, not an unknown flag.
 #[command(allow_negative_numbers = true)]
 struct BenchArgs {
-    /// A first look (default): 500 iterations per toy run; about 2 minutes on 2 cores.
+    /// A first look (default): 500 iterations per toy run; about 1.5 minutes on 2 cores.
     #[arg(long, conflicts_with_all = ["full", "extended"])]
     quick: bool,
     /// 1500 iterations per toy run (about 15 minutes on 2 cores).
