@@ -87,14 +87,14 @@ impl<T: Real, V: Vector<Scalar = T>> AnodeTape<T, V> {
         f: &mut F,
         params: &V,
         tableau: &'static Tableau,
-        cot_host: &[Vec<T>],
+        cotangents: &[V],
         positions: &[OutputPos],
         info: &mut Info,
     ) -> (V, V) {
         let template = &self.checkpoints[0].1;
         let n = template.len();
         let mut adjoint =
-            DiscreteAdjoint::new(tableau, template, params.len(), cot_host, positions);
+            DiscreteAdjoint::new(tableau, template, params.len(), cotangents, positions);
         let mut peak = 0;
         for (ci, (start, state)) in self.checkpoints.iter().enumerate().rev() {
             let end = self

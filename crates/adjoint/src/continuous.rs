@@ -10,7 +10,10 @@
 //! The backward state is one stacked backend vector — IRDM `[a, g]`, RDM `[z, a, g]` — so the
 //! solver's fused kernels cover all of it. Its error norm controls every group, or with
 //! [`BackwardNorm::Seminorm`] only the state-sized ones (the parameter integral does not feed
-//! back into `a`). Numbers cross to the host only at output times.
+//! back into `a`). The state is assembled from the cotangents, jumped at output times and split
+//! into `dL/dz0`, `dL/dθ` on the backend ([`Vector::copy_range`]): the backward pass reads back
+//! only the solver's step decisions, plus, for RDM, one reconstruction discrepancy per output
+//! time.
 
 use crate::error::{AdjointError, Result};
 use crate::irdm::InterpolatedState;
@@ -34,12 +37,6 @@ pub(crate) struct Continuous<'a, T: Real, V> {
     pub p: usize,
 }
 
-fn add<T: Real>(dst: &mut [T], src: &[T]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = *d + s;
-    }
-}
-
 impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
     fn solve_err(&self) -> impl FnOnce(rk::RkError) -> AdjointError + use<'_, T, V> {
         let method = self.method.name();
@@ -50,15 +47,16 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
         }
     }
 
-    /// Integrates the adjoint system from `ts[K]` to `ts[0]`, adding the host cotangents at
-    /// every output time; returns `(dL/dz0, dL/dθ)` on the host and fills the backward counts.
+    /// Integrates the adjoint system from `ts[K]` to `ts[0]`, adding the cotangents
+    /// `cotangents[k] = ∂L/∂z(s_k)` at every output time; returns `(dL/dz0, dL/dθ)` on the
+    /// backend and fills the backward counts.
     pub fn backward<F: VectorVjp<V>>(
         &self,
         f: &mut F,
         params: &V,
-        cot_host: &[Vec<T>],
+        cotangents: &[V],
         info: &mut Info,
-    ) -> Result<(Vec<T>, Vec<T>)> {
+    ) -> Result<(V, V)> {
         let (n, p, nodes) = (self.n, self.p, self.nodes);
         let is_irdm = nodes.is_some();
         let norm = match *self.method {
@@ -87,16 +85,18 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
         options.controller = self.config.forward.controller;
         let tableau = self.config.backward_tableau.unwrap_or(self.config.tableau);
         let template = &self.outputs[0];
-        let mut host = vec![T::zero(); len];
-        let mut zbuf = vec![T::zero(); n];
         let k_last = self.ts.len() - 1;
-        let mut check = ReconstructionCheck::new(self.config.rdm_check);
-        if !is_irdm {
-            self.outputs[k_last].copy_to_host(&mut host[..n]);
-        }
-        add(&mut host[a_off..a_off + n], &cot_host[k_last]);
+        let mut check = ReconstructionCheck::new(self.config.rdm_check, template, n);
+        // x = [z(s_K) (RDM), ∂L/∂z(s_K), 0].
         let mut x = template.zeros_with_len(len);
-        x.copy_from_host(&host);
+        if !is_irdm {
+            x.copy_range(0, &self.outputs[k_last], 0..n);
+        }
+        x.copy_range(a_off, &cotangents[k_last], 0..n);
+        // a: the adjoint part between jumps (dL/dz0 at the end; ∂L/∂z(s_0) if there is no
+        // interval).
+        let mut a = template.zeros_like();
+        a.copy_from(&cotangents[k_last]);
         let mut solver = Solver::new(tableau, options, &x).map_err(self.solve_err())?;
         let empty = template.zeros_with_len(0);
         let mut rhs = BackwardRhs {
@@ -141,18 +141,27 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             if !is_irdm {
                 info.nfe_backward += st.nfe;
             }
-            solver.state().copy_to_host(&mut host);
-            add(&mut host[a_off..a_off + n], &cot_host[k - 1]);
+            // x = solver state with a += ∂L/∂z(s_{k−1}) and, for RDM, z reset to the stored
+            // forward state after comparing the two.
+            x.copy_from(solver.state());
+            a.copy_range(0, &x, a_off..a_off + n);
+            a.axpby(T::one(), &cotangents[k - 1], T::one());
+            x.copy_range(a_off, &a, 0..n);
             if !is_irdm {
-                self.outputs[k - 1].copy_to_host(&mut zbuf);
-                check.observe(&host[..n], &zbuf, &self.config.forward.atol, self.ts[k - 1]);
-                host[..n].copy_from_slice(&zbuf);
+                check.observe(
+                    &x,
+                    &self.outputs[k - 1],
+                    &self.config.forward.atol,
+                    self.ts[k - 1],
+                );
+                x.copy_range(0, &self.outputs[k - 1], 0..n);
             }
-            x.copy_from_host(&host);
         }
         check.finish(self.method.name(), info)?;
         info.vjp_backward = rhs.vjps;
-        Ok((host[a_off..a_off + n].to_vec(), host[a_off + n..].to_vec()))
+        let mut dtheta = params.zeros_like();
+        dtheta.copy_range(0, &x, a_off + n..len);
+        Ok((a, dtheta))
     }
 }
 

@@ -108,12 +108,12 @@ impl<T: Real, V: Vector<Scalar = T>> DirectTape<T, V> {
         f: &mut F,
         params: &V,
         tableau: &'static Tableau,
-        cot_host: &[Vec<T>],
+        cotangents: &[V],
         positions: &[OutputPos],
         info: &mut Info,
     ) -> (V, V) {
         let mut adjoint =
-            DiscreteAdjoint::new(tableau, &self.y_prev, params.len(), cot_host, positions);
+            DiscreteAdjoint::new(tableau, &self.y_prev, params.len(), cotangents, positions);
         adjoint.reverse_steps(f, params, &self.steps, 0);
         info.accepted_backward = self.steps.len();
         info.vjp_backward = adjoint.stepper.vjps;

@@ -228,23 +228,21 @@ pub(crate) struct DiscreteAdjoint<'a, T, V> {
 }
 
 impl<'a, T: Real, V: Vector<Scalar = T>> DiscreteAdjoint<'a, T, V> {
-    /// Backend work space like `template` (a state) for host cotangents `cot_host[k]` at the
+    /// Backend work space like `template` (a state) for the cotangents `cotangents[k]` at the
     /// outputs found at `positions`, and `p` parameters.
     pub fn new(
         tableau: &'static Tableau,
         template: &V,
         p: usize,
-        cot_host: &[Vec<T>],
+        cotangents: &[V],
         positions: &'a [OutputPos],
     ) -> Self {
         let n = template.len();
-        let mut host = vec![T::zero(); n + p];
-        let stacked: Vec<V> = cot_host
+        let stacked: Vec<V> = cotangents
             .iter()
             .map(|c| {
-                host[..n].copy_from_slice(c);
                 let mut v = template.zeros_with_len(n + p);
-                v.copy_from_host(&host);
+                v.copy_range(0, c, 0..n);
                 v
             })
             .collect();
@@ -292,12 +290,10 @@ impl<'a, T: Real, V: Vector<Scalar = T>> DiscreteAdjoint<'a, T, V> {
                 self.acc.axpby(T::one(), &self.stacked[k], T::one());
             }
         }
-        let mut host = vec![T::zero(); self.acc.len()];
-        self.acc.copy_to_host(&mut host);
-        let mut dz0 = self.stacked[0].zeros_with_len(self.n);
-        dz0.copy_from_host(&host[..self.n]);
+        let mut dz0 = self.acc.zeros_with_len(self.n);
+        dz0.copy_range(0, &self.acc, 0..self.n);
         let mut dtheta = params.zeros_like();
-        dtheta.copy_from_host(&host[self.n..]);
+        dtheta.copy_range(0, &self.acc, self.n..self.acc.len());
         (dz0, dtheta)
     }
 }

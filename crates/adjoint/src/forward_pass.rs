@@ -258,31 +258,22 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
             self.ts.len(),
             cotangents.len(),
         )?;
-        let mut cot_host: Vec<Vec<T>> = Vec::with_capacity(cotangents.len());
-        for (k, c) in cotangents.iter().enumerate() {
+        for c in cotangents {
             check_len("cotangent", n, c.len())?;
-            let mut h = vec![T::zero(); n];
-            c.copy_to_host(&mut h);
-            if h.iter().any(|v| !v.is_finite()) {
-                return Err(AdjointError::NonFiniteCotangent {
-                    index: k,
-                    t: <T as rk::Scalar>::as_f64(self.ts[k]),
-                });
-            }
-            cot_host.push(h);
         }
+        check_finite_cotangents(cotangents, &self.ts)?;
         let mut info = self.info.clone();
         let tableau = self.config.tableau.tableau();
         let nodes = match &self.tape {
             Tape::Continuous { nodes } => nodes.as_ref(),
             Tape::Direct(tape) => {
                 let (dz0, dtheta) =
-                    tape.backward(f, params, tableau, &cot_host, &self.positions, &mut info);
+                    tape.backward(f, params, tableau, cotangents, &self.positions, &mut info);
                 return Ok(VectorGradient { dz0, dtheta, info });
             }
             Tape::Anode(tape) => {
                 let (dz0, dtheta) =
-                    tape.backward(f, params, tableau, &cot_host, &self.positions, &mut info);
+                    tape.backward(f, params, tableau, cotangents, &self.positions, &mut info);
                 return Ok(VectorGradient { dz0, dtheta, info });
             }
         };
@@ -295,11 +286,34 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
             n,
             p,
         };
-        let (dz0_h, dtheta_h) = problem.backward(f, params, &cot_host, &mut info)?;
-        let mut dz0 = self.outputs[0].zeros_like();
-        dz0.copy_from_host(&dz0_h);
-        let mut dtheta = params.zeros_like();
-        dtheta.copy_from_host(&dtheta_h);
+        let (dz0, dtheta) = problem.backward(f, params, cotangents, &mut info)?;
         Ok(VectorGradient { dz0, dtheta, info })
+    }
+}
+
+/// The output cotangents checked for non-finite entries with one readback: stacked into one
+/// scratch vector of `K·n` components whose per-cotangent maxima come back together (a
+/// non-finite entry gives `+∞`); the first bad one is named with its output time.
+fn check_finite_cotangents<T: Real, V: Vector<Scalar = T>>(
+    cotangents: &[V],
+    ts: &[T],
+) -> Result<()> {
+    let Some(first) = cotangents.first() else {
+        return Ok(());
+    };
+    let n = first.len();
+    let mut stacked = first.zeros_with_len(n * cotangents.len());
+    for (k, c) in cotangents.iter().enumerate() {
+        stacked.copy_range(k * n, c, 0..n);
+    }
+    let groups: Vec<std::ops::Range<usize>> =
+        (0..cotangents.len()).map(|k| k * n..(k + 1) * n).collect();
+    let maxima = stacked.max_abs_groups(&groups);
+    match maxima.iter().position(|m| !m.is_finite()) {
+        Some(index) => Err(AdjointError::NonFiniteCotangent {
+            index,
+            t: <T as rk::Scalar>::as_f64(ts[index]),
+        }),
+        None => Ok(()),
     }
 }

@@ -348,6 +348,12 @@ impl Vector for GpuVec {
         self.ctx.copy_at(&src.buf, &self.buf, k * src.len, src.len);
     }
 
+    fn copy_range(&mut self, at: usize, src: &Self, from: Range<usize>) {
+        debug_assert!(from.end <= src.len && at + from.len() <= self.len);
+        self.ctx
+            .copy_span((&src.buf, from.start), (&self.buf, at), from.len());
+    }
+
     fn combine_rows(&mut self, coeffs: &[f32], rows: &Self) {
         self.combine_strided_rows(coeffs, rows, 0, 1);
     }

@@ -165,6 +165,32 @@ macro_rules! vector_conformance_tests {
             }
 
             #[test]
+            fn copy_range_moves_a_part_and_leaves_the_rest() {
+                if !($available) {
+                    eprintln!("skipped: backend not available");
+                    return;
+                }
+                for (n_src, n_dst, from, at) in [
+                    (1usize, 1usize, 0..1, 0usize),
+                    (17, 5, 3..8, 0),
+                    (17, 30, 0..17, 13),
+                    (1000, 1003, 1..1000, 3),
+                    (9, 9, 4..4, 2),
+                ] {
+                    let src = data(n_src, 31);
+                    let before = data(n_dst, 32);
+                    let vs = ($make)(&src);
+                    let mut vd = ($make)(&before);
+                    let mut want = host(&vd);
+                    Vector::copy_range(&mut vd, at, &vs, from.clone());
+                    let src_r = host(&vs);
+                    want[at..at + from.len()].copy_from_slice(&src_r[from.clone()]);
+                    // A copy, not arithmetic: bit-exact.
+                    assert_eq!(host(&vd), want, "{n_src} -> {n_dst}, {from:?} at {at}");
+                }
+            }
+
+            #[test]
             fn rows_of_a_stacked_vector() {
                 if !($available) {
                     eprintln!("skipped: backend not available");

@@ -74,6 +74,12 @@ pub trait Vector: Sized {
     /// `self[k·m .. (k+1)·m] = src` with `m = src.len()`: row `k` of a stacked vector of rows
     /// (IRDM's node values). Requires `(k+1)·m ≤ self.len()`.
     fn set_row(&mut self, k: usize, src: &Self);
+    /// `self[at .. at + r.len()] = src[r]` for the component range `r = from`: a part of one
+    /// stacked vector moved into another on the backend, without a host round trip (the
+    /// adjoint drivers assemble `[z, a, g]` from cotangents and split `dL/dz0`, `dL/dθ` off the
+    /// final state this way). Requires `from.end ≤ src.len()` and `at + from.len() ≤
+    /// self.len()`.
+    fn copy_range(&mut self, at: usize, src: &Self, from: Range<usize>);
     /// `self = Σ_k coeffs[k] · rows[k·m .. (k+1)·m]` with `m = self.len()` (fused: one pass over
     /// the output; on a GPU one dispatch however many rows). Requires
     /// `coeffs.len() · m ≤ rows.len()`.
@@ -230,6 +236,11 @@ impl<V: HostVector> Vector for V {
     fn set_row(&mut self, k: usize, src: &Self) {
         let m = src.len();
         self.as_host_slice_mut()[k * m..(k + 1) * m].copy_from_slice(src.as_host_slice());
+    }
+
+    fn copy_range(&mut self, at: usize, src: &Self, from: Range<usize>) {
+        let len = from.len();
+        self.as_host_slice_mut()[at..at + len].copy_from_slice(&src.as_host_slice()[from]);
     }
 
     fn combine_rows(&mut self, coeffs: &[V::Elem], rows: &Self) {

@@ -4,6 +4,27 @@
 use super::*;
 
 impl GpuContext {
+    /// Records a copy of `len` floats of `src` from float `src_at` on into `dst` from float
+    /// `dst_at` on (two distinct buffers).
+    pub(crate) fn copy_span(
+        &self,
+        (src, src_at): (&wgpu::Buffer, usize),
+        (dst, dst_at): (&wgpu::Buffer, usize),
+        len: usize,
+    ) {
+        if len > 0 {
+            self.record(|e| {
+                e.copy_buffer_to_buffer(
+                    src,
+                    (4 * src_at) as u64,
+                    dst,
+                    (4 * dst_at) as u64,
+                    (4 * len) as u64,
+                )
+            });
+        }
+    }
+
     /// Records a copy of `len` floats of `src` into `dst` from float `dst_at` on.
     pub(crate) fn copy_at(
         &self,
@@ -12,11 +33,7 @@ impl GpuContext {
         dst_at: usize,
         len: usize,
     ) {
-        if len > 0 {
-            self.record(|e| {
-                e.copy_buffer_to_buffer(src, 0, dst, (4 * dst_at) as u64, (4 * len) as u64)
-            });
-        }
+        self.copy_span((src, 0), (dst, dst_at), len);
     }
 
     /// Records a copy of `len` floats of `src` into `dst`.
