@@ -1,7 +1,8 @@
 //! The toy CNF trained with its state on the GPU (`cargo xtask bench --gpu`, and the ours side
 //! of `compare-torch --device cuda`): `gpu::GpuCnf` with the weights of `nn::toy_cnf`, RDM or
-//! IRDM through `adjoint::forward_on`, the NLL and Adam on the host (one download of the final
-//! state and of `dL/dθ`, one upload of `θ` per iteration).
+//! IRDM through `adjoint::forward_on`, the NLL's cotangent on the device, the NLL and Adam on
+//! the host (the final state and `dL/dθ` downloaded together after the backward pass, one
+//! upload of `θ` per iteration).
 
 use crate::results::{GpuKernel, GpuRun, ProfiledKernel, describe};
 use crate::toy::median;
@@ -31,6 +32,12 @@ pub struct GpuTrainer {
     config: Config<f32>,
     batch: usize,
     iter: usize,
+    /// The output cotangents `[∂L/∂z(0) = 0, ∂L/∂z(T)]`, rewritten on the device each iteration.
+    cotangents: [GpuVec; 2],
+    /// `1/B` per point: the NLL's cotangent of `Δlogp`.
+    inv_batch: GpuVec,
+    /// The counts of the last gradient.
+    last_info: Option<adjoint::Info>,
 }
 
 impl GpuTrainer {
@@ -59,8 +66,12 @@ impl GpuTrainer {
         config.forward = config
             .forward
             .with_norm(rk::ErrorNorm::Groups(cnf.state_groups()));
+        let state_len = cnf.state_len();
         Ok(Self {
             ctx: Arc::clone(ctx),
+            cotangents: [GpuVec::zeros(ctx, state_len), GpuVec::zeros(ctx, state_len)],
+            inv_batch: GpuVec::from_host(ctx, &vec![1.0 / batch as f32; batch]),
+            last_info: None,
             params_gpu: GpuVec::from_host(ctx, init),
             params: init.to_vec(),
             adam: Adam::new(init.len(), AdamConfig::default())?,
@@ -107,11 +118,24 @@ impl GpuTrainer {
             self.method,
             &self.config,
         )?;
-        let end = fwd.outputs()[1].to_host();
-        let (loss, cot) = nn::nll_loss(&end, self.batch, 2)?;
-        let cots = [z0.zeros_like(), GpuVec::from_host(&self.ctx, &cot)];
-        let grad = fwd.backward(&mut self.cnf, &self.params_gpu, &cots)?;
-        Ok((f64::from(loss), grad.dtheta.to_host(), grad.info))
+        // ∂L/∂z(T) of the mean NLL (`nn::nll_loss`): `[z_b / B, 1/B]`, formed on the device.
+        let end = &fwd.outputs()[1];
+        let zs = 2 * self.batch;
+        let cot = &mut self.cotangents[1];
+        cot.copy_from(end);
+        cot.scale(1.0 / self.batch as f32);
+        cot.copy_range(zs, &self.inv_batch, 0..self.batch);
+        let grad = fwd.backward(&mut self.cnf, &self.params_gpu, &self.cotangents)?;
+        // The loss from the same final state, read back with the gradient; a non-finite state
+        // or loss is an error here, so its gradient is never used.
+        let mut read = GpuVec::read_together(&[end, &grad.dtheta])?.into_iter();
+        let (end, dtheta) = (
+            read.next().unwrap_or_default(),
+            read.next().unwrap_or_default(),
+        );
+        let (loss, _) = nn::nll_loss(&end, self.batch, 2)?;
+        self.last_info = Some(grad.info.clone());
+        Ok((f64::from(loss), dtheta, grad.info))
     }
 
     /// One Adam step along `dtheta`, counted as an iteration.
@@ -120,6 +144,11 @@ impl GpuTrainer {
         self.params_gpu.copy_from_host(&self.params);
         self.iter += 1;
         Ok(())
+    }
+
+    /// The counts (steps, evaluations) of the last gradient, if any.
+    pub fn last_info(&self) -> Option<&adjoint::Info> {
+        self.last_info.as_ref()
     }
 
     /// The current parameters.
@@ -299,8 +328,9 @@ pub fn run(
             .collect::<AnyResult<Vec<_>>>()?;
         let mut rng = nn::Rng::new(seed);
         let mut records: Vec<Vec<IterationRecord>> = vec![Vec::new(); entries.len()];
-        // Dispatches, submissions and readbacks over the timed iterations, per method.
-        let mut counts = vec![(0usize, 0usize, 0usize); entries.len()];
+        // Dispatches, submissions, readbacks and accepted steps (forward and backward) over the
+        // timed iterations, per method.
+        let mut counts = vec![(0usize, 0usize, 0usize, 0usize); entries.len()];
         let mut sample = || -> Vec<f32> {
             nn::data::Toy::Pinwheel
                 .sample(&mut rng, batch)
@@ -318,6 +348,9 @@ pub fn run(
                     counts[k].0 += ctx.dispatches() - d0;
                     counts[k].1 += ctx.submissions() - s0;
                     counts[k].2 += ctx.readbacks() - r0;
+                    counts[k].3 += t
+                        .last_info()
+                        .map_or(0, |i| i.accepted_forward + i.accepted_backward);
                 }
             }
         }
@@ -327,7 +360,7 @@ pub fn run(
         for t in &mut trainers {
             profiles.push(profile_step(ctx, t, &x)?);
         }
-        for ((((label, method), recs), (dispatches, submissions, readbacks)), profile) in
+        for ((((label, method), recs), (dispatches, submissions, readbacks, accepted)), profile) in
             entries.iter().zip(records).zip(counts).zip(profiles)
         {
             let n = recs.len() as f64;
@@ -350,6 +383,7 @@ pub fn run(
                 dispatches_per_iter: dispatches as f64 / n,
                 submissions_per_iter: submissions as f64 / n,
                 readbacks_per_iter: readbacks as f64 / n,
+                accepted_steps_per_iter: accepted as f64 / n,
                 profile,
                 kernels: format!("{chosen:?}"),
             });
@@ -389,4 +423,73 @@ fn profile(ctx: &Arc<GpuContext>, work: impl FnOnce()) -> AnyResult<Vec<Profiled
             seconds: k.seconds,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Readbacks per iteration, pinned: one per solver attempt (forward and backward, accepted
+    /// or rejected), two per initial-step pick (forward and backward), one for the cotangent
+    /// check, one for the final state with `dL/dθ`, and one more for IRDM's grid check or
+    /// RDM's reconstruction check. The gradient with the device-side cotangent equals the one
+    /// from the host's `nn::nll_loss` cotangent exactly.
+    #[test]
+    fn readbacks_per_iteration_are_pinned_and_the_device_cotangent_is_the_hosts() {
+        let ctx = match GpuContext::new() {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(
+                    std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+                    "IRDM_REQUIRE_GPU=1 but {e}"
+                );
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let batch = 37;
+        let init: Vec<f32> = nn::OdeNet::<f32>::new(
+            &[2, 64, 64, 2],
+            nn::LayerKind::ConcatSquash,
+            nn::Activation::Tanh,
+        )
+        .unwrap()
+        .init_params(&mut nn::Rng::new(3));
+        let mut rng = nn::Rng::new(4);
+        let x: Vec<f32> = nn::data::Toy::Pinwheel
+            .sample(&mut rng, batch)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        for (label, method) in methods() {
+            let mut t = GpuTrainer::new(&ctx, batch, method, &init, GpuKernels::Simple).unwrap();
+            let r0 = ctx.readbacks();
+            let (loss, dtheta, info) = t.gradient_on(&x).unwrap();
+            let readbacks = ctx.readbacks() - r0;
+            let attempts = info.accepted_forward
+                + info.rejected_forward
+                + info.accepted_backward
+                + info.rejected_backward;
+            assert_eq!(readbacks, attempts + 7, "{label}: {info:?}");
+
+            // The same gradient with the host's cotangent.
+            let mut y0 = x.clone();
+            y0.extend(std::iter::repeat_n(0.0, batch));
+            let z0 = GpuVec::from_host(&ctx, &y0);
+            let fwd = forward_on(
+                &mut t.cnf,
+                &t.params_gpu,
+                &z0,
+                &[0.0, T1],
+                method,
+                &t.config,
+            )
+            .unwrap();
+            let (host_loss, cot) = nn::nll_loss(&fwd.outputs()[1].to_host(), batch, 2).unwrap();
+            let cots = [z0.zeros_like(), GpuVec::from_host(&ctx, &cot)];
+            let grad = fwd.backward(&mut t.cnf, &t.params_gpu, &cots).unwrap();
+            assert_eq!(f64::from(host_loss), loss, "{label}");
+            assert_eq!(grad.dtheta.to_host(), dtheta, "{label}");
+        }
+    }
 }

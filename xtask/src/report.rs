@@ -384,9 +384,9 @@ fn gpu_section(md: &mut String, res: &Results) {
     );
     let _ = writeln!(
         md,
-        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions / readbacks | kernels |"
+        "| batch | method | s / iteration | vs rdm | NFE fwd | backward NFE + VJP | loss | dispatches / submissions / readbacks | readbacks / accepted step | kernels |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     for r in &res.gpu_runs {
         let rdm = res
             .gpu_runs
@@ -394,7 +394,7 @@ fn gpu_section(md: &mut String, res: &Results) {
             .find(|b| b.batch == r.batch && b.label == "rdm");
         let _ = writeln!(
             md,
-            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} | {:.0} / {:.0} / {:.0} | {} |",
+            "| {} | {} | {:.4} | {} | {:.1} | {:.1} | {:.3} → {:.3} | {:.0} / {:.0} / {:.1} | {} | {} |",
             r.batch,
             r.label,
             r.time_per_iter_median_s,
@@ -409,6 +409,11 @@ fn gpu_section(md: &mut String, res: &Results) {
             r.dispatches_per_iter,
             r.submissions_per_iter,
             r.readbacks_per_iter,
+            if r.accepted_steps_per_iter > 0.0 {
+                format!("{:.2}", r.readbacks_per_iter / r.accepted_steps_per_iter)
+            } else {
+                "–".into()
+            },
             if r.kernels.is_empty() {
                 "–"
             } else {

@@ -560,6 +560,10 @@ pub struct GpuRun {
     /// Readbacks per timed iteration (mean): submissions the host waited for.
     #[serde(default)]
     pub readbacks_per_iter: f64,
+    /// Accepted solver steps per timed iteration (mean), forward and backward together: the
+    /// denominator of readbacks per accepted step.
+    #[serde(default)]
+    pub accepted_steps_per_iter: f64,
     /// Device time per kernel over one further iteration run with timestamp queries, slowest
     /// first (empty where the adapter has no timestamps).
     #[serde(default)]

@@ -1,7 +1,7 @@
 //! Trains FFJORD's toy CNF on pinwheel with every state-sized number on the GPU: IRDM with 16
-//! Lobatto nodes and the seminorm through `adjoint::forward_on`, the NLL and Adam on the host
-//! (one download of `z(T)` and of `dL/dθ`, one upload of `θ` per iteration), with the product
-//! kernels `tune_kernels` finds fastest on the adapter.
+//! Lobatto nodes and the seminorm through `adjoint::forward_on`, the NLL's cotangent on the
+//! device, the NLL and Adam on the host (`z(T)` and `dL/dθ` downloaded together, one upload of
+//! `θ` per iteration), with the product kernels `tune_kernels` finds fastest on the adapter.
 //!
 //! ```text
 //! cargo run --release -p irdm-gpu --example train_toy_cnf -- [iterations] [batch]
@@ -38,6 +38,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .forward
         .with_norm(rk::ErrorNorm::Groups(cnf.state_groups()));
     let ts = [0.0f32, 0.5];
+    // Output cotangents [∂L/∂z(0) = 0, ∂L/∂z(T)] and the NLL's 1/B per point.
+    let mut cotangents = [
+        GpuVec::try_zeros(&ctx, cnf.state_len())?,
+        GpuVec::try_zeros(&ctx, cnf.state_len())?,
+    ];
+    let inv_batch = GpuVec::try_from_host(&ctx, &vec![1.0 / batch as f32; batch])?;
 
     for it in 1..=iterations {
         let start = Instant::now();
@@ -47,10 +53,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         z0.extend(std::iter::repeat_n(0.0, batch));
         let z0 = GpuVec::try_from_host(&ctx, &z0)?;
         let fwd = forward_on(&mut cnf, &theta_gpu, &z0, &ts, method, &config)?;
-        let (loss, cot) = nn::nll_loss(&fwd.outputs()[1].to_host(), batch, 2)?;
-        let cotangents = [z0.zeros_like(), GpuVec::try_from_host(&ctx, &cot)?];
+        // ∂L/∂z(T) of the mean NLL, [z_b / B, 1/B], without leaving the device.
+        let end = &fwd.outputs()[1];
+        cotangents[1].copy_from(end);
+        cotangents[1].scale(1.0 / batch as f32);
+        cotangents[1].copy_range(2 * batch, &inv_batch, 0..batch);
         let grad = fwd.backward(&mut cnf, &theta_gpu, &cotangents)?;
-        adam.step(&mut theta, &grad.dtheta.to_host())?;
+        // One readback for the loss's input and the gradient.
+        let read = GpuVec::read_together(&[end, &grad.dtheta])?;
+        let (loss, _) = nn::nll_loss(&read[0], batch, 2)?;
+        adam.step(&mut theta, &read[1])?;
         theta_gpu.copy_from_host(&theta);
         if it == 1 || it % 10 == 0 || it == iterations {
             println!(

@@ -89,6 +89,25 @@ impl GpuVec {
             .unwrap_or_else(|_| vec![f32::NAN; self.len])
     }
 
+    /// Downloads several vectors with one submission and one wait (a training loop reads its
+    /// loss inputs and its gradient together: one round trip instead of two).
+    ///
+    /// Errors: vectors of different contexts, or a failed readback.
+    pub fn read_together(vectors: &[&GpuVec]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let Some(first) = vectors.first() else {
+            return Ok(Vec::new());
+        };
+        if vectors.iter().any(|v| !Arc::ptr_eq(&v.ctx, &first.ctx)) {
+            return Err(GpuError::Invalid {
+                what: "GpuVec::read_together".into(),
+                reason: "the vectors belong to different GPU contexts".into(),
+            });
+        }
+        let spans: Vec<(&wgpu::Buffer, usize, usize)> =
+            vectors.iter().map(|v| (&v.buf, 0, v.len)).collect();
+        first.ctx.read_many(&spans)
+    }
+
     /// The storage buffer.
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         &self.buf

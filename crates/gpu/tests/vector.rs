@@ -15,6 +15,33 @@ fn make(x: &[f64]) -> GpuVec {
 
 rk::vector_conformance_tests!(gpu_f32, make, available = context().is_some());
 
+/// Several vectors read in one round trip equal their separate downloads; mixing contexts is
+/// an error, not a wrong answer.
+#[test]
+fn read_together_is_one_readback_of_every_vector() {
+    if context().is_none() {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    }
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    let a = GpuVec::from_host(&ctx, &[1.0, -2.0, 3.5]);
+    let b = GpuVec::from_host(&ctx, &(0..1000).map(|i| i as f32).collect::<Vec<_>>());
+    let empty = GpuVec::zeros(&ctx, 0);
+    let before = ctx.readbacks();
+    let got = GpuVec::read_together(&[&a, &empty, &b]).expect("one readback");
+    assert_eq!(ctx.readbacks() - before, 1);
+    assert_eq!(got, vec![a.to_host(), Vec::new(), b.to_host()]);
+    assert!(
+        GpuVec::read_together(&[])
+            .expect("nothing to read")
+            .is_empty()
+    );
+    let other = GpuContext::new().expect("a second context");
+    let c = GpuVec::from_host(&other, &[0.0]);
+    let err = GpuVec::read_together(&[&a, &c]).unwrap_err();
+    assert!(err.to_string().contains("different GPU contexts"), "{err}");
+}
+
 /// `dz/dt = −z` computed on the device with vector operations only.
 struct Decay;
 
