@@ -428,9 +428,9 @@ fn gpu_section(md: &mut String, res: &Results) {
     );
     let _ = writeln!(
         md,
-        "| batch | kernels | f: ms | f: GFLOP/s | adjoint RHS: ms | adjoint RHS: GFLOP/s | of f32 peak (f / adjoint) |"
+        "| batch | kernels | MFLOP (f / adjoint RHS) | f: ms | f: GFLOP/s | adjoint RHS: ms | adjoint RHS: GFLOP/s | of f32 peak (f / adjoint) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for k in &res.gpu_kernels {
         let share = k.peak_gflops.map_or("–".into(), |p| {
             format!(
@@ -442,9 +442,12 @@ fn gpu_section(md: &mut String, res: &Results) {
         });
         let _ = writeln!(
             md,
-            "| {} | {} | {:.3} | {:.1} | {:.3} | {:.1} | {share} |",
+            "| {} | {} | {:.2} / {:.2} | {:.3} | {:.1} | {:.3} | {:.1} | {share} |",
             k.batch,
             if k.tiled { "tiled" } else { "simple" },
+            // GFLOP/s × s = GFLOP: the counted FLOPs of one call.
+            1e3 * k.eval_gflops * k.eval_s,
+            1e3 * k.vjp_gflops * k.vjp_s,
             1e3 * k.eval_s,
             k.eval_gflops,
             1e3 * k.vjp_s,

@@ -119,6 +119,10 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             solver
                 .set_first_step(first_step)
                 .map_err(self.solve_err())?;
+            // A later interval starts from the solver's own (finite) state plus a checked
+            // cotangent: no separate finiteness readbacks (a non-finite sum still stops the
+            // first step).
+            solver.set_start_checked(k == k_last);
             solver
                 .init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x)
                 .map_err(self.solve_err())?;

@@ -882,3 +882,77 @@ fn dispatches_per_evaluation_are_pinned() {
     );
     assert_eq!(eval_at(&mut cnf, &th, at), one_forward);
 }
+
+/// Readbacks of a whole gradient do not grow with the number of output times beyond the
+/// solver's own step decisions: the backward restarts at output times read nothing back (their
+/// state is the solver's plus a checked cotangent), the cotangents are checked together, and
+/// `dL/dz0`, `dL/dθ` stay on the device. IRDM on one grid: `attempts + 6` (two initial step
+/// picks, the grid check, the cotangent check); RDM: `attempts + 5 + K` (its reconstruction
+/// check at each of the `K` output times before the last). The gradients match the host's.
+#[test]
+fn readbacks_per_gradient_do_not_grow_with_the_output_times() {
+    if context().is_none() {
+        return;
+    }
+    // A context of its own, so that the readback count is this test's alone.
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    let mut p = net_pair(&ctx, &[3, 16, 3], Activation::Tanh, 20, 11);
+    let n = p.state.len();
+    let mut config = Config::new(1e-5f32, 1e-5);
+    config.irdm.segments = adjoint::Segments::Single;
+    let rdm = Method::Rdm {
+        norm: BackwardNorm::Seminorm,
+    };
+    let irdm = Method::irdm_lobatto(16, BackwardNorm::Seminorm);
+    for outputs in [2usize, 6] {
+        let ts: Vec<f32> = (0..outputs)
+            .map(|k| k as f32 / (outputs - 1) as f32)
+            .collect();
+        // A cotangent at every output time but the first.
+        let cot: Vec<Vec<f32>> = (0..outputs)
+            .map(|k| {
+                (0..n)
+                    .map(|i| {
+                        if k == 0 {
+                            0.0
+                        } else {
+                            0.01 * ((i + k) % 5) as f32 - 0.02
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        for (m, extra) in [(irdm, 6), (rdm, 5 + outputs - 1)] {
+            let th = GpuVec::from_host(&ctx, &p.params);
+            let z0 = GpuVec::from_host(&ctx, &p.state);
+            let cot_g: Vec<GpuVec> = cot.iter().map(|c| GpuVec::from_host(&ctx, c)).collect();
+            let r0 = ctx.readbacks();
+            let fwd = forward_on(&mut p.gpu, &th, &z0, &ts, m, &config).unwrap();
+            let g = fwd.backward(&mut p.gpu, &th, &cot_g).unwrap();
+            let readbacks = ctx.readbacks() - r0;
+            let i = &g.info;
+            let attempts =
+                i.accepted_forward + i.rejected_forward + i.accepted_backward + i.rejected_backward;
+            assert_eq!(
+                readbacks,
+                attempts + extra,
+                "{} with {outputs} output times: {i:?}",
+                m.name()
+            );
+            let host_fwd = forward_on(&mut p.host, &p.params, &p.state, &ts, m, &config).unwrap();
+            let gh = host_fwd.backward(&mut p.host, &p.params, &cot).unwrap();
+            let e = rel(&g.dtheta.to_host(), &gh.dtheta);
+            assert!(
+                e < 1e-4,
+                "{} with {outputs} output times: dθ {e:e}",
+                m.name()
+            );
+            let e = rel(&g.dz0.to_host(), &gh.dz0);
+            assert!(
+                e < 1e-4,
+                "{} with {outputs} output times: dz0 {e:e}",
+                m.name()
+            );
+        }
+    }
+}

@@ -85,6 +85,8 @@ pub struct Solver<V: Vector> {
     // Stepping state.
     phase: Phase,
     k0_valid: bool,
+    /// Whether an init with a given first step reads back the finiteness of `y0` and `f0`.
+    check_start: bool,
     fsal_pending: bool,
     t: V::Scalar,
     t_prev: V::Scalar,
@@ -157,6 +159,7 @@ impl<V: Vector> Solver<V> {
             dense_f64: [0.0; MAX_STAGES],
             phase: Phase::Idle,
             k0_valid: false,
+            check_start: true,
             fsal_pending: false,
             t: zero,
             t_prev: zero,
@@ -203,7 +206,8 @@ impl<V: Vector> Solver<V> {
         // Without a given first step, the initial step selection checks y0 and f(t0, y0) for
         // non-finite entries together with its norms (one device round trip instead of three).
         let select_step = self.options.first_step.is_none();
-        if !select_step && !y0.all_finite() {
+        let check_start = !select_step && self.check_start;
+        if check_start && !y0.all_finite() {
             return Err(non_finite_start(true, t0));
         }
         self.stats = Stats {
@@ -221,7 +225,7 @@ impl<V: Vector> Solver<V> {
         self.y.copy_from(y0);
         self.y_prev.copy_from(y0);
         self.eval(rhs, t0, params, Stage::K0);
-        if !select_step && !self.k[0].all_finite() {
+        if check_start && !self.k[0].all_finite() {
             return Err(non_finite_start(false, t0));
         }
         self.k0_valid = true;
@@ -412,8 +416,12 @@ impl<V: Vector> Solver<V> {
         for (c, &b) in self.coeffs.iter_mut().zip(&self.b) {
             *c = h * b;
         }
+        // An FSAL tableau's last weight is zero (its last stage is f(t + h, y1), evaluated
+        // next): leaving it out also keeps a stale stage of a failed attempt (NaN · 0 = NaN)
+        // out of the new state.
+        let terms = s - usize::from(self.tableau.fsal);
         self.ytmp
-            .offset_linear_combination(&self.y, &self.coeffs[..s], &self.k);
+            .offset_linear_combination(&self.y, &self.coeffs[..terms], &self.k);
         if self.tableau.fsal {
             self.eval(rhs, t_new, params, Stage::K(s - 1));
         }
@@ -570,6 +578,18 @@ impl<V: Vector> Solver<V> {
         }
         self.options.first_step = h;
         Ok(())
+    }
+
+    /// Whether [`Solver::init`] with a given first step ([`Solver::set_first_step`]) checks `y0`
+    /// and `f(t0, y0)` for non-finite entries before the first step (default `true`; two
+    /// readbacks on a GPU). A caller whose start is finite by construction — a continuation
+    /// from this solver's own state, as the adjoint drivers' restarts at output times — may
+    /// turn it off: a non-finite start then still stops the solve, with
+    /// [`RkError::NonFinite`] from the first step's error norm (or, for a fixed-step method,
+    /// its new state), one step later. The initial step selection always checks both in the
+    /// readback of its norms.
+    pub fn set_start_checked(&mut self, checked: bool) {
+        self.check_start = checked;
     }
 
     /// State at [`Solver::t`].

@@ -279,6 +279,44 @@ fn a_failed_init_stops_the_running_solve() {
     }
 }
 
+/// With the start checks off, a non-finite start with a given first step is still an error,
+/// at the first step, for every tableau: never a solve that runs on with NaN.
+#[test]
+fn an_unchecked_start_still_stops_at_the_first_step() {
+    for method in [
+        Method::Dopri5,
+        Method::Tsit5,
+        Method::Bosh3,
+        Method::Euler,
+        Method::Rk4,
+    ] {
+        let adaptive = !matches!(method, Method::Euler | Method::Rk4);
+        let mut o = if adaptive {
+            Options::new(1e-6, 1e-6)
+        } else {
+            Options::fixed(0.1)
+        };
+        o.first_step = Some(0.1);
+        let y0 = vec![1.0, 1.0];
+        let mut s = Solver::new(method, o, &y0).unwrap();
+        s.set_start_checked(false);
+        for bad in [vec![f64::NAN, 1.0], vec![1.0, f64::INFINITY]] {
+            // The init reads nothing back, so it succeeds; the step finds the NaN.
+            s.init(&mut Test2, &vec![], 0.0, 1.0, &bad).unwrap();
+            match s.step(&mut Test2, &vec![]) {
+                Err(RkError::NonFinite { t, .. }) => assert_eq!(t, 0.0, "{method:?}"),
+                other => panic!("{method:?}: {other:?}"),
+            }
+        }
+        // A finite start solves as with the checks on.
+        s.init(&mut Test2, &vec![], 0.0, 1.0, &y0).unwrap();
+        while !s.is_finished() {
+            s.step(&mut Test2, &vec![])
+                .unwrap_or_else(|e| panic!("{method:?}: {e}"));
+        }
+    }
+}
+
 #[test]
 fn misuse_of_the_step_api() {
     let y0 = vec![1.0, 1.0];
