@@ -1,5 +1,6 @@
 //! Unit tests of the context, and a context of its own for other modules' tests.
 
+use super::bind_groups::MAX_KEPT_GROUPS;
 use super::*;
 
 /// A context of its own for a unit test, or `None` (the test says "skipped") without an adapter,
