@@ -14,7 +14,7 @@
 //! The `Vector` methods cannot return errors: a failed readback yields NaN (which the solver
 //! reports as a non-finite error norm) or a NaN-filled host copy.
 
-use crate::context::{GpuContext, MAX_DISPATCH_DATA, Params, ReduceJob};
+use crate::context::{Bound, GpuContext, MAX_DISPATCH_DATA, Params, ReduceJob};
 use crate::error::GpuError;
 use crate::kernel::Kernel;
 use rk::{Atol, CheckedNorms, Vector};
@@ -196,6 +196,42 @@ fn sum_f64(v: &[f32]) -> f32 {
 /// whether it is entirely finite (its non-finite entries counted on the device): every
 /// reduction is recorded first and all partial sums come back in one readback (one submission
 /// and one wait, however many groups and vectors).
+/// The tables of a grouped reduction (`err_sq`, `max_abs`): the non-empty `groups` in
+/// dispatches of up to [`ERR_GROUPS`] each, per dispatch the table (per group its start, end and
+/// first workgroup, as f32 bits, read from the data ring) and each group's workgroup count.
+fn group_tables(groups: &[&Range<usize>]) -> Vec<(Vec<f32>, Vec<usize>)> {
+    groups
+        .chunks(ERR_GROUPS)
+        .map(|chunk| {
+            let (mut table, mut workgroups, mut first) = (Vec::new(), Vec::new(), 0);
+            for g in chunk {
+                let n = g.len().div_ceil(256);
+                table.extend([g.start, g.end, first].map(|v| f32::from_bits(v as u32)));
+                workgroups.push(n);
+                first += n;
+            }
+            (table, workgroups)
+        })
+        .collect()
+}
+
+/// The jobs of one grouped reduction of `kernel` over the tables of [`group_tables`].
+fn grouped_jobs<'a>(
+    kernel: &'a Kernel,
+    bound: &'a Bound<'a>,
+    params: Params,
+    batches: &'a [(Vec<f32>, Vec<usize>)],
+) -> impl Iterator<Item = ReduceJob<'a>> {
+    batches.iter().map(move |(table, workgroups)| {
+        let params = Params {
+            flags: workgroups.len() as u32,
+            ..params
+        };
+        let threads = 256 * workgroups.iter().sum::<usize>();
+        (kernel, 0..threads, bound, params, Some(&table[..]))
+    })
+}
+
 fn error_norms<const K: usize, const C: usize>(
     errs: [&GpuVec; K],
     y0: &GpuVec,
@@ -219,41 +255,22 @@ fn error_norms<const K: usize, const C: usize>(
     });
     let check_inputs = checked.map(|v| [(1, &v.buf)]);
     let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
-    // The groups of one norm in dispatches of up to ERR_GROUPS each: per group its start, end
-    // and first workgroup (as f32 bits, the kernel's table in the data ring).
-    let batches: Vec<(Vec<f32>, Vec<usize>)> = live
-        .chunks(ERR_GROUPS)
-        .map(|chunk| {
-            let (mut table, mut workgroups, mut first) = (Vec::new(), Vec::new(), 0);
-            for g in chunk {
-                let n = g.len().div_ceil(256);
-                table.extend([g.start, g.end, first].map(|v| f32::from_bits(v as u32)));
-                workgroups.push(n);
-                first += n;
-            }
-            (table, workgroups)
-        })
-        .collect();
+    let batches = group_tables(&live);
     let ctx = &y0.ctx;
     let mut jobs: Vec<ReduceJob<'_>> = Vec::new();
+    let params = Params {
+        mode,
+        a: rtol,
+        b: atol_scalar,
+        ..Params::default()
+    };
     for bound in &inputs {
-        for (table, workgroups) in &batches {
-            let params = Params {
-                mode,
-                a: rtol,
-                b: atol_scalar,
-                flags: workgroups.len() as u32,
-                ..Params::default()
-            };
-            let threads = 256 * workgroups.iter().sum::<usize>();
-            jobs.push((
-                &ctx.pipelines.err_sq,
-                0..threads,
-                &bound[..],
-                params,
-                Some(&table[..]),
-            ));
-        }
+        jobs.extend(grouped_jobs(
+            &ctx.pipelines.err_sq,
+            &bound[..],
+            params,
+            &batches,
+        ));
     }
     for (v, bound) in checked.iter().zip(&check_inputs) {
         jobs.push((
@@ -451,16 +468,32 @@ impl Vector for GpuVec {
     }
 
     fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<f32> {
-        // Per-workgroup maxima of every group in one readback; the host takes the largest.
-        let live: Vec<Range<usize>> = groups.iter().filter(|g| !g.is_empty()).cloned().collect();
-        let Ok(maxima) = self.ctx.reduce_ranges(
+        // Per-workgroup maxima of every group from one dispatch (per ERR_GROUPS groups) and
+        // one readback; the host takes each group's largest.
+        let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
+        if live.is_empty() {
+            return vec![0.0; groups.len()];
+        }
+        let batches = group_tables(&live);
+        let bound = [(1, &self.buf)];
+        let jobs: Vec<ReduceJob<'_>> = grouped_jobs(
             &self.ctx.pipelines.max_abs,
-            &live,
+            &bound,
             Params::default(),
-            &[(1, &self.buf)],
-        ) else {
+            &batches,
+        )
+        .collect();
+        let Ok(partials) = self.ctx.reduce_jobs(&jobs) else {
             return vec![f32::NAN; groups.len()];
         };
+        let mut maxima = Vec::with_capacity(live.len());
+        for (p, (_, workgroups)) in partials.iter().zip(&batches) {
+            let mut at = 0;
+            for &n in workgroups {
+                maxima.push(p[at..at + n].iter().copied().fold(0.0, f32::max));
+                at += n;
+            }
+        }
         let mut maxima = maxima.into_iter();
         groups
             .iter()
@@ -468,9 +501,7 @@ impl Vector for GpuVec {
                 if g.is_empty() {
                     0.0
                 } else {
-                    maxima
-                        .next()
-                        .map_or(f32::NAN, |m| m.into_iter().fold(0.0, f32::max))
+                    maxima.next().unwrap_or(f32::NAN)
                 }
             })
             .collect()

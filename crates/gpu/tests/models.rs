@@ -492,8 +492,8 @@ fn the_cnf_divergence_is_the_trace_of_the_net_jacobian() {
 
 /// No buffer is created per step anywhere in a gradient: a whole forward and backward pass
 /// creates as many buffers at a tight tolerance (several times the steps) as at a loose one,
-/// except that IRDM's piecewise capture creates exactly one buffer (the node values) per
-/// segment it closes.
+/// except that IRDM's piecewise capture creates exactly one more buffer (the node values) per
+/// further segment it closes.
 #[test]
 fn buffers_created_per_gradient_do_not_grow_with_the_steps() {
     if context().is_none() {
@@ -538,9 +538,12 @@ fn buffers_created_per_gradient_do_not_grow_with_the_steps() {
         if m.name() == "irdm" {
             assert!(tight.2 > loose.2, "{created_and_steps:?}");
         }
+        // buffers(tight) − buffers(loose) = segments(tight) − segments(loose), without
+        // subtracting (a pass may create fewer buffers than it closes segments: the pool
+        // holds the earlier passes' node buffers).
         assert_eq!(
-            tight.0 - tight.2,
-            loose.0 - loose.2,
+            tight.0 + loose.2,
+            loose.0 + tight.2,
             "{}: (buffers, nfe, segments) {created_and_steps:?}",
             m.name()
         );

@@ -42,6 +42,54 @@ fn read_together_is_one_readback_of_every_vector() {
     assert!(err.to_string().contains("different GPU contexts"), "{err}");
 }
 
+/// The largest magnitude of each of many groups (more than one dispatch's table holds, of mixed
+/// sizes, empty ones and a non-finite entry among them) equals the host's, from one dispatch
+/// per table and one readback.
+#[test]
+fn max_abs_of_many_groups_is_one_dispatch_per_table() {
+    if context().is_none() {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    }
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    let n = 40_000;
+    let mut x: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 5.0)
+        .collect();
+    x[12_345] = f32::NAN;
+    let v = GpuVec::from_host(&ctx, &x);
+    // 2 000 groups: lengths 0 to 37 (every 13th empty), then one group of 300 (several
+    // workgroups).
+    let mut groups = Vec::new();
+    let mut at = 0;
+    for k in 0..2000 {
+        let len = if k % 13 == 0 { 0 } else { k % 38 };
+        groups.push(at..at + len);
+        at += len;
+    }
+    groups.push(at..at + 300);
+    assert!(at + 300 <= n);
+    let (d0, r0) = (ctx.dispatches(), ctx.readbacks());
+    let got = v.max_abs_groups(&groups);
+    assert_eq!(ctx.readbacks() - r0, 1);
+    // 1 799 non-empty groups: two tables of at most 1 365 groups.
+    assert_eq!(ctx.dispatches() - d0, 2);
+    for (g, m) in groups.iter().zip(&got) {
+        let want = x[g.clone()].iter().fold(0.0f32, |a, &b| {
+            if b.is_finite() {
+                a.max(b.abs())
+            } else {
+                f32::INFINITY
+            }
+        });
+        assert_eq!(*m, want, "group {g:?}");
+    }
+    assert!(
+        got.iter().any(|m| m.is_infinite()),
+        "the NaN's group is +inf"
+    );
+}
+
 /// `dz/dt = −z` computed on the device with vector operations only.
 struct Decay;
 

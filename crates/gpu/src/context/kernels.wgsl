@@ -90,22 +90,30 @@ fn reduce_and_store(lid: u32, wid: u32, v: f32, take_max: bool) {
     if (lid == 0u) { out[p.out_at + wid] = partial[0]; }
 }
 
-// Σ (e / (atol + rtol·max(|y0|, |y1|)))² over each of p.flags groups of components, one partial
-// sum per workgroup: x0 = e, x1 = y0, x2 = y1, x3 = atol (mode 1). ring_coeffs holds, per group,
-// its first and end component and its first workgroup (u32 bits): a group's workgroups follow
-// one another, so its partials are out[out_at + first …] (every group of a norm in one dispatch).
-@compute @workgroup_size(256)
-fn err_sq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-          @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = wid.x + wid.y * nwg.x;
+// A grouped reduction's component for invocation lid of workgroup w, and its group's end:
+// ring_coeffs holds, per group (p.flags of them), its first and end component and its first
+// workgroup (u32 bits); a group's workgroups follow one another, so its partials are
+// out[out_at + first …] (every group in one dispatch).
+fn grouped_index(w: u32, lid: u32) -> vec2<u32> {
     var g = 0u;
     for (var k = 1u; k < p.flags; k = k + 1u) {
         if (bitcast<u32>(ring_coeffs[3u * k + 2u]) <= w) { g = k; }
     }
     let end = bitcast<u32>(ring_coeffs[3u * g + 1u]);
-    let i = bitcast<u32>(ring_coeffs[3u * g]) + (w - bitcast<u32>(ring_coeffs[3u * g + 2u])) * 256u + lid.x;
+    let i = bitcast<u32>(ring_coeffs[3u * g]) + (w - bitcast<u32>(ring_coeffs[3u * g + 2u])) * 256u + lid;
+    return vec2<u32>(i, end);
+}
+
+// Σ (e / (atol + rtol·max(|y0|, |y1|)))² over each of p.flags groups of components, one partial
+// sum per workgroup (grouped_index): x0 = e, x1 = y0, x2 = y1, x3 = atol (mode 1).
+@compute @workgroup_size(256)
+fn err_sq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = wid.x + wid.y * nwg.x;
+    let at = grouped_index(w, lid.x);
+    let i = at.x;
     var v = 0.0;
-    if (i < end) {
+    if (i < at.y) {
         var atol = p.b;
         if (p.mode == 1u) { atol = x3[i]; }
         let wt = atol + p.a * max(abs(x1[i]), abs(x2[i]));
@@ -131,20 +139,23 @@ fn nonfinite_bits(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
 }
 
-// Largest |x0| over [start, n) (non-finite entries count as +inf, tested on the bits).
+// Largest |x0| over each of p.flags groups of components (grouped_index), one partial maximum
+// per workgroup; non-finite entries count as +inf (tested on the bits).
 @compute @workgroup_size(256)
-fn max_abs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-           @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = p.start + index(gid, nwg);
+fn max_abs(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = wid.x + wid.y * nwg.x;
+    let at = grouped_index(w, lid.x);
+    let i = at.x;
     var v = 0.0;
-    if (i < p.n) {
+    if (i < at.y) {
         if (nonfinite_bits(x0[i])) {
             v = bitcast<f32>(0x7f800000u);
         } else {
             v = abs(x0[i]);
         }
     }
-    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, true);
+    reduce_and_store(lid.x, w, v, true);
 }
 
 // Count of non-finite entries (exponent bits all ones: ±inf or NaN) over [start, n). Tested on
