@@ -151,6 +151,37 @@ impl GpuTrainer {
         self.last_info.as_ref()
     }
 
+    /// Adam's step count and named state vectors (for a checkpoint).
+    pub fn optimizer_state(&self) -> (u64, Vec<(&'static str, &[f32])>) {
+        (self.adam.steps(), self.adam.state())
+    }
+
+    /// Continues from a checkpoint: parameters, Adam's state after `steps` steps, and the
+    /// iteration count.
+    ///
+    /// Errors: parameters or state of the wrong length.
+    pub fn restore(
+        &mut self,
+        params: &[f32],
+        steps: u64,
+        state: &[(&str, Vec<f32>)],
+        iter: usize,
+    ) -> AnyResult<()> {
+        if params.len() != self.params.len() {
+            return Err(format!(
+                "checkpoint parameters: {} floats, the toy CNF has {}",
+                params.len(),
+                self.params.len()
+            )
+            .into());
+        }
+        self.adam.restore(steps, state)?;
+        self.params.copy_from_slice(params);
+        self.params_gpu.copy_from_host(&self.params);
+        self.iter = iter;
+        Ok(())
+    }
+
     /// The current parameters.
     pub fn params(&self) -> &[f32] {
         &self.params

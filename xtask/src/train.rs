@@ -78,8 +78,9 @@ pub struct TrainArgs {
     /// Threads each rank shards its rows over (`0`: every logical CPU).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Toy CNF: each rank computes on the GPU backend (wgpu; f32, no `--resume`; the
-    /// parameters go to `gpu_params.safetensors`). `IRDM_GPU_ADAPTER` picks the adapter.
+    /// Toy CNF: each rank computes on the GPU backend (wgpu; f32; the parameters also go to
+    /// `gpu_params.safetensors`, the resumable state to `checkpoint.safetensors`).
+    /// `IRDM_GPU_ADAPTER` picks the adapter.
     #[arg(long)]
     gpu: bool,
     /// Ranks are the processes of this MPI job (build with `--features mpi`, run under
@@ -140,10 +141,8 @@ pub fn run(args: TrainArgs) -> AnyResult<()> {
     if args.iters == 0 || args.batch == 0 {
         return Err("--iters and --batch must be at least 1".into());
     }
-    if args.gpu
-        && (args.model != Model::Toy || args.float != FloatKind::F32 || args.resume.is_some())
-    {
-        return Err("--gpu: the toy CNF in f32, without --resume".into());
+    if args.gpu && (args.model != Model::Toy || args.float != FloatKind::F32) {
+        return Err("--gpu: the toy CNF in f32".into());
     }
     if args.model == Model::Classifier && (args.float != FloatKind::F32 || args.resume.is_some()) {
         return Err(
@@ -530,9 +529,20 @@ fn run_gpu_rank<C: Collective>(
     let weight = rows.len() as f64 / args.batch as f64;
     let mut trainer =
         crate::gpu_toy::GpuTrainer::new(&ctx, rows.len(), method, &init, gpu::GpuKernels::Auto)?;
+    let run = GpuRunId {
+        dataset: args.dataset.clone(),
+        method: args.method.clone(),
+        batch: args.batch,
+        seed: args.seed,
+    };
+    let first = match &args.resume {
+        Some(path) => resume_gpu(path, &run, &net, &mut trainer, &mut rng)? + 1,
+        None => 1,
+    };
+    let checkpoint = out.join("checkpoint.safetensors");
     let mut buf = Vec::new();
     let mut records = Vec::with_capacity(args.iters);
-    for iter in 1..=args.iters {
+    for iter in first..=args.iters {
         let start = std::time::Instant::now();
         let x: Vec<f32> = toy
             .sample(&mut rng, args.batch)
@@ -544,8 +554,19 @@ fn run_gpu_rank<C: Collective>(
         trainer.apply(&grad)?;
         row.seconds = start.elapsed().as_secs_f64();
         records.push(row);
+        if rank == 0 && args.checkpoint_every > 0 && iter % args.checkpoint_every == 0 {
+            save_gpu_checkpoint(&checkpoint, &run, &net, &trainer, &rng, iter)?;
+        }
     }
     if rank == 0 {
+        save_gpu_checkpoint(
+            &checkpoint,
+            &run,
+            &net,
+            &trainer,
+            &rng,
+            args.iters.max(first - 1),
+        )?;
         let seconds = median(records.iter().map(|r| r.seconds).collect());
         let reduce = median(records.iter().map(|r| r.allreduce_seconds).collect());
         let summary = Summary {
@@ -558,7 +579,7 @@ fn run_gpu_rank<C: Collective>(
             rtol: crate::gpu_toy::TOL as f64,
             atol: crate::gpu_toy::TOL as f64,
             seed: args.seed,
-            resumed_from: None,
+            resumed_from: args.resume.as_ref().map(|p| p.display().to_string()),
             samples_per_second_median: args.batch as f64 / seconds,
             allreduce_share_median: reduce / seconds,
             records,
@@ -579,6 +600,83 @@ fn run_gpu_rank<C: Collective>(
         );
     }
     Ok(group)
+}
+
+/// What a GPU checkpoint belongs to: a resumed run must train the same data, method, global
+/// batch and seed.
+#[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+struct GpuRunId {
+    dataset: String,
+    method: String,
+    batch: usize,
+    seed: u64,
+}
+
+/// Writes a GPU run's resumable state atomically: the parameters (`net.…`, as
+/// `gpu_params.safetensors`), Adam's state (`optim.…`) and, as metadata, the iteration, Adam's
+/// step count, the batch stream's generator and the run it belongs to.
+fn save_gpu_checkpoint(
+    path: &std::path::Path,
+    run: &GpuRunId,
+    net: &nn::OdeNet<f32>,
+    trainer: &crate::gpu_toy::GpuTrainer,
+    rng: &nn::Rng,
+    iter: usize,
+) -> AnyResult<()> {
+    let mut tensors = nn::io::param_tensors(net.layout(), "net", trainer.params());
+    let (steps, state) = trainer.optimizer_state();
+    for (name, values) in state {
+        tensors.push((format!("optim.{name}"), vec![values.len()], values));
+    }
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("iter".to_string(), iter.to_string());
+    meta.insert("optimizer_steps".to_string(), steps.to_string());
+    meta.insert("rng".to_string(), serde_json::to_string(rng)?);
+    meta.insert("gpu_run".to_string(), serde_json::to_string(run)?);
+    nn::io::save(path, &tensors, Some(meta))?;
+    Ok(())
+}
+
+/// Restores a checkpoint of [`save_gpu_checkpoint`] into `trainer` and `rng`; returns the
+/// iteration it was written at.
+///
+/// Errors: an unreadable file, one that is not a GPU checkpoint, or one of another run.
+fn resume_gpu(
+    path: &std::path::Path,
+    run: &GpuRunId,
+    net: &nn::OdeNet<f32>,
+    trainer: &mut crate::gpu_toy::GpuTrainer,
+    rng: &mut nn::Rng,
+) -> AnyResult<usize> {
+    let w = nn::io::Weights::read(path)?;
+    let bad = |what: &str| {
+        format!(
+            "{}: not a GPU training checkpoint (missing or malformed {what})",
+            path.display()
+        )
+    };
+    let meta = w.metadata().map_err(|_| bad("metadata"))?;
+    let field = |name: &str| meta.get(name).ok_or_else(|| bad(name));
+    let saved: GpuRunId = serde_json::from_str(field("gpu_run")?).map_err(|_| bad("gpu_run"))?;
+    if &saved != run {
+        return Err(format!(
+            "{}: a checkpoint of {saved:?}, not of this run ({run:?})",
+            path.display()
+        )
+        .into());
+    }
+    let iter: usize = field("iter")?.parse().map_err(|_| bad("iter"))?;
+    let steps: u64 = field("optimizer_steps")?
+        .parse()
+        .map_err(|_| bad("optimizer_steps"))?;
+    *rng = serde_json::from_str(field("rng")?).map_err(|_| bad("rng"))?;
+    let params = w.params::<f32>(net.layout(), "net")?;
+    let state: Vec<(&str, Vec<f32>)> = ["exp_avg", "exp_avg_sq"]
+        .into_iter()
+        .map(|n| Ok((n, w.tensor::<f32>(&format!("optim.{n}"))?.1)))
+        .collect::<Result<_, nn::NnError>>()?;
+    trainer.restore(&params, steps, &state, iter)?;
+    Ok(iter)
 }
 
 /// One allreduce of this rank's weighted gradient (in place), mean loss and counts

@@ -166,3 +166,108 @@ fn compare_torch_sends_each_round_its_batch() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `train --gpu` writes a resumable checkpoint: 3 iterations on two ranks, resumed on one up to
+/// 6, end where 6 uninterrupted iterations on two ranks end (f32; the allreduce sums the two
+/// ranks' shares where one rank computes the whole batch, so to 1e-4); a checkpoint of another
+/// run is refused, naming what differs.
+#[test]
+fn a_gpu_checkpoint_resumes_on_another_rank_count() {
+    if let Err(e) = gpu::GpuContext::new() {
+        assert!(
+            std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
+            "IRDM_REQUIRE_GPU=1 but {e}"
+        );
+        eprintln!("skipped: {e}");
+        return;
+    }
+    let dir = scratch("gpu-resume");
+    let (whole, first, second) = (dir.join("whole"), dir.join("first"), dir.join("second"));
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "train",
+            "--gpu",
+            "--batch",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stderr) = xtask(&args);
+        assert!(ok, "{args:?}: {stderr}");
+    };
+    run(&["--iters", "6", "--local-ranks", "2"], &whole);
+    run(
+        &[
+            "--iters",
+            "3",
+            "--local-ranks",
+            "2",
+            "--checkpoint-every",
+            "2",
+        ],
+        &first,
+    );
+    let ckpt = first.join("checkpoint.safetensors");
+    run(
+        &["--iters", "6", "--resume", ckpt.to_str().unwrap()],
+        &second,
+    );
+    let read = |out: &Path| -> (Vec<f64>, Vec<f64>, usize) {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("train.json")).unwrap())
+                .unwrap();
+        let losses = json["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["loss"].as_f64().unwrap())
+            .collect();
+        let w = nn::Weights::read(out.join("checkpoint.safetensors")).unwrap();
+        let iter = w.metadata().unwrap()["iter"].parse().unwrap();
+        let mut names: Vec<String> = w
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("net."))
+            .collect();
+        names.sort();
+        let params = names
+            .iter()
+            .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
+            .collect();
+        (losses, params, iter)
+    };
+    let (lw, pw, iw) = read(&whole);
+    let (ls, ps, is) = read(&second);
+    assert_eq!((iw, is, ls.len()), (6, 6, 3), "iterations 4 … 6 resumed");
+    for (a, b) in ls.iter().zip(&lw[3..]) {
+        assert!((a - b).abs() <= 1e-4 * b.abs(), "{ls:?} vs {:?}", &lw[3..]);
+    }
+    let worst = ps
+        .iter()
+        .zip(&pw)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1e-3))
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-4, "parameters differ by {worst:e}");
+    // Another seed is another run: refused.
+    let (ok, stderr) = xtask(&[
+        "train",
+        "--gpu",
+        "--batch",
+        "32",
+        "--seed",
+        "9",
+        "--iters",
+        "6",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--out",
+        dir.join("other").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("not of this run") && stderr.contains("seed: 9"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
