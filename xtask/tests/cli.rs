@@ -3,6 +3,9 @@
 //! a torch side (here a protocol-compatible stand-in, `fixtures/fake_torch.py`) with batches
 //! drawn one round at a time.
 
+mod common;
+
+use common::{gpu_available, read_run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -173,12 +176,7 @@ fn compare_torch_sends_each_round_its_batch() {
 /// run is refused, naming what differs.
 #[test]
 fn a_gpu_checkpoint_resumes_on_another_rank_count() {
-    if let Err(e) = gpu::GpuContext::new() {
-        assert!(
-            std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
-            "IRDM_REQUIRE_GPU=1 but {e}"
-        );
-        eprintln!("skipped: {e}");
+    if !gpu_available() {
         return;
     }
     let dir = scratch("gpu-resume");
@@ -213,33 +211,17 @@ fn a_gpu_checkpoint_resumes_on_another_rank_count() {
         &["--iters", "6", "--resume", ckpt.to_str().unwrap()],
         &second,
     );
-    let read = |out: &Path| -> (Vec<f64>, Vec<f64>, usize) {
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("train.json")).unwrap())
-                .unwrap();
-        let losses = json["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["loss"].as_f64().unwrap())
-            .collect();
+    let iter = |out: &Path| -> usize {
         let w = nn::Weights::read(out.join("checkpoint.safetensors")).unwrap();
-        let iter = w.metadata().unwrap()["iter"].parse().unwrap();
-        let mut names: Vec<String> = w
-            .names()
-            .into_iter()
-            .filter(|n| n.starts_with("net."))
-            .collect();
-        names.sort();
-        let params = names
-            .iter()
-            .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
-            .collect();
-        (losses, params, iter)
+        w.metadata().unwrap()["iter"].parse().unwrap()
     };
-    let (lw, pw, iw) = read(&whole);
-    let (ls, ps, is) = read(&second);
-    assert_eq!((iw, is, ls.len()), (6, 6, 3), "iterations 4 … 6 resumed");
+    let (lw, pw) = read_run(&whole);
+    let (ls, ps) = read_run(&second);
+    assert_eq!(
+        (iter(&whole), iter(&second), ls.len()),
+        (6, 6, 3),
+        "iterations 4 … 6 resumed"
+    );
     for (a, b) in ls.iter().zip(&lw[3..]) {
         assert!((a - b).abs() <= 1e-4 * b.abs(), "{ls:?} vs {:?}", &lw[3..]);
     }

@@ -4,6 +4,9 @@
 //! two ranks resumes on one.
 #![cfg(feature = "mpi")]
 
+mod common;
+
+use common::{gpu_available, read_run};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -39,30 +42,6 @@ fn check(out: Output, what: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// `(losses, parameters)` of a finished run.
-fn read_run(dir: &Path) -> (Vec<f64>, Vec<f64>) {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("train.json")).unwrap()).unwrap();
-    let losses = json["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["loss"].as_f64().unwrap())
-        .collect();
-    let w = nn::Weights::read(dir.join("checkpoint.safetensors")).unwrap();
-    let mut names: Vec<String> = w
-        .names()
-        .into_iter()
-        .filter(|n| n.starts_with("net."))
-        .collect();
-    names.sort();
-    let params = names
-        .iter()
-        .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
-        .collect();
-    (losses, params)
 }
 
 fn max_rel(a: &[f64], b: &[f64]) -> f64 {
@@ -340,12 +319,7 @@ fn the_classifier_on_two_mpi_ranks_matches_one_process() {
 
 #[test]
 fn ranks_on_the_gpu_backend_match_host_ranks() {
-    if let Err(e) = gpu::GpuContext::new() {
-        assert!(
-            std::env::var("IRDM_REQUIRE_GPU").as_deref() != Ok("1"),
-            "IRDM_REQUIRE_GPU=1 but {e}"
-        );
-        eprintln!("skipped: {e}");
+    if !gpu_available() {
         return;
     }
     let common = ["--iters", "5", "--batch", "32"];
