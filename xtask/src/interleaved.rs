@@ -3,7 +3,7 @@
 //! same batch, so that machine noise hits every method alike; batches drawn epoch by epoch
 //! from a seeded permutation of the training rows; and the per-method summary of the records.
 
-use crate::results::NfePoint;
+use crate::results::{NfePoint, Summary};
 use crate::toy::median;
 use nn::Rng;
 use nn::optim::{Adam, AdamConfig, Optimizer};
@@ -87,24 +87,6 @@ impl<M, T: nn::Float, P> Learner<M, T, P> {
             nfe_curve: NfePoint::binned(&self.records, 20),
         }
     }
-}
-
-/// A learner's iterations, times and counts.
-pub struct Summary {
-    /// Iterations done.
-    pub iters: usize,
-    /// Median iteration time, seconds.
-    pub time_per_iter_median_s: f64,
-    /// Training time, seconds.
-    pub time_total_s: f64,
-    /// Mean forward NFE per iteration.
-    pub nfe_fwd_mean: f64,
-    /// Mean backward NFE per iteration.
-    pub nfe_bwd_mean: f64,
-    /// Mean backward VJPs per iteration.
-    pub vjp_bwd_mean: f64,
-    /// Evaluations per iteration in 20 bins.
-    pub nfe_curve: Vec<NfePoint>,
 }
 
 /// Batches of training-row indices: each epoch a fresh seeded permutation of the rows, cut into

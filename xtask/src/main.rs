@@ -641,8 +641,12 @@ mod tests {
                 .unwrap();
         assert_eq!(res.tabular.len(), tabular::methods().len());
         for r in &res.tabular {
-            assert_eq!((r.dim, r.iters, r.test_curve.len()), (3, 2, 3), "{r:?}");
-            assert!(r.final_test_nll.is_finite() && r.nfe_fwd_mean > 0.0 && !r.stand_in);
+            assert_eq!(
+                (r.dim, r.summary.iters, r.test_curve.len()),
+                (3, 2, 3),
+                "{r:?}"
+            );
+            assert!(r.final_test_nll.is_finite() && r.summary.nfe_fwd_mean > 0.0 && !r.stand_in);
         }
         // Same weights, batches and noise: the same starting test NLL for every method.
         assert!(
@@ -675,7 +679,7 @@ mod tests {
         let runs = tabular::run(&settings, &ProgressBar::hidden()).unwrap();
         for r in &runs {
             let at = r.stopped_at.expect("stopped early");
-            assert!(at < 400 && at % 6 == 0 && r.iters == at, "{r:?}");
+            assert!(at < 400 && at % 6 == 0 && r.summary.iters == at, "{r:?}");
             assert_eq!(r.test_curve.last().unwrap().iter, at);
         }
         let bad = dir.join("bad.csv");
@@ -742,9 +746,12 @@ mod tests {
                 .unwrap();
         assert_eq!(res.vae.len(), vae::methods().len());
         for r in &res.vae {
-            assert_eq!((r.iters, r.test_curve.len(), r.train_images), (3, 4, 120));
+            assert_eq!(
+                (r.summary.iters, r.test_curve.len(), r.train_images),
+                (3, 4, 120)
+            );
             assert!(
-                r.final_test_neg_elbo.is_finite() && r.nfe_fwd_mean > 0.0,
+                r.final_test_neg_elbo.is_finite() && r.summary.nfe_fwd_mean > 0.0,
                 "{r:?}"
             );
             // The importance-weighted estimate is a tighter bound than the ELBO on average.

@@ -494,7 +494,7 @@ fn tabular_plots(
                 .iter()
                 .map(|c| (c.iter as f64, c.train_time_s, c.test_nll))
                 .collect(),
-            nfe: &r.nfe_curve,
+            nfe: &r.summary.nfe_curve,
         })
         .collect();
     loss_curve_plots(
@@ -519,7 +519,7 @@ fn vae_plots(dir: &Path, runs: &[crate::results::VaeRun], written: &mut Vec<Stri
                 .iter()
                 .map(|c| (c.iter as f64, c.train_time_s, c.test_neg_elbo))
                 .collect(),
-            nfe: &r.nfe_curve,
+            nfe: &r.summary.nfe_curve,
         })
         .collect();
     loss_curve_plots(

@@ -572,20 +572,20 @@ fn tabular_section(md: &mut String, runs: &[crate::results::TabularRun]) {
     let rdm = runs
         .iter()
         .find(|r| r.label == "rdm")
-        .map(|r| r.time_per_iter_median_s);
+        .map(|r| r.summary.time_per_iter_median_s);
     for r in runs {
-        let speedup = speedup_vs_rdm(rdm, r.time_per_iter_median_s);
+        let speedup = speedup_vs_rdm(rdm, r.summary.time_per_iter_median_s);
         let _ = writeln!(
             md,
             "| {} | {:.3} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
             r.label,
             r.final_test_nll,
-            1e3 * r.time_per_iter_median_s,
+            1e3 * r.summary.time_per_iter_median_s,
             speedup,
-            r.time_total_s,
-            r.nfe_fwd_mean,
-            r.nfe_bwd_mean,
-            r.vjp_bwd_mean
+            r.summary.time_total_s,
+            r.summary.nfe_fwd_mean,
+            r.summary.nfe_bwd_mean,
+            r.summary.vjp_bwd_mean
         );
     }
     for r in runs {
@@ -637,7 +637,7 @@ fn vae_section(md: &mut String, runs: &[crate::results::VaeRun]) {
     let rdm = runs
         .iter()
         .find(|r| r.label == "rdm")
-        .map(|r| r.time_per_iter_median_s);
+        .map(|r| r.summary.time_per_iter_median_s);
     for r in runs {
         let _ = writeln!(
             md,
@@ -645,12 +645,12 @@ fn vae_section(md: &mut String, runs: &[crate::results::VaeRun]) {
             r.label,
             r.final_test_neg_elbo,
             r.final_test_iw_nll,
-            1e3 * r.time_per_iter_median_s,
-            speedup_vs_rdm(rdm, r.time_per_iter_median_s),
-            r.time_total_s,
-            r.nfe_fwd_mean,
-            r.nfe_bwd_mean,
-            r.vjp_bwd_mean
+            1e3 * r.summary.time_per_iter_median_s,
+            speedup_vs_rdm(rdm, r.summary.time_per_iter_median_s),
+            r.summary.time_total_s,
+            r.summary.nfe_fwd_mean,
+            r.summary.nfe_bwd_mean,
+            r.summary.vjp_bwd_mean
         );
     }
     let _ = writeln!(

@@ -63,6 +63,26 @@ pub struct TabularPoint {
     pub test_nll: f64,
 }
 
+/// A learner's iterations, times and counts (one method of the tabular or VAE suite; its
+/// fields appear at the top level of the run's JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// Iterations done.
+    pub iters: usize,
+    /// Median iteration time, seconds.
+    pub time_per_iter_median_s: f64,
+    /// Training time, seconds.
+    pub time_total_s: f64,
+    /// Mean forward NFE per iteration.
+    pub nfe_fwd_mean: f64,
+    /// Mean backward NFE per iteration.
+    pub nfe_bwd_mean: f64,
+    /// Mean backward VJPs per iteration.
+    pub vjp_bwd_mean: f64,
+    /// Evaluations per iteration in 20 bins.
+    pub nfe_curve: Vec<NfePoint>,
+}
+
 /// One method of the `tabular` suite.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TabularRun {
@@ -92,18 +112,9 @@ pub struct TabularRun {
     pub label: String,
     /// Stored nodes (IRDM).
     pub n_nodes: Option<usize>,
-    /// Iterations done.
-    pub iters: usize,
-    /// Median iteration time, seconds.
-    pub time_per_iter_median_s: f64,
-    /// Training time (evaluations excluded), seconds.
-    pub time_total_s: f64,
-    /// Mean forward NFE per iteration (all blocks).
-    pub nfe_fwd_mean: f64,
-    /// Mean backward NFE per iteration (all blocks).
-    pub nfe_bwd_mean: f64,
-    /// Mean backward VJPs per iteration (all blocks).
-    pub vjp_bwd_mean: f64,
+    /// Iterations, times and mean counts (all blocks), evaluations per iteration.
+    #[serde(flatten)]
+    pub summary: Summary,
     /// Test NLL at the end.
     pub final_test_nll: f64,
     /// The iteration after which early stopping ended training (`--full`: 30 epochs without a
@@ -112,8 +123,6 @@ pub struct TabularRun {
     pub stopped_at: Option<usize>,
     /// Test NLL over the run.
     pub test_curve: Vec<TabularPoint>,
-    /// Evaluations per iteration over the run.
-    pub nfe_curve: Vec<NfePoint>,
 }
 
 /// One evaluation of a VAE run.
@@ -156,18 +165,9 @@ pub struct VaeRun {
     pub label: String,
     /// Stored nodes (IRDM).
     pub n_nodes: Option<usize>,
-    /// Iterations done.
-    pub iters: usize,
-    /// Median iteration time, seconds.
-    pub time_per_iter_median_s: f64,
-    /// Training time (evaluations excluded), seconds.
-    pub time_total_s: f64,
-    /// Mean forward NFE per iteration.
-    pub nfe_fwd_mean: f64,
-    /// Mean backward NFE per iteration.
-    pub nfe_bwd_mean: f64,
-    /// Mean backward VJPs per iteration.
-    pub vjp_bwd_mean: f64,
+    /// Iterations, times and mean counts, evaluations per iteration.
+    #[serde(flatten)]
+    pub summary: Summary,
     /// Test negative ELBO at the end.
     pub final_test_neg_elbo: f64,
     /// Importance samples of the final test NLL estimate.
@@ -176,8 +176,6 @@ pub struct VaeRun {
     pub final_test_iw_nll: f64,
     /// Test negative ELBO over the run.
     pub test_curve: Vec<VaePoint>,
-    /// Evaluations per iteration over the run.
-    pub nfe_curve: Vec<NfePoint>,
 }
 
 /// One rank count of the `mpi` suite.

@@ -294,16 +294,10 @@ pub fn run(s: &TabularSettings, progress: &ProgressBar) -> AnyResult<Vec<Tabular
                 method: kind.into(),
                 label: label.clone(),
                 n_nodes,
-                iters: sum.iters,
-                time_per_iter_median_s: sum.time_per_iter_median_s,
-                time_total_s: sum.time_total_s,
-                nfe_fwd_mean: sum.nfe_fwd_mean,
-                nfe_bwd_mean: sum.nfe_bwd_mean,
-                vjp_bwd_mean: sum.vjp_bwd_mean,
+                summary: sum,
                 final_test_nll: l.curve.last().map_or(f64::NAN, |c| c.test_nll),
                 stopped_at: stop.1,
                 test_curve: l.curve,
-                nfe_curve: sum.nfe_curve,
             }
         })
         .collect())

@@ -217,16 +217,10 @@ fn run_here(s: &VaeSettings, progress: &ProgressBar) -> AnyResult<Vec<VaeRun>> {
             method: kind.into(),
             label: label.clone(),
             n_nodes,
-            iters: sum.iters,
-            time_per_iter_median_s: sum.time_per_iter_median_s,
-            time_total_s: sum.time_total_s,
-            nfe_fwd_mean: sum.nfe_fwd_mean,
-            nfe_bwd_mean: sum.nfe_bwd_mean,
-            vjp_bwd_mean: sum.vjp_bwd_mean,
+            summary: sum,
             final_test_neg_elbo: l.curve.last().map_or(f64::NAN, |c| c.test_neg_elbo),
             iw_samples: s.iw_samples,
             final_test_iw_nll: iw,
-            nfe_curve: sum.nfe_curve,
             test_curve: l.curve,
         });
     }
