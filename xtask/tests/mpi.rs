@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{gpu_available, read_run};
+use common::{gpu_available, read_losses, read_params, read_run};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -288,23 +288,10 @@ fn the_classifier_on_two_mpi_ranks_matches_one_process() {
         "--local-ranks 2",
     );
     let read = |dir: &Path| {
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("classifier.json")).unwrap())
-                .unwrap();
-        let losses: Vec<f64> = json["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["loss"].as_f64().unwrap())
-            .collect();
-        let w = nn::Weights::read(dir.join("classifier.safetensors")).unwrap();
-        let mut names = w.names();
-        names.sort();
-        let params: Vec<f64> = names
-            .iter()
-            .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
-            .collect();
-        (losses, params)
+        (
+            read_losses(&dir.join("classifier.json")),
+            read_params(&dir.join("classifier.safetensors"), ""),
+        )
     };
     let ((la, pa), (lb, pb)) = (read(&a), read(&b));
     assert_eq!(la.len(), 4);
@@ -342,34 +329,13 @@ fn ranks_on_the_gpu_backend_match_host_ranks() {
             .unwrap(),
         "host --local-ranks 2",
     );
-    let losses = |dir: &Path| -> Vec<f64> {
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("train.json")).unwrap())
-                .unwrap();
-        json["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["loss"].as_f64().unwrap())
-            .collect()
-    };
-    let params = |path: PathBuf| -> Vec<f64> {
-        let w = nn::Weights::read(path).unwrap();
-        let mut names: Vec<String> = w
-            .names()
-            .into_iter()
-            .filter(|n| n.starts_with("net."))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
-            .collect()
-    };
-    let (la, lb) = (losses(&a), losses(&b));
+    let (la, lb) = (
+        read_losses(&a.join("train.json")),
+        read_losses(&b.join("train.json")),
+    );
     let (pa, pb) = (
-        params(a.join("gpu_params.safetensors")),
-        params(b.join("checkpoint.safetensors")),
+        read_params(&a.join("gpu_params.safetensors"), "net."),
+        read_params(&b.join("checkpoint.safetensors"), "net."),
     );
     // Device and host f32 arithmetic differ by rounding, the adaptive solves by the tolerance.
     assert!(

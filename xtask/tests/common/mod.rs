@@ -4,29 +4,40 @@
 
 use std::path::Path;
 
-/// `(losses, parameters)` of a finished `train` run: the losses of `train.json`'s records and
-/// the `net.…` tensors of `checkpoint.safetensors` in name order, as f64.
-pub fn read_run(dir: &Path) -> (Vec<f64>, Vec<f64>) {
+/// The losses of a run's JSON report (`records[…].loss`).
+pub fn read_losses(json: &Path) -> Vec<f64> {
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("train.json")).unwrap()).unwrap();
-    let losses = json["records"]
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    json["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["loss"].as_f64().unwrap())
-        .collect();
-    let w = nn::Weights::read(dir.join("checkpoint.safetensors")).unwrap();
+        .collect()
+}
+
+/// The tensors named `prefix…` of a safetensors file in name order, as f64.
+pub fn read_params(path: &Path, prefix: &str) -> Vec<f64> {
+    let w = nn::Weights::read(path).unwrap();
     let mut names: Vec<String> = w
         .names()
         .into_iter()
-        .filter(|n| n.starts_with("net."))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
-    let params = names
+    names
         .iter()
         .flat_map(|n| w.tensor::<f64>(n).unwrap().1)
-        .collect();
-    (losses, params)
+        .collect()
+}
+
+/// `(losses, parameters)` of a finished `train` run: the losses of `train.json` and the
+/// `net.…` tensors of `checkpoint.safetensors`.
+pub fn read_run(dir: &Path) -> (Vec<f64>, Vec<f64>) {
+    (
+        read_losses(&dir.join("train.json")),
+        read_params(&dir.join("checkpoint.safetensors"), "net."),
+    )
 }
 
 /// Whether a GPU adapter opens; without one the caller skips (says so), unless
