@@ -130,8 +130,9 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 /// rows, and layers wider than `net_forward` takes at 2 100 rows (at least
 /// `TRANSPOSED_WEIGHT_ROWS`: layer by layer, the simple products read the transposed weights);
 /// and states 5 and 7 wide (6 and 8 rows per point: the kernels' second vector of rows), in one
-/// dispatch and layer by layer.
-const CNF_CASES: [(&[usize], Activation, usize); 10] = [
+/// dispatch and layer by layer; tiled middle layers with 6 and 8 rows per point (the tiled layer
+/// kernel's tiles then hold 10 and 8 whole points, not a multiple of its 4-row blocks).
+const CNF_CASES: [(&[usize], Activation, usize); 12] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[3, 5, 4, 3], Activation::Softplus, 341),
     (&[2, 8, 2], Activation::Tanh, 1),
@@ -142,16 +143,20 @@ const CNF_CASES: [(&[usize], Activation, usize); 10] = [
     (&[2, 80, 72, 2], Activation::Tanh, 700),
     (&[7, 12, 7], Activation::Tanh, 23),
     (&[5, 70, 5], Activation::Softplus, 41),
+    (&[5, 24, 20, 5], Activation::Softplus, 29),
+    (&[7, 20, 36, 7], Activation::Tanh, 19),
 ];
 
 /// Hutchinson's estimator takes any width: the toy net, a 10-wide state over several reduction
-/// chunks, a batch of one, and 2 200 stacked rows with layers wider than `net_forward` takes
-/// (transposed weights).
-const HUTCHINSON_CASES: [(&[usize], Activation, usize); 4] = [
+/// chunks, a batch of one, 2 200 stacked rows with layers wider than `net_forward` takes
+/// (transposed weights), and a 20-wide state whose first and last layers are both tiled (the
+/// estimate then from `write_value`).
+const HUTCHINSON_CASES: [(&[usize], Activation, usize); 5] = [
     (&[2, 64, 64, 2], Activation::Tanh, 37),
     (&[10, 32, 10], Activation::Softplus, 300),
     (&[3, 8, 3], Activation::Tanh, 1),
     (&[4, 70, 70, 4], Activation::Tanh, 1100),
+    (&[20, 24, 20], Activation::Softplus, 45),
 ];
 
 /// The plain net takes states wider than the CNF's 7 (no tangent rows): a 12-wide state, a
@@ -750,9 +755,10 @@ fn tuned_kernels_are_a_fixed_choice_that_matches_the_host() {
 /// per layer for its parameter partials and its input cotangent, which goes straight on
 /// through the activation below or, in the first layer, into the state's cotangent, and one
 /// final reduction for all layers), also with RDM's value. Layer by layer (tiled forward
-/// products, or a layer wider than 64) `f` is `L` dispatches, each tiled product and
-/// Hutchinson's value one more; the transposition of the weights from `TRANSPOSED_WEIGHT_ROWS`
-/// stacked rows on takes one more.
+/// products, or a layer wider than 64) `f` is `L` dispatches, a tiled layer's product and the
+/// rest of it in one (`layer_tiled`), Hutchinson's value summed in the last layer as the exact
+/// divergence is; the transposition of the weights from `TRANSPOSED_WEIGHT_ROWS` stacked rows
+/// on takes one more.
 #[test]
 fn dispatches_per_evaluation_are_pinned() {
     if context().is_none() {
@@ -799,16 +805,12 @@ fn dispatches_per_evaluation_are_pinned() {
     let mut hutchinson =
         GpuCnf::hutchinson(&ctx, &[2, 64, 64, 2], GpuActivation::Tanh, batch).unwrap();
     assert_eq!(eval(&mut hutchinson, &th), one_forward);
-    // Layer by layer with tiled forward products (or a layer wider than 64): `L` dispatches
-    // (each wide layer's product one more), Hutchinson's value one more.
+    // Layer by layer with tiled forward products (or a layer wider than 64): `L` dispatches,
+    // Hutchinson's too.
     hutchinson.set_kernels(GpuKernels::TiledForward);
     assert_eq!(
         eval(&mut hutchinson, &th),
-        named(&[
-            ("gemm_weights", 1),
-            ("layer_forward", 3),
-            ("write_value", 1)
-        ])
+        named(&[("layer_forward", 2), ("layer_tiled", 1)])
     );
     let mut wide = GpuCnf::new(&ctx, &[2, 80, 2], GpuActivation::Tanh, batch).unwrap();
     let th_wide = GpuVec::from_host(&ctx, &random_state(wide.param_len(), &mut rng));
@@ -816,7 +818,7 @@ fn dispatches_per_evaluation_are_pinned() {
     cnf.set_kernels(GpuKernels::TiledForward);
     assert_eq!(
         eval(&mut cnf, &th),
-        named(&[("gemm_weights", 1), ("layer_forward", 3)])
+        named(&[("layer_forward", 2), ("layer_tiled", 1)])
     );
     cnf.set_kernels(GpuKernels::Auto);
     // The adjoint right-hand side in IRDM's layout and in RDM's (the value `f` in front): the
@@ -855,7 +857,7 @@ fn dispatches_per_evaluation_are_pinned() {
         (GpuKernels::Tiled, 1, 3),
     ] {
         cnf.set_kernels(kernels);
-        assert_eq!(calls_of(&eval(&mut cnf, &th), "gemm_weights"), forward);
+        assert_eq!(calls_of(&eval(&mut cnf, &th), "layer_tiled"), forward);
         assert_eq!(calls_of(&rdm(&mut cnf), "reduce_weights"), backward);
     }
     cnf.set_kernels(GpuKernels::Auto);

@@ -231,10 +231,11 @@ fn input_rows(b: u32, q: u32) -> Rows {
 // dst4 = the stacked X of every layer (this layer's at x_at, X' to x_next; bit 6: X0 from the
 // state in src instead), dst = U, dst2 = Y (at uy_at); bit 7: X0 into dst4, columns j,
 // j + dout, … by this invocation; bit 8 (the last layer, no activation): the value into dst3
-// at `at_out` as write_value does. With bit 8 and the exact divergence, each workgroup takes
-// whole points (⌊256 / dout⌋ of them; the host sizes the dispatch so): the invocation of unit
-// m leaves its diagonal tangent entry Y[m + 1, b, m] in workgroup memory, and the one of unit 0
-// sums the point's D entries into dΔlogp.
+// at `at_out` as write_value does. With bit 8 and a divergence, each workgroup takes whole
+// points (⌊256 / dout⌋ of them; the host sizes the dispatch so): the invocation of unit m
+// leaves its term in workgroup memory (exact: the diagonal tangent entry Y[m + 1, b, m];
+// Hutchinson: ε_m Y[1, b, m], ε from src3), and the one of unit 0 sums the point's D terms
+// into dΔlogp.
 var<workgroup> diagonal: array<f32, 256>;
 
 @compute @workgroup_size(256)
@@ -268,8 +269,9 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
 }
 
-// layer_forward for point b, unit j; returns the unit's diagonal tangent entry Y[j + 1, b, j]
-// (zero past the tangent rows).
+// layer_forward for point b, unit j; returns the unit's term of the divergence: its diagonal
+// tangent entry Y[j + 1, b, j] (zero past the tangent rows), or with Hutchinson's noise
+// ε_j Y[1, b, j].
 fn layer_forward_at(b: u32, j: u32) -> f32 {
     let g = gate(j);
     // All rows at once, so each weight is loaded once per invocation. Bit 3: the products
@@ -317,7 +319,11 @@ fn layer_forward_at(b: u32, j: u32) -> f32 {
         } else {
             y = u * g;
         }
-        if (k == j + 1u) { diag = y; }
+        if (hutchinson()) {
+            if (k == 1u) { diag = src3[b * d.dout + j] * y; }
+        } else if (k == j + 1u) {
+            diag = y;
+        }
         let o = r * d.dout + j;
         if ((d.mode & 16u) == 0u) {
             dst[d.uy_at + o] = u;
@@ -1130,4 +1136,142 @@ fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     gemm_store_row(r + 1u, c0, acc1);
     gemm_store_row(r + 2u, c0, acc2);
     gemm_store_row(r + 3u, c0, acc3);
+}
+
+// A whole layer with a tiled product (layer_forward's work for layers at least 16 wide with
+// tiled forward products, fused into one dispatch): U = X Wᵀ as gemm_weights computes it (64 ×
+// 64 tiles of (row, unit), K in steps of 16 through workgroup memory, a 4 × 4 block per
+// invocation), then in the same invocation b1, the gate, t b3 and the activation, written as
+// layer_forward writes them (U and Y to dst and dst2 at uy_at unless bit 4, X' = φ(Y) on the
+// primal row and φ′(Y_primal) Y on tangent rows to dst4 at x_next with bit 1, the primal Y as
+// the value into dst3 at `at_out` with bit 8; no divergence sum, so not for the last layer of
+// a CNF). U never goes to memory and back, and the layer is one dispatch instead of two.
+// A tile takes whole points, LAYER_POINTS = ⌊64 / (1 + K)⌋ of them with all their rows
+// (tile row i: tangent i / LAYER_POINTS of point i % LAYER_POINTS), so each tangent row's
+// φ′(Y_primal) is found in the tile: the primal rows leave it in workgroup memory (the tiles'
+// storage, free after the last step; LAYER_POINTS · 64 ≤ 2 048 words when K > 0) and, after a
+// barrier, the tangent rows read it.
+override LAYER_POINTS: u32 = 64u / POINT_ROWS;
+
+// Stacked row of tile row i of point tile p (x), and whether it is a row of the batch (y).
+fn layer_row(p: u32, i: u32) -> vec2<u32> {
+    let k = i / LAYER_POINTS;
+    let b = p * LAYER_POINTS + i % LAYER_POINTS;
+    return vec2<u32>(k * d.batch + b, select(0u, 1u, k < POINT_ROWS && b < d.batch));
+}
+
+// Element idx of layer_tiled's step k0, as gemm_load with A = X (dst4 at x_at, rows of
+// layer_row) and C = X Wᵀ (W row-major in θ: unit stride along k).
+fn layer_load(idx: u32, k0: u32, p: u32, tile_c: u32) -> GemmElement {
+    let i = idx / 16u;
+    let kq = idx % 16u;
+    let r = layer_row(p, i);
+    var a = 0.0;
+    if (r.y == 1u && k0 + kq < d.din) { a = dst4[d.x_at + r.x * d.din + k0 + kq]; }
+    let c = tile_c * 64u + i;
+    var wv = 0.0;
+    if (c < d.dout && k0 + kq < d.din) { wv = theta[d.w + c * d.din + k0 + kq]; }
+    return GemmElement(a, wv, kq * TILE_PITCH + i, kq * TILE_PITCH + i);
+}
+
+fn slope_store(at: u32, v: f32) {
+    if (at < 1040u) { tile_a[at] = v; } else { tile_w[at - 1040u] = v; }
+}
+
+fn slope_load(at: u32) -> f32 {
+    if (at < 1040u) { return tile_a[at]; }
+    return tile_w[at - 1040u];
+}
+
+// The epilogue of tile row i (products v at columns c0 + 16·b): the primal rows with
+// `primal`, the tangent rows without.
+fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, primal: bool) {
+    let r = layer_row(p, i);
+    let k = i / LAYER_POINTS;
+    if (r.y == 0u || (k == 0u) != primal) { return; }
+    let b = r.x - k * d.batch;
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        let c = c0 + 16u * q;
+        if (c >= d.dout) { continue; }
+        var u = v[q];
+        var y = 0.0;
+        var xn = 0.0;
+        if (primal) {
+            u = u + theta[d.b1 + c];
+            y = u * gate(c) + d.t * theta[d.b3 + c];
+            if ((d.mode & 2u) == 2u) {
+                let a = act3(y);
+                xn = a.x;
+                if (POINT_ROWS > 1u) { slope_store(i * 64u + tj + 16u * q, a.y); }
+            }
+            if ((d.mode & 256u) == 256u) { dst3[d.at_out + b * d.dout + c] = y; }
+        } else {
+            y = u * gate(c);
+            xn = slope_load((i % LAYER_POINTS) * 64u + tj + 16u * q) * y;
+        }
+        let o = r.x * d.dout + c;
+        if ((d.mode & 16u) == 0u) {
+            dst[d.uy_at + o] = u;
+            dst2[d.uy_at + o] = y;
+        }
+        if ((d.mode & 2u) == 2u) { dst4[d.x_next + o] = xn; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn layer_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tiles_n = (d.dout + 63u) / 64u;
+    let tile = wid.x + wid.y * nwg.x;
+    let p = tile / tiles_n;
+    let tile_c = tile % tiles_n;
+    if (p * LAYER_POINTS >= d.batch) { return; }
+    let t = lid.x;
+    let ti = t / 16u;
+    let tj = t % 16u;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var v0 = layer_load(t, 0u, p, tile_c);
+    var v1 = layer_load(t + 256u, 0u, p, tile_c);
+    var v2 = layer_load(t + 512u, 0u, p, tile_c);
+    var v3 = layer_load(t + 768u, 0u, p, tile_c);
+    for (var k0 = 0u; k0 < d.din; k0 = k0 + 16u) {
+        gemm_store(v0);
+        gemm_store(v1);
+        gemm_store(v2);
+        gemm_store(v3);
+        workgroupBarrier();
+        let next = k0 + 16u;
+        v0 = layer_load(t, next, p, tile_c);
+        v1 = layer_load(t + 256u, next, p, tile_c);
+        v2 = layer_load(t + 512u, next, p, tile_c);
+        v3 = layer_load(t + 768u, next, p, tile_c);
+        for (var kq = 0u; kq < 16u; kq = kq + 1u) {
+            let base = kq * TILE_PITCH;
+            let a = vec4<f32>(tile_a[base + ti * 4u], tile_a[base + ti * 4u + 1u],
+                              tile_a[base + ti * 4u + 2u], tile_a[base + ti * 4u + 3u]);
+            let w = vec4<f32>(tile_w[base + tj], tile_w[base + tj + 16u],
+                              tile_w[base + tj + 32u], tile_w[base + tj + 48u]);
+            acc0 = acc0 + a.x * w;
+            acc1 = acc1 + a.y * w;
+            acc2 = acc2 + a.z * w;
+            acc3 = acc3 + a.w * w;
+        }
+        workgroupBarrier();
+    }
+    let c0 = tile_c * 64u + tj;
+    let i = ti * 4u;
+    layer_epilogue(p, i, c0, tj, acc0, true);
+    layer_epilogue(p, i + 1u, c0, tj, acc1, true);
+    layer_epilogue(p, i + 2u, c0, tj, acc2, true);
+    layer_epilogue(p, i + 3u, c0, tj, acc3, true);
+    if (POINT_ROWS > 1u) {
+        workgroupBarrier();
+        layer_epilogue(p, i, c0, tj, acc0, false);
+        layer_epilogue(p, i + 1u, c0, tj, acc1, false);
+        layer_epilogue(p, i + 2u, c0, tj, acc2, false);
+        layer_epilogue(p, i + 3u, c0, tj, acc3, false);
+    }
 }

@@ -125,20 +125,8 @@ impl ConcatSquashNet {
                 x_next: self.buf.x_at.get(i + 1).copied().unwrap_or(0) as u32,
                 ..self.base(l)
             };
-            if self.tiles_forward() && Self::wide(l) {
-                // U = X Wᵀ as a tiled product; layer_forward adds the rest.
-                self.gemm(
-                    (&self.buf.xs, x_at),
-                    l.din,
-                    l,
-                    false,
-                    (&self.buf.us, uy_at),
-                    l.dout,
-                    rows,
-                    params,
-                );
-                dims.mode |= 8;
-            } else {
+            let tiled = self.tiles_forward() && Self::wide(l);
+            if !tiled {
                 dims.mode |= transposed_mode;
             }
             if i < last {
@@ -158,6 +146,27 @@ impl ConcatSquashNet {
                 if keep {
                     dims.mode |= 128;
                 }
+            }
+            if tiled {
+                // The tiled product and the rest of the layer in one dispatch. It sums no
+                // divergence: the exact divergence's last layer is D ≤ 7 wide (never tiled),
+                // a tiled last layer of Hutchinson's takes `write_value`.
+                debug_assert!(dims.mode & 256 == 0 || !self.has_divergence());
+                self.run(
+                    &k.layer_tiled,
+                    self.batch.div_ceil(TILE_ROWS / (1 + self.tangents))
+                        * l.dout.div_ceil(64)
+                        * 256,
+                    dims,
+                    &[
+                        (0, params.buffer()),
+                        (3, &self.buf.us),
+                        (4, &self.buf.ys),
+                        (6, value_out),
+                        (9, &self.buf.xs),
+                    ],
+                );
+                continue;
             }
             // With the value and the exact divergence, each workgroup takes whole points
             // (⌊256 / dout⌋) and sums their diagonal tangent entries in workgroup memory.

@@ -27,12 +27,14 @@
 //! the adjoint right-hand side also writes every layer's `X`, `U` and `Y` for the backward
 //! pass (stacked layer after layer, one buffer each). Otherwise per layer: one dispatch of the
 //! same per-point work, the first layer reading `X0` straight from the state and the seeds
-//! (writing it for the backward pass) and the last writing the value (with the exact
-//! divergence, each workgroup takes whole points, each unit leaves its diagonal tangent entry
-//! in workgroup memory and unit 0 of each point sums them; Hutchinson's estimate takes a
-//! `write_value` dispatch); for layers at least 16 wide with tiled products
-//! the products `X Wᵀ` come first from a tiled kernel (64 × 64 tiles through workgroup memory,
-//! a 4 × 4 block per invocation; `X0` then needs a dispatch of its own). Layer by layer, from
+//! (writing it for the backward pass) and the last writing the value (with a divergence, each
+//! workgroup takes whole points, each unit leaves its term in workgroup memory, its diagonal
+//! tangent entry or `ε_k` times its tangent entry, and unit 0 of each point sums them); layers
+//! at least 16 wide with tiled products take one dispatch of a tiled kernel (`layer_tiled`:
+//! 64 × 64 tiles of `X Wᵀ` through workgroup memory, a 4 × 4 block per invocation, each tile
+//! holding whole points so that the affine map, gate and activation of all their rows follow in
+//! the same invocation; `X0` then needs a dispatch of its own, and a tiled last layer of
+//! Hutchinson's estimator a `write_value`). Layer by layer, from
 //! [`TRANSPOSED_WEIGHT_ROWS`] rows on the simple products read a transposed copy of the
 //! weights, made by one more dispatch.
 //!
@@ -229,9 +231,13 @@ fn tiled_chunk_rows(rows: usize) -> usize {
         .clamp(MIN_CHUNK, CHUNK)
 }
 
-/// Workgroup size of `layer_forward` (whole points per workgroup where it sums the exact
-/// divergence; `D ≤ 7` output units per point).
+/// Workgroup size of `layer_forward` (whole points per workgroup where it sums the
+/// divergence: at most this many output units per point).
 const LAYER_FORWARD_GROUP: usize = 256;
+
+/// Rows of a tile of the tiled products; `layer_tiled`'s tiles take whole points,
+/// `⌊TILE_ROWS / (1 + K)⌋` of them (`LAYER_POINTS` in `concat_squash.wgsl`).
+const TILE_ROWS: usize = 64;
 
 /// Words per layer of `reduce_final`'s table (`LAYER_WORDS` in `concat_squash.wgsl`).
 const LAYER_WORDS: usize = 11;
@@ -334,7 +340,7 @@ impl Dims {
 }
 
 /// The kernels of `concat_squash.wgsl` (at most 8 storage buffers each, the portable limit).
-const ENTRIES: [&str; 14] = [
+const ENTRIES: [&str; 15] = [
     "seed_input",
     "layer_forward",
     "write_value",
@@ -349,6 +355,7 @@ const ENTRIES: [&str; 14] = [
     "layer_backward",
     "first_layer_backward",
     "net_forward",
+    "layer_tiled",
 ];
 
 struct Kernels {
@@ -366,6 +373,7 @@ struct Kernels {
     layer_backward: Kernel,
     first_layer_backward: Kernel,
     net_forward: Kernel,
+    layer_tiled: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -580,6 +588,7 @@ impl ConcatSquashNet {
             layer_backward: next(),
             first_layer_backward: next(),
             net_forward: next(),
+            layer_tiled: next(),
         };
         let buf = Buffers::new(
             ctx,
@@ -628,11 +637,15 @@ impl ConcatSquashNet {
     }
 
     /// Whether the last layer's forward kernel writes the value itself: without a divergence
-    /// each invocation writes its own entry, with the exact one (`D ≤ 7`) unit 0's invocation
-    /// sums the `D` diagonal tangent entries its point's units leave in workgroup memory;
-    /// Hutchinson's estimate (any `D`) takes `write_value`.
+    /// each invocation writes its own entry; with one, unit 0's invocation of each point sums
+    /// the `D` terms its point's units leave in workgroup memory (exact: the diagonal tangent
+    /// entries, `D ≤ 7`; Hutchinson: `ε_k` times the tangent row's entry `k`), so Hutchinson's
+    /// estimate takes `write_value` only where `D` is above [`LAYER_FORWARD_GROUP`] or the last
+    /// layer's product is tiled (`layer_tiled` sums nothing).
     fn value_in_last_layer(&self) -> bool {
+        let last = self.layers[self.layers.len() - 1];
         self.divergence != DivergenceKind::Hutchinson
+            || (last.dout <= LAYER_FORWARD_GROUP && !(self.tiles_forward() && Self::wide(&last)))
     }
 
     fn has_divergence(&self) -> bool {
