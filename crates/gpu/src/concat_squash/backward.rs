@@ -81,12 +81,9 @@ impl ConcatSquashNet {
         let plan = &self.buf.plan;
         let tiled = usize::from(self.tiles_backward());
         let (ybar, ubar) = (&self.buf.ybar, &self.buf.ubar);
-        // X̄ of the layer above (`xbar[cur]`), where it went through memory (tiled products).
-        let mut cur = 0;
-        // This layer's Ȳ and Ū are on side `side` of ybar and ubar; `ready` when the fused
-        // rows of the layer above already wrote them.
+        // This layer's Ȳ and Ū are on side `side` of ybar and ubar (the input cotangent of
+        // the layer above wrote them there).
         let mut side = 0;
-        let mut ready = false;
         for (i, l) in self.layers.iter().enumerate().rev() {
             let (side_in, side_out) = (side * self.buf.side, (1 - side) * self.buf.side);
             let dims = Dims {
@@ -98,25 +95,19 @@ impl ConcatSquashNet {
                 y_below: self.buf.uy_at[i.saturating_sub(1)] as u32,
                 ..self.base(l)
             };
-            if !ready {
-                // Ȳ, Ū for all rows: from the state's cotangent (last layer) or from X̄'.
-                let (mode, cotangent) = if i == n_layers - 1 {
-                    (dims.mode | 4, x.buffer())
-                } else {
-                    (dims.mode, &self.buf.xbar[cur])
-                };
+            if i == n_layers - 1 {
+                // The last layer's Ȳ, Ū for all rows, seeded from the state's cotangent (every
+                // layer below has them from the input cotangent of the layer above).
                 self.run(
                     &k.layer_backward_rows,
                     self.batch * l.dout,
                     Dims {
-                        mode,
                         at_in: a_at as u32,
                         ..dims
                     },
                     &[
                         (0, params.buffer()),
-                        (1, &self.buf.ys),
-                        (2, cotangent),
+                        (2, x.buffer()),
                         (7, &self.buf.noise),
                         (11, ybar),
                         (12, ubar),
@@ -143,6 +134,9 @@ impl ConcatSquashNet {
                 (4, &self.buf.unit_partials),
                 (6, dx.buffer()),
                 (8, &self.buf.us),
+                // Bound by the tiled input cotangent (whose loads the tiled forward layer
+                // shares), not read.
+                (9, &self.buf.xs),
                 (11, ybar),
                 (12, ubar),
             ];
@@ -171,38 +165,28 @@ impl ConcatSquashNet {
                     (&k.input_backward, input_threads)
                 };
                 self.run(kernel, threads, input_dims, &step_buffers);
-            } else if tiled_input {
-                // X̄ = Ū W as a tiled product; the layer below takes it through its rows.
-                let next = 1 - cur;
-                self.gemm(
-                    (ubar, side_in),
-                    l.dout,
-                    l,
-                    true,
-                    (&self.buf.xbar[next], 0),
-                    l.din,
-                    rows,
-                    params,
-                );
-                cur = next;
-                ready = false;
             } else {
-                // X̄ = Ū W straight through the activation and gate of the layer below: its
-                // Ȳ and Ū onto the other side.
+                // X̄ = Ū W straight through the activation and gate of the layer below (as a
+                // tiled product in wide layers): its Ȳ and Ū onto the other side.
                 let below = &self.layers[i - 1];
                 let input_dims = Dims {
                     c: below.c as u32,
                     b2: below.b2 as u32,
                     ..reduce_dims
                 };
-                let (kernel, threads) = if fused {
+                let (kernel, threads) = if tiled_input {
+                    let points = TILE_ROWS / (1 + self.tangents);
+                    (
+                        &k.cotangent_tiled,
+                        self.batch.div_ceil(points) * l.din.div_ceil(64) * 256,
+                    )
+                } else if fused {
                     (&k.layer_backward, reduce_threads + self.batch * l.din)
                 } else {
                     (&k.input_backward_rows, self.batch * l.din)
                 };
                 self.run(kernel, threads, input_dims, &step_buffers);
                 side = 1 - side;
-                ready = true;
             }
         }
         // Every layer's parameter cotangents from its partial sums, in one dispatch.

@@ -22,13 +22,13 @@ struct Dims {
     at_in: u32,   // offset of the first input value in a state vector
     at_out: u32,  // offset of the first output value in a state vector
     mode: u32,    // bit 0: softplus (else tanh); bit 1: activation after this layer;
-                  // bit 2: last layer (backward: cotangent from the state); bit 3: layer_forward finds
-                  // the products X Wᵀ already in U; bit 4: layer_forward of a hidden layer
-                  // stores only X' (an evaluation without a backward pass); bit 5: one
+                  // bits 2 and 3: unused;
+                  // bit 4: layer_forward or layer_tiled of a hidden layer stores only X'
+                  // (an evaluation without a backward pass); bit 5: one
                   // tangent seeded with Hutchinson's noise (src3 = ε, B × D); bit 6:
                   // layer_forward of the first layer reads X0 from the state (src, at
                   // `at_in`) and the seeds; bit 7: it also writes X0 (dst4) for the backward
-                  // pass; bit 8: the last layer (layer_forward, net_forward) writes the value (dst3, at
+                  // pass; bit 8: the last layer (layer_forward, layer_tiled, net_forward) writes the value (dst3, at
                   // `at_out`: dz and, with the exact divergence, dΔlogp); bit 9:
                   // layer_forward reads the weights transposed from src2 (transpose_weights);
                   // bit 10: net_forward keeps every layer's X, U and Y in memory;
@@ -36,11 +36,11 @@ struct Dims {
     r0: u32,      // reduce_final: number of layers; reduce_partial: rows per chunk
     t: f32,
     scale: f32,
-    side_in: u32,  // backward: offset of this layer's Ȳ and Ū in ybar and ubar (gemm: of A)
+    side_in: u32,  // backward: offset of this layer's Ȳ and Ū in ybar and ubar
     side_out: u32, // backward: offset of the layer below's Ȳ and Ū (written by the fused rows)
     adj: u32,      // first layer's input cotangent: offset of the state cotangent in dst3
     x_at: u32,     // offset of this layer's input rows X in the stacked X of every layer
-    uy_at: u32,    // offset of this layer's U and Y in the stacked U and Y (gemm: of C)
+    uy_at: u32,    // offset of this layer's U and Y in the stacked U and Y
     x_next: u32,   // layer_forward: offset of X' (the next layer's X)
     y_below: u32,  // fused input cotangent: offset of the layer below's Y
     nodes: u32,    // net_forward, bit 11: node states interpolated (rows of src)
@@ -274,31 +274,23 @@ fn layer_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // ε_j Y[1, b, j].
 fn layer_forward_at(b: u32, j: u32) -> f32 {
     let g = gate(j);
-    // All rows at once, so each weight is loaded once per invocation. Bit 3: the products
-    // X Wᵀ are already in dst (gemm_weights); only the rest is done here.
+    // All rows at once, so each weight is loaded once per invocation; four inputs per pass,
+    // their loads issued together.
     var acc = rows_zero();
-    if ((d.mode & 8u) == 8u) {
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            let v = dst[d.uy_at + (k * d.batch + b) * d.dout + j];
-            acc = rows_set(acc, k, v);
-        }
-    } else {
-        // Four inputs per pass, their loads issued together.
-        var q = 0u;
-        for (; q + 4u <= d.din; q = q + 4u) {
-            let w0 = forward_weight(j, q);
-            let w1 = forward_weight(j, q + 1u);
-            let w2 = forward_weight(j, q + 2u);
-            let w3 = forward_weight(j, q + 3u);
-            let x0 = input_rows(b, q);
-            let x1 = input_rows(b, q + 1u);
-            let x2 = input_rows(b, q + 2u);
-            let x3 = input_rows(b, q + 3u);
-            acc = rows_fma(rows_fma(rows_fma(rows_fma(acc, x0, w0), x1, w1), x2, w2), x3, w3);
-        }
-        for (; q < d.din; q = q + 1u) {
-            acc = rows_fma(acc, input_rows(b, q), forward_weight(j, q));
-        }
+    var q = 0u;
+    for (; q + 4u <= d.din; q = q + 4u) {
+        let w0 = forward_weight(j, q);
+        let w1 = forward_weight(j, q + 1u);
+        let w2 = forward_weight(j, q + 2u);
+        let w3 = forward_weight(j, q + 3u);
+        let x0 = input_rows(b, q);
+        let x1 = input_rows(b, q + 1u);
+        let x2 = input_rows(b, q + 2u);
+        let x3 = input_rows(b, q + 3u);
+        acc = rows_fma(rows_fma(rows_fma(rows_fma(acc, x0, w0), x1, w1), x2, w2), x3, w3);
+    }
+    for (; q < d.din; q = q + 1u) {
+        acc = rows_fma(acc, input_rows(b, q), forward_weight(j, q));
     }
     if ((d.mode & 128u) == 128u) {
         for (var q = j; q < d.din; q = q + d.dout) {
@@ -567,10 +559,9 @@ fn write_value(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     dst[d.at_out + d.batch * D + b] = -div;
 }
 
-// Ȳ and Ū = Ȳ g for point b, unit j, all rows, into ybar and ubar at side_in. Last layer
-// (bit 2): Ȳ is the seeded cotangent, a_z on the primal row and −a_l e_{k−1} on tangent rows,
-// read from the state src2 at `at_in`. Otherwise from X̄' (src2, a tiled product's) through the
-// activation at Y (src): primal X̄'φ′ + Σ_k X̄'_k Y_k φ″, tangent rows X̄'φ′.
+// The last layer's Ȳ and Ū = Ȳ g for point b, unit j, all rows, into ybar and ubar at
+// side_in: Ȳ is the seeded cotangent, a_z on the primal row and −a_l e_{k−1} on tangent rows
+// (−a_l ε with Hutchinson's noise), read from the state src2 at `at_in`.
 @compute @workgroup_size(256)
 fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
@@ -578,31 +569,22 @@ fn layer_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     let b = i / d.dout;
     let j = i % d.dout;
     let g = gate(j);
-    if ((d.mode & 4u) == 4u) {
-        let D = d.dout;
-        var al = 0.0;
-        if (with_divergence()) { al = src2[d.at_in + d.batch * D + b]; }
-        for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-            let o = d.side_in + (k * d.batch + b) * D + j;
-            var yb = 0.0;
-            if (k == 0u) {
-                yb = src2[d.at_in + b * D + j];
-            } else if (hutchinson()) {
-                yb = -al * src3[b * D + j];
-            } else if (j + 1u == k) {
-                yb = -al;
-            }
-            ybar[o] = yb;
-            ubar[o] = yb * g;
-        }
-        return;
-    }
-    var xb = rows_zero();
+    let D = d.dout;
+    var al = 0.0;
+    if (with_divergence()) { al = src2[d.at_in + d.batch * D + b]; }
     for (var k = 0u; k < POINT_ROWS; k = k + 1u) {
-        let v = src2[(k * d.batch + b) * d.dout + j];
-        xb = rows_set(xb, k, v);
+        let o = d.side_in + (k * d.batch + b) * D + j;
+        var yb = 0.0;
+        if (k == 0u) {
+            yb = src2[d.at_in + b * D + j];
+        } else if (hutchinson()) {
+            yb = -al * src3[b * D + j];
+        } else if (j + 1u == k) {
+            yb = -al;
+        }
+        ybar[o] = yb;
+        ubar[o] = yb * g;
     }
-    rows_backward(b, j, d.dout, xb, d.side_in, d.uy_at);
 }
 
 // Ȳ and Ū = Ȳ g of point b, unit j of a layer `width` wide, from X̄' of all its rows (xb),
@@ -1029,249 +1011,3 @@ fn unit_sums(v: u32, chunks: u32, chunk_rows: u32) {
     dst2[d.at_out + chunk * 2u * d.dout + d.dout + j] = psum;
 }
 
-// Tiled product with a weight matrix from θ: C[c0 + r·ldc + c] = Σ_k A[a0 + r·lda + k] ·
-// θ[w + c·ws_c + k·ws_k] for r < M (= rows), c < N (= dout), k < K (= din); lda = at_in,
-// ldc = at_out, ws_c = b1, ws_k = c, a0 = side_in, c0 = uy_at (the Dims fields reused). One workgroup per 64 × 64 tile of C, K in steps of 16
-// through workgroup memory, a 4 × 4 block per invocation: rows 4·ti … 4·ti + 3 and columns
-// tj, tj + 16, tj + 32, tj + 48, so that the 16 invocations of a row of the block read 16
-// consecutive words of the weight tile (no bank conflicts) and store 16 consecutive columns.
-// Both tiles are stored k-major with rows of TILE_PITCH = 65 words (a padding word, so that
-// storing 16 consecutive k of one row does not hit one bank 16 times). src = A, dst = C.
-const TILE_PITCH: u32 = 65u;
-var<workgroup> tile_a: array<f32, 1040>;
-var<workgroup> tile_w: array<f32, 1040>;
-
-// Element idx of gemm_weights' step k0: A at row idx / 16, k idx % 16 of the tile, and the
-// weight at column col, k kw, laid out for loading along the weights' unit stride; with the
-// places they go to in tile_a and tile_w.
-struct GemmElement {
-    a: f32,
-    w: f32,
-    at_a: u32,
-    at_w: u32,
-}
-
-fn gemm_load(idx: u32, k0: u32, tile_r: u32, tile_c: u32) -> GemmElement {
-    let row = idx / 16u;
-    let kq = idx % 16u;
-    let r = tile_r * 64u + row;
-    var a = 0.0;
-    if (r < d.rows && k0 + kq < d.din) { a = src[d.side_in + r * d.at_in + k0 + kq]; }
-    // Weights with unit column stride (C = A W) are loaded along the columns, the others
-    // (C = A Wᵀ, unit k stride) along k: consecutive invocations read consecutive words.
-    var col = row;
-    var kw = kq;
-    if (d.b1 == 1u) {
-        col = idx % 64u;
-        kw = idx / 64u;
-    }
-    let c = tile_c * 64u + col;
-    var wv = 0.0;
-    if (c < d.dout && k0 + kw < d.din) { wv = theta[d.w + c * d.b1 + (k0 + kw) * d.c]; }
-    return GemmElement(a, wv, kq * TILE_PITCH + row, kw * TILE_PITCH + col);
-}
-
-fn gemm_store(e: GemmElement) {
-    tile_a[e.at_a] = e.a;
-    tile_w[e.at_w] = e.w;
-}
-
-// Row r of C's block: columns tj + 16·b from component b (those inside C).
-fn gemm_store_row(r: u32, c0: u32, v: vec4<f32>) {
-    if (r >= d.rows) { return; }
-    for (var b = 0u; b < 4u; b = b + 1u) {
-        let c = c0 + 16u * b;
-        if (c < d.dout) { dst[d.uy_at + r * d.at_out + c] = v[b]; }
-    }
-}
-
-@compute @workgroup_size(256)
-fn gemm_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tiles_n = (d.dout + 63u) / 64u;
-    let tile = wid.x + wid.y * nwg.x;
-    let tile_r = tile / tiles_n;
-    let tile_c = tile % tiles_n;
-    if (tile_r * 64u >= d.rows) { return; }
-    let t = lid.x;
-    let ti = t / 16u;
-    let tj = t % 16u;
-    // The 4 × 4 block in four vectors (rows 4·ti + a, columns tj + 16·b in component b).
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    // Each step's loads issued together, the next step's before the current one is multiplied.
-    var v0 = gemm_load(t, 0u, tile_r, tile_c);
-    var v1 = gemm_load(t + 256u, 0u, tile_r, tile_c);
-    var v2 = gemm_load(t + 512u, 0u, tile_r, tile_c);
-    var v3 = gemm_load(t + 768u, 0u, tile_r, tile_c);
-    for (var k0 = 0u; k0 < d.din; k0 = k0 + 16u) {
-        gemm_store(v0);
-        gemm_store(v1);
-        gemm_store(v2);
-        gemm_store(v3);
-        workgroupBarrier();
-        let next = k0 + 16u;
-        v0 = gemm_load(t, next, tile_r, tile_c);
-        v1 = gemm_load(t + 256u, next, tile_r, tile_c);
-        v2 = gemm_load(t + 512u, next, tile_r, tile_c);
-        v3 = gemm_load(t + 768u, next, tile_r, tile_c);
-        for (var kq = 0u; kq < 16u; kq = kq + 1u) {
-            let base = kq * TILE_PITCH;
-            let a = vec4<f32>(tile_a[base + ti * 4u], tile_a[base + ti * 4u + 1u],
-                              tile_a[base + ti * 4u + 2u], tile_a[base + ti * 4u + 3u]);
-            let w = vec4<f32>(tile_w[base + tj], tile_w[base + tj + 16u],
-                              tile_w[base + tj + 32u], tile_w[base + tj + 48u]);
-            acc0 = acc0 + a.x * w;
-            acc1 = acc1 + a.y * w;
-            acc2 = acc2 + a.z * w;
-            acc3 = acc3 + a.w * w;
-        }
-        workgroupBarrier();
-    }
-    let r = tile_r * 64u + ti * 4u;
-    let c0 = tile_c * 64u + tj;
-    gemm_store_row(r, c0, acc0);
-    gemm_store_row(r + 1u, c0, acc1);
-    gemm_store_row(r + 2u, c0, acc2);
-    gemm_store_row(r + 3u, c0, acc3);
-}
-
-// A whole layer with a tiled product (layer_forward's work for layers at least 16 wide with
-// tiled forward products, fused into one dispatch): U = X Wᵀ as gemm_weights computes it (64 ×
-// 64 tiles of (row, unit), K in steps of 16 through workgroup memory, a 4 × 4 block per
-// invocation), then in the same invocation b1, the gate, t b3 and the activation, written as
-// layer_forward writes them (U and Y to dst and dst2 at uy_at unless bit 4, X' = φ(Y) on the
-// primal row and φ′(Y_primal) Y on tangent rows to dst4 at x_next with bit 1, the primal Y as
-// the value into dst3 at `at_out` with bit 8; no divergence sum, so not for the last layer of
-// a CNF). U never goes to memory and back, and the layer is one dispatch instead of two.
-// A tile takes whole points, LAYER_POINTS = ⌊64 / (1 + K)⌋ of them with all their rows
-// (tile row i: tangent i / LAYER_POINTS of point i % LAYER_POINTS), so each tangent row's
-// φ′(Y_primal) is found in the tile: the primal rows leave it in workgroup memory (the tiles'
-// storage, free after the last step; LAYER_POINTS · 64 ≤ 2 048 words when K > 0) and, after a
-// barrier, the tangent rows read it.
-override LAYER_POINTS: u32 = 64u / POINT_ROWS;
-
-// Stacked row of tile row i of point tile p (x), and whether it is a row of the batch (y).
-fn layer_row(p: u32, i: u32) -> vec2<u32> {
-    let k = i / LAYER_POINTS;
-    let b = p * LAYER_POINTS + i % LAYER_POINTS;
-    return vec2<u32>(k * d.batch + b, select(0u, 1u, k < POINT_ROWS && b < d.batch));
-}
-
-// Element idx of layer_tiled's step k0, as gemm_load with A = X (dst4 at x_at, rows of
-// layer_row) and C = X Wᵀ (W row-major in θ: unit stride along k).
-fn layer_load(idx: u32, k0: u32, p: u32, tile_c: u32) -> GemmElement {
-    let i = idx / 16u;
-    let kq = idx % 16u;
-    let r = layer_row(p, i);
-    var a = 0.0;
-    if (r.y == 1u && k0 + kq < d.din) { a = dst4[d.x_at + r.x * d.din + k0 + kq]; }
-    let c = tile_c * 64u + i;
-    var wv = 0.0;
-    if (c < d.dout && k0 + kq < d.din) { wv = theta[d.w + c * d.din + k0 + kq]; }
-    return GemmElement(a, wv, kq * TILE_PITCH + i, kq * TILE_PITCH + i);
-}
-
-fn slope_store(at: u32, v: f32) {
-    if (at < 1040u) { tile_a[at] = v; } else { tile_w[at - 1040u] = v; }
-}
-
-fn slope_load(at: u32) -> f32 {
-    if (at < 1040u) { return tile_a[at]; }
-    return tile_w[at - 1040u];
-}
-
-// The epilogue of tile row i (products v at columns c0 + 16·b): the primal rows with
-// `primal`, the tangent rows without.
-fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, primal: bool) {
-    let r = layer_row(p, i);
-    let k = i / LAYER_POINTS;
-    if (r.y == 0u || (k == 0u) != primal) { return; }
-    let b = r.x - k * d.batch;
-    for (var q = 0u; q < 4u; q = q + 1u) {
-        let c = c0 + 16u * q;
-        if (c >= d.dout) { continue; }
-        var u = v[q];
-        var y = 0.0;
-        var xn = 0.0;
-        if (primal) {
-            u = u + theta[d.b1 + c];
-            y = u * gate(c) + d.t * theta[d.b3 + c];
-            if ((d.mode & 2u) == 2u) {
-                let a = act3(y);
-                xn = a.x;
-                if (POINT_ROWS > 1u) { slope_store(i * 64u + tj + 16u * q, a.y); }
-            }
-            if ((d.mode & 256u) == 256u) { dst3[d.at_out + b * d.dout + c] = y; }
-        } else {
-            y = u * gate(c);
-            xn = slope_load((i % LAYER_POINTS) * 64u + tj + 16u * q) * y;
-        }
-        let o = r.x * d.dout + c;
-        if ((d.mode & 16u) == 0u) {
-            dst[d.uy_at + o] = u;
-            dst2[d.uy_at + o] = y;
-        }
-        if ((d.mode & 2u) == 2u) { dst4[d.x_next + o] = xn; }
-    }
-}
-
-@compute @workgroup_size(256)
-fn layer_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tiles_n = (d.dout + 63u) / 64u;
-    let tile = wid.x + wid.y * nwg.x;
-    let p = tile / tiles_n;
-    let tile_c = tile % tiles_n;
-    if (p * LAYER_POINTS >= d.batch) { return; }
-    let t = lid.x;
-    let ti = t / 16u;
-    let tj = t % 16u;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var v0 = layer_load(t, 0u, p, tile_c);
-    var v1 = layer_load(t + 256u, 0u, p, tile_c);
-    var v2 = layer_load(t + 512u, 0u, p, tile_c);
-    var v3 = layer_load(t + 768u, 0u, p, tile_c);
-    for (var k0 = 0u; k0 < d.din; k0 = k0 + 16u) {
-        gemm_store(v0);
-        gemm_store(v1);
-        gemm_store(v2);
-        gemm_store(v3);
-        workgroupBarrier();
-        let next = k0 + 16u;
-        v0 = layer_load(t, next, p, tile_c);
-        v1 = layer_load(t + 256u, next, p, tile_c);
-        v2 = layer_load(t + 512u, next, p, tile_c);
-        v3 = layer_load(t + 768u, next, p, tile_c);
-        for (var kq = 0u; kq < 16u; kq = kq + 1u) {
-            let base = kq * TILE_PITCH;
-            let a = vec4<f32>(tile_a[base + ti * 4u], tile_a[base + ti * 4u + 1u],
-                              tile_a[base + ti * 4u + 2u], tile_a[base + ti * 4u + 3u]);
-            let w = vec4<f32>(tile_w[base + tj], tile_w[base + tj + 16u],
-                              tile_w[base + tj + 32u], tile_w[base + tj + 48u]);
-            acc0 = acc0 + a.x * w;
-            acc1 = acc1 + a.y * w;
-            acc2 = acc2 + a.z * w;
-            acc3 = acc3 + a.w * w;
-        }
-        workgroupBarrier();
-    }
-    let c0 = tile_c * 64u + tj;
-    let i = ti * 4u;
-    layer_epilogue(p, i, c0, tj, acc0, true);
-    layer_epilogue(p, i + 1u, c0, tj, acc1, true);
-    layer_epilogue(p, i + 2u, c0, tj, acc2, true);
-    layer_epilogue(p, i + 3u, c0, tj, acc3, true);
-    if (POINT_ROWS > 1u) {
-        workgroupBarrier();
-        layer_epilogue(p, i, c0, tj, acc0, false);
-        layer_epilogue(p, i + 1u, c0, tj, acc1, false);
-        layer_epilogue(p, i + 2u, c0, tj, acc2, false);
-        layer_epilogue(p, i + 3u, c0, tj, acc3, false);
-    }
-}

@@ -9,49 +9,6 @@ impl ConcatSquashNet {
         l.din >= 16 && l.dout >= 16
     }
 
-    /// `C = A Wᵀ` (`transpose_back = false`: `C[r, j] = Σ_q A[r, q] W[j, q]`, `A` is `rows × din`)
-    /// or `C = A W` (`true`: `C[r, q] = Σ_j A[r, j] W[j, q]`, `A` is `rows × dout`), tiled; `A`
-    /// starts at `a_at` in `a`, `C` at `c_at` in `c`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn gemm(
-        &self,
-        (a, a_at): (&wgpu::Buffer, usize),
-        lda: usize,
-        l: &Layer,
-        transpose_back: bool,
-        (c, c_at): (&wgpu::Buffer, usize),
-        ldc: usize,
-        rows: usize,
-        params: &GpuVec,
-    ) {
-        // C[r, col] = Σ_k A[r·lda + k] θ[w + col·ws_c + k·ws_k].
-        let (n, k, ws_c, ws_k) = if transpose_back {
-            (l.din, l.dout, 1, l.din)
-        } else {
-            (l.dout, l.din, l.din, 1)
-        };
-        let tiles = rows.div_ceil(64) * n.div_ceil(64);
-        let dims = Dims {
-            rows: rows as u32,
-            din: k as u32,
-            dout: n as u32,
-            w: l.w as u32,
-            b1: ws_c as u32,
-            c: ws_k as u32,
-            at_in: lda as u32,
-            at_out: ldc as u32,
-            side_in: a_at as u32,
-            uy_at: c_at as u32,
-            ..Dims::default()
-        };
-        self.run(
-            &self.kernels.gemm_weights,
-            tiles * 256,
-            dims,
-            &[(0, params.buffer()), (1, a), (3, c)],
-        );
-    }
-
     /// One dispatch of `kernel` over `threads` invocations with the buffers of `buffers` at the
     /// bindings it uses (callers pass what the fused and the separate kernels of one step need
     /// together; the context leaves the rest out).
@@ -90,7 +47,7 @@ impl ConcatSquashNet {
         // Where the value goes, or a placeholder binding that is not written.
         let (value_out, value_at) = match value {
             Some((out, at)) => (out.buffer(), at),
-            None => (&self.buf.xbar[0], 0),
+            None => (&self.buf.placeholder, 0),
         };
         if let Some(kernel) = self.one_dispatch_forward() {
             self.net_forward(kernel, t, NetInput::State(z_vec, z_at), params, keep, value);
@@ -164,6 +121,8 @@ impl ConcatSquashNet {
                         (4, &self.buf.ys),
                         (6, value_out),
                         (9, &self.buf.xs),
+                        // Bound, not read: the tiled products share their loads.
+                        (12, &self.buf.ubar),
                     ],
                 );
                 continue;
@@ -208,7 +167,7 @@ impl ConcatSquashNet {
         // Where the value goes, or a placeholder binding that is not written.
         let (value_out, value_at, value_mode) = match value {
             Some((out, at)) => (out.buffer(), at, 256),
-            None => (&self.buf.xbar[0], 0, 0),
+            None => (&self.buf.placeholder, 0, 0),
         };
         let mut dims = Dims {
             t,

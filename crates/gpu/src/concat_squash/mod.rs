@@ -46,7 +46,9 @@
 //! (`b̄1 = g Σ_primal Ȳ`, `b̄3 = t Σ_primal Ȳ`, `c̄ = t ḡ g(1−g)`, `b̄2 = ḡ g(1−g)`); and
 //! `X̄ = Ū W`, which one kernel takes straight on through the layer below's activation and
 //! gate to that layer's `Ȳ, Ū` (all rows of a point in registers; for wide layers with tiled
-//! backward kernels, a tiled product and then the row kernel). With the simple kernels a layer
+//! backward kernels, `cotangent_tiled`: a tiled product whose tiles hold whole points, the
+//! activation's second-order sum over a point's tangent rows passed through workgroup memory).
+//! With the simple kernels a layer
 //! is one dispatch: its first invocations sum the parameter partials (weights and units
 //! together, each layer's in its own part of the partial-sum buffers), the rest take `X̄` on
 //! through the rows of the layer below (`Ȳ, Ū` of two layers side by side, one read and one
@@ -54,7 +56,7 @@
 //! every layer's partials (a table of the layers in the dispatch's data). So for the toy CNF
 //! with simple kernels `f` is one dispatch and an adjoint right-hand side `L + 3` (RDM's `f`
 //! included); tiled backward kernels take a dispatch of their own for each layer's weight
-//! partials and, in wide layers, one for the product `X̄` and one for the rows below.
+//! partials.
 //! WGSL has no floating-point atomics, so no kernel accumulates across invocations.
 
 use crate::context::{GpuContext, MAX_DISPATCH_DATA};
@@ -126,7 +128,8 @@ pub enum GpuKernels {
     /// the weights; `net_forward` stages them through workgroup memory).
     Simple,
     /// Workgroup-memory tiles with 4 × 4 register blocks for every product of layers at least
-    /// 16 wide (forward, input cotangent) and the weight cotangents of layers up to 64 wide.
+    /// 16 wide (forward, input cotangent: each fused with the activation that follows it) and
+    /// the weight cotangents of layers up to 64 wide.
     Tiled,
     /// Tiled forward products ([`GpuKernels::Tiled`]'s), simple backward ones.
     TiledForward,
@@ -339,7 +342,14 @@ impl Dims {
     }
 }
 
-/// The kernels of `concat_squash.wgsl` (at most 8 storage buffers each, the portable limit).
+/// The net's WGSL: the row-wise kernels and reductions, then the tiled products (which use
+/// the first file's bindings and helpers).
+const SOURCE: &str = concat!(
+    include_str!("concat_squash.wgsl"),
+    include_str!("tiled.wgsl")
+);
+
+/// The kernels of [`SOURCE`] (at most 8 storage buffers each, the portable limit).
 const ENTRIES: [&str; 15] = [
     "seed_input",
     "layer_forward",
@@ -350,12 +360,12 @@ const ENTRIES: [&str; 15] = [
     "input_backward",
     "input_backward_rows",
     "reduce_weights",
-    "gemm_weights",
     "transpose_weights",
     "layer_backward",
     "first_layer_backward",
     "net_forward",
     "layer_tiled",
+    "cotangent_tiled",
 ];
 
 struct Kernels {
@@ -368,12 +378,12 @@ struct Kernels {
     input_backward: Kernel,
     input_backward_rows: Kernel,
     reduce_weights: Kernel,
-    gemm_weights: Kernel,
     transpose_weights: Kernel,
     layer_backward: Kernel,
     first_layer_backward: Kernel,
     net_forward: Kernel,
     layer_tiled: Kernel,
+    cotangent_tiled: Kernel,
 }
 
 /// The concat-squash network for batches of a fixed size, with or without the divergence
@@ -415,11 +425,12 @@ struct Buffers {
     ys: wgpu::Buffer,
     x_at: Vec<usize>,
     uy_at: Vec<usize>,
-    /// Backward scratch (R × max width): X̄ (two, ping-pong), Ȳ and Ū (two sides each, `side`
-    /// floats apart, in one buffer: one layer's are read while the next layer down's are
-    /// written, in one dispatch where the two are fused); partial sums of the weight
-    /// cotangents and of the per-unit sums.
-    xbar: [wgpu::Buffer; 2],
+    /// One float, bound where a kernel's value output goes unwritten.
+    placeholder: wgpu::Buffer,
+    /// Backward scratch (R × max width): Ȳ and Ū (two sides each, `side` floats apart, in one
+    /// buffer: one layer's are read while the next layer down's are written, by the input
+    /// cotangent of the layer above); partial sums of the weight cotangents and of the
+    /// per-unit sums.
     ybar: wgpu::Buffer,
     ubar: wgpu::Buffer,
     side: usize,
@@ -493,7 +504,7 @@ impl Buffers {
             ys: ctx.storage(rows * uy_floats),
             x_at: offsets(layers.iter().map(|l| l.din), rows),
             uy_at: offsets(layers.iter().map(|l| l.dout), rows),
-            xbar: [ctx.storage(wide), ctx.storage(wide)],
+            placeholder: ctx.storage(1),
             ybar: ctx.storage(2 * wide),
             ubar: ctx.storage(2 * wide),
             side: wide,
@@ -567,7 +578,7 @@ impl ConcatSquashNet {
         let (layers, off) = layers_of(dims);
         let p = ctx.pipelines(
             "concat-squash kernels",
-            include_str!("concat_squash.wgsl"),
+            SOURCE,
             &ENTRIES,
             &[("POINT_ROWS", (1 + tangents) as f64)],
         );
@@ -583,12 +594,12 @@ impl ConcatSquashNet {
             input_backward: next(),
             input_backward_rows: next(),
             reduce_weights: next(),
-            gemm_weights: next(),
             transpose_weights: next(),
             layer_backward: next(),
             first_layer_backward: next(),
             net_forward: next(),
             layer_tiled: next(),
+            cotangent_tiled: next(),
         };
         let buf = Buffers::new(
             ctx,

@@ -6,8 +6,7 @@ use super::*;
 /// limit, which every device allows.
 #[test]
 fn kernels_fit_the_portable_storage_limit() {
-    let source = include_str!("concat_squash.wgsl");
-    let counts = crate::kernel::storage_buffers(source, &ENTRIES);
+    let counts = crate::kernel::storage_buffers(SOURCE, &ENTRIES);
     for (entry, n) in ENTRIES.iter().zip(&counts) {
         assert!(*n <= 8, "{entry}: {n} storage buffers");
     }

@@ -1,0 +1,273 @@
+// The tiled products of the concat-squash net (appended to concat_squash.wgsl when the
+// pipelines are built; its bindings, Dims and helpers). Every one is a 64 × 64 tile of C = A B
+// per workgroup of 256, K in steps of 16 through workgroup memory, a 4 × 4 block per
+// invocation: rows 4·ti … 4·ti + 3 and columns tj, tj + 16, tj + 32, tj + 48, so that the 16
+// invocations of a row of the block read 16 consecutive words of the B tile (no bank
+// conflicts) and store 16 consecutive columns. Both tiles are stored k-major with rows of
+// TILE_PITCH = 65 words (a padding word, so that storing 16 consecutive k of one row does not
+// hit one bank 16 times); each step's loads are issued together, the next step's before the
+// current one is multiplied. Two products share the loop (tile_product) and differ in what
+// they load and what follows it:
+//
+// * layer_tiled (PRODUCT_LAYER): a whole forward layer, U = X Wᵀ and the rest of
+//   layer_forward's work on it in the same invocation.
+// * cotangent_tiled (PRODUCT_COTANGENT): a layer's input cotangent X̄ = Ū W taken on through
+//   the layer below's activation and gate (input_backward_rows' work).
+//
+// Both take whole points per tile, LAYER_POINTS = ⌊64 / (1 + K)⌋ of them with all
+// their rows (tile row i: tangent i / LAYER_POINTS of point i % LAYER_POINTS), so what one
+// row's epilogue needs from the point's other rows is in the tile: passed through workgroup
+// memory (the tiles' storage, free after the last step; LAYER_POINTS · 64 ≤ 2 048 words when
+// K > 0) between barriers.
+const TILE_PITCH: u32 = 65u;
+var<workgroup> tile_a: array<f32, 1040>;
+var<workgroup> tile_w: array<f32, 1040>;
+
+const PRODUCT_LAYER: u32 = 0u;
+const PRODUCT_COTANGENT: u32 = 1u;
+
+override LAYER_POINTS: u32 = 64u / POINT_ROWS;
+
+// Element idx of a step from k0: A at tile row idx / 16, k idx % 16, and B at a column and k
+// laid out for loading along B's unit stride; with the places they go to in tile_a and
+// tile_w.
+struct TileElement {
+    a: f32,
+    w: f32,
+    at_a: u32,
+    at_w: u32,
+}
+
+// Stacked row of tile row i of point tile p (x), and whether it is a row of the batch (y).
+fn layer_row(p: u32, i: u32) -> vec2<u32> {
+    let k = i / LAYER_POINTS;
+    let b = p * LAYER_POINTS + i % LAYER_POINTS;
+    return vec2<u32>(k * d.batch + b, select(0u, 1u, k < POINT_ROWS && b < d.batch));
+}
+
+// Element idx of step k0 of product `which` in tile (p, tc) (p: the tile of points).
+fn tile_load(which: u32, idx: u32, k0: u32, p: u32, tc: u32) -> TileElement {
+    let row = idx / 16u;
+    let kq = idx % 16u;
+    let r = layer_row(p, row);
+    var a = 0.0;
+    var wv = 0.0;
+    if (which == PRODUCT_LAYER) {
+        // A = X (dst4 at x_at, din wide), B = Wᵀ (W row-major, dout × din: unit k stride, so
+        // loaded along k, consecutive invocations reading consecutive words).
+        let c = tc * 64u + row;
+        if (r.y == 1u && k0 + kq < d.din) { a = dst4[d.x_at + r.x * d.din + k0 + kq]; }
+        if (c < d.dout && k0 + kq < d.din) { wv = theta[d.w + c * d.din + k0 + kq]; }
+        return TileElement(a, wv, kq * TILE_PITCH + row, kq * TILE_PITCH + row);
+    }
+    // A = Ū (ubar at side_in, dout wide), B = W (unit column stride, so loaded along the
+    // columns): K = dout, N = din.
+    let col = idx % 64u;
+    let kw = idx / 64u;
+    let c = tc * 64u + col;
+    if (r.y == 1u && k0 + kq < d.dout) { a = ubar[d.side_in + r.x * d.dout + k0 + kq]; }
+    if (c < d.din && k0 + kw < d.dout) { wv = theta[d.w + (k0 + kw) * d.din + c]; }
+    return TileElement(a, wv, kq * TILE_PITCH + row, kw * TILE_PITCH + col);
+}
+
+fn tile_store(e: TileElement) {
+    tile_a[e.at_a] = e.a;
+    tile_w[e.at_w] = e.w;
+}
+
+// An invocation's 4 × 4 block of C: rows 4·ti + a in component a of the struct, columns
+// tj + 16·b in component b of each vector.
+struct Block {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+// The block of invocation t of tile (p, tc) of product `which`, over `depth` values of k.
+// Ends with a barrier: the tiles' storage is free for the epilogue.
+fn tile_product(which: u32, t: u32, p: u32, tc: u32, depth: u32) -> Block {
+    let ti = t / 16u;
+    let tj = t % 16u;
+    var acc = Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var v0 = tile_load(which, t, 0u, p, tc);
+    var v1 = tile_load(which, t + 256u, 0u, p, tc);
+    var v2 = tile_load(which, t + 512u, 0u, p, tc);
+    var v3 = tile_load(which, t + 768u, 0u, p, tc);
+    for (var k0 = 0u; k0 < depth; k0 = k0 + 16u) {
+        tile_store(v0);
+        tile_store(v1);
+        tile_store(v2);
+        tile_store(v3);
+        workgroupBarrier();
+        let next = k0 + 16u;
+        v0 = tile_load(which, t, next, p, tc);
+        v1 = tile_load(which, t + 256u, next, p, tc);
+        v2 = tile_load(which, t + 512u, next, p, tc);
+        v3 = tile_load(which, t + 768u, next, p, tc);
+        for (var kq = 0u; kq < 16u; kq = kq + 1u) {
+            let base = kq * TILE_PITCH;
+            let a = vec4<f32>(tile_a[base + ti * 4u], tile_a[base + ti * 4u + 1u],
+                              tile_a[base + ti * 4u + 2u], tile_a[base + ti * 4u + 3u]);
+            let w = vec4<f32>(tile_w[base + tj], tile_w[base + tj + 16u],
+                              tile_w[base + tj + 32u], tile_w[base + tj + 48u]);
+            acc.r0 = acc.r0 + a.x * w;
+            acc.r1 = acc.r1 + a.y * w;
+            acc.r2 = acc.r2 + a.z * w;
+            acc.r3 = acc.r3 + a.w * w;
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// Tile (p, tc) of workgroup wid among tiles_n tiles across.
+fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, tiles_n: u32) -> vec2<u32> {
+    let tile = wid.x + wid.y * nwg.x;
+    return vec2<u32>(tile / tiles_n, tile % tiles_n);
+}
+
+// Words of workgroup memory for the epilogues: word `at` < 2 080 of the two tiles.
+fn shared_store(at: u32, v: f32) {
+    if (at < 1040u) { tile_a[at] = v; } else { tile_w[at - 1040u] = v; }
+}
+
+fn shared_load(at: u32) -> f32 {
+    if (at < 1040u) { return tile_a[at]; }
+    return tile_w[at - 1040u];
+}
+
+// layer_tiled's epilogue of tile row i (products v at columns c0 + 16·b; tj = c0 % 64): the
+// primal rows with `primal` (they leave φ′(Y) in workgroup memory), the tangent rows without.
+// Written as layer_forward writes them: U and Y to dst and dst2 at uy_at unless bit 4,
+// X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows to dst4 at x_next with bit 1,
+// the primal Y as the value into dst3 at `at_out` with bit 8 (no divergence sum: not for the
+// last layer of a CNF).
+fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, primal: bool) {
+    let r = layer_row(p, i);
+    let k = i / LAYER_POINTS;
+    if (r.y == 0u || (k == 0u) != primal) { return; }
+    let b = r.x - k * d.batch;
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        let c = c0 + 16u * q;
+        if (c >= d.dout) { continue; }
+        var u = v[q];
+        var y = 0.0;
+        var xn = 0.0;
+        if (primal) {
+            u = u + theta[d.b1 + c];
+            y = u * gate(c) + d.t * theta[d.b3 + c];
+            if ((d.mode & 2u) == 2u) {
+                let a = act3(y);
+                xn = a.x;
+                if (POINT_ROWS > 1u) { shared_store(i * 64u + tj + 16u * q, a.y); }
+            }
+            if ((d.mode & 256u) == 256u) { dst3[d.at_out + b * d.dout + c] = y; }
+        } else {
+            y = u * gate(c);
+            xn = shared_load((i % LAYER_POINTS) * 64u + tj + 16u * q) * y;
+        }
+        let o = r.x * d.dout + c;
+        if ((d.mode & 16u) == 0u) {
+            dst[d.uy_at + o] = u;
+            dst2[d.uy_at + o] = y;
+        }
+        if ((d.mode & 2u) == 2u) { dst4[d.x_next + o] = xn; }
+    }
+}
+
+// A whole layer with a tiled product (layer_forward's work for layers at least 16 wide with
+// tiled forward products): U never goes to memory and back, one dispatch instead of two.
+@compute @workgroup_size(256)
+fn layer_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tile = tile_of(wid, nwg, (d.dout + 63u) / 64u);
+    let p = tile.x;
+    if (p * LAYER_POINTS >= d.batch) { return; }
+    let acc = tile_product(PRODUCT_LAYER, lid.x, p, tile.y, d.din);
+    let tj = lid.x % 16u;
+    let c0 = tile.y * 64u + tj;
+    let i = (lid.x / 16u) * 4u;
+    layer_epilogue(p, i, c0, tj, acc.r0, true);
+    layer_epilogue(p, i + 1u, c0, tj, acc.r1, true);
+    layer_epilogue(p, i + 2u, c0, tj, acc.r2, true);
+    layer_epilogue(p, i + 3u, c0, tj, acc.r3, true);
+    if (POINT_ROWS > 1u) {
+        workgroupBarrier();
+        layer_epilogue(p, i, c0, tj, acc.r0, false);
+        layer_epilogue(p, i + 1u, c0, tj, acc.r1, false);
+        layer_epilogue(p, i + 2u, c0, tj, acc.r2, false);
+        layer_epilogue(p, i + 3u, c0, tj, acc.r3, false);
+    }
+}
+
+// cotangent_tiled's tangent rows of tangent `phase` in tile row i (X̄' in v at columns c0 +
+// 16·b of the layer below, tj = c0 % 64): Ȳ = X̄' φ′(Y_primal) and Ū = Ȳ g into ybar and ubar
+// at side_out; each adds X̄'_k Y_k to its point's and column's word of workgroup memory (the
+// first tangent sets it), for the primal row's Σ_k X̄'_k Y_k φ″.
+fn cotangent_tangent(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, phase: u32) {
+    let r = layer_row(p, i);
+    let k = i / LAYER_POINTS;
+    if (r.y == 0u || k != phase) { return; }
+    let b = r.x - k * d.batch;
+    let pt = i % LAYER_POINTS;
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        let c = c0 + 16u * q;
+        if (c >= d.din) { continue; }
+        let a = act3(src[d.y_below + b * d.din + c]);
+        let o = r.x * d.din + c;
+        let yb = v[q] * a.y;
+        ybar[d.side_out + o] = yb;
+        ubar[d.side_out + o] = yb * gate(c);
+        let at = pt * 64u + tj + 16u * q;
+        var sum = v[q] * src[d.y_below + o];
+        if (phase > 1u) { sum = sum + shared_load(at); }
+        shared_store(at, sum);
+    }
+}
+
+// cotangent_tiled's primal row of tile row i: Ȳ = X̄'φ′ + Σ_k X̄'_k Y_k φ″ (the sum left in
+// workgroup memory by the tangent rows), Ū = Ȳ g.
+fn cotangent_primal(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>) {
+    let r = layer_row(p, i);
+    if (r.y == 0u || i >= LAYER_POINTS) { return; }
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        let c = c0 + 16u * q;
+        if (c >= d.din) { continue; }
+        let o = r.x * d.din + c;
+        let a = act3(src[d.y_below + o]);
+        var yb = v[q] * a.y;
+        if (POINT_ROWS > 1u) { yb = yb + shared_load(i * 64u + tj + 16u * q) * a.z; }
+        ybar[d.side_out + o] = yb;
+        ubar[d.side_out + o] = yb * gate(c);
+    }
+}
+
+// Layer l's input cotangent X̄ = Ū W (Ū in ubar at side_in) as a tiled product, taken on in
+// the same invocation through layer l − 1's activation and gate (src = Y_{l−1} at y_below):
+// Ȳ_{l−1}, Ū_{l−1} into ybar and ubar at side_out, as input_backward_rows writes them (d.din,
+// d.dout and d.w are layer l's; d.c and d.b2 layer l − 1's). X̄ never goes to memory and
+// back, one dispatch instead of two. The tangent rows take their turns (one barrier each) to
+// add their terms of the primal row's second-order sum.
+@compute @workgroup_size(256)
+fn cotangent_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tile = tile_of(wid, nwg, (d.din + 63u) / 64u);
+    let p = tile.x;
+    if (p * LAYER_POINTS >= d.batch) { return; }
+    let acc = tile_product(PRODUCT_COTANGENT, lid.x, p, tile.y, d.dout);
+    let tj = lid.x % 16u;
+    let c0 = tile.y * 64u + tj;
+    let i = (lid.x / 16u) * 4u;
+    for (var phase = 1u; phase < POINT_ROWS; phase = phase + 1u) {
+        cotangent_tangent(p, i, c0, tj, acc.r0, phase);
+        cotangent_tangent(p, i + 1u, c0, tj, acc.r1, phase);
+        cotangent_tangent(p, i + 2u, c0, tj, acc.r2, phase);
+        cotangent_tangent(p, i + 3u, c0, tj, acc.r3, phase);
+        workgroupBarrier();
+    }
+    cotangent_primal(p, i, c0, tj, acc.r0);
+    cotangent_primal(p, i + 1u, c0, tj, acc.r1);
+    cotangent_primal(p, i + 2u, c0, tj, acc.r2);
+    cotangent_primal(p, i + 3u, c0, tj, acc.r3);
+}
