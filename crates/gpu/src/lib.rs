@@ -39,7 +39,7 @@ mod vector;
 
 pub use cnf::GpuCnf;
 pub use concat_squash::{AUTO_TILED_ROWS, GpuActivation, GpuKernels, TRANSPOSED_WEIGHT_ROWS};
-pub use context::{ADAPTER_ENV, GpuContext, POOL_FLOATS};
+pub use context::{ADAPTER_ENV, GpuContext, GpuOptions, POOL_FLOATS};
 pub use error::GpuError;
 pub use net_rhs::GpuNetRhs;
 pub use profile::KernelTime;

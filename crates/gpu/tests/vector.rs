@@ -5,7 +5,7 @@
 mod common;
 
 use common::context;
-use gpu::{GpuContext, GpuVec};
+use gpu::{GpuContext, GpuOptions, GpuVec};
 use rk::{FnRhs, Method, Options, Rhs, Solver, Vector, solve};
 
 fn make(x: &[f64]) -> GpuVec {
@@ -313,6 +313,55 @@ fn reductions_of_changing_sizes_share_the_kept_buffers() {
             (f64::from(norm) - worst).abs() < 1e-5,
             "n = {n}: {norm} vs {worst}"
         );
+    }
+}
+
+/// The reductions finish each workgroup by subgroup operations where the adapter has them
+/// (lavapipe does, so CI runs that path) or by a tree through workgroup memory: both give the
+/// host's dot product, norm, maxima and non-finite count at sizes that leave a partial
+/// workgroup and a partial subgroup, and a NaN still shows as an infinite maximum.
+#[test]
+fn reductions_with_and_without_subgroups_match_the_host() {
+    let Some(ctx) = context() else {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    };
+    if ctx.adapter_info.driver == "llvmpipe" {
+        assert!(ctx.uses_subgroups(), "lavapipe has subgroup operations");
+    }
+    let tree = GpuContext::with_options(GpuOptions { subgroups: false }).unwrap();
+    assert!(!tree.uses_subgroups());
+    for ctx in [&ctx, &tree] {
+        for &n in &[1usize, 13, 256, 1_000, 65_537] {
+            let mut host: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+            let v = GpuVec::from_host(ctx, &host);
+            let want: f64 = host.iter().map(|&x| f64::from(x).powi(2)).sum();
+            let got = f64::from(v.dot(&v));
+            assert!(
+                (got - want).abs() <= 1e-5 * want.max(1.0),
+                "{n}: {got} vs {want}"
+            );
+            let zero = GpuVec::zeros(ctx, n);
+            let groups = [0..n / 2, n / 2..n];
+            let norm = f64::from(v.error_norm(&zero, &zero, 0.0, &rk::Atol::Scalar(1.0), &groups));
+            let rms = |g: &std::ops::Range<usize>| {
+                let s: f64 = host[g.clone()].iter().map(|&x| f64::from(x).powi(2)).sum();
+                (s / g.len().max(1) as f64).sqrt()
+            };
+            let worst = rms(&groups[0]).max(rms(&groups[1]));
+            assert!((norm - worst).abs() < 1e-5, "{n}: {norm} vs {worst}");
+            let maxima = v.max_abs_groups(&groups);
+            for (g, m) in groups.iter().zip(&maxima) {
+                let want = host[g.clone()].iter().fold(0.0f32, |a, x| a.max(x.abs()));
+                assert_eq!(*m, want, "{n}: {g:?}");
+            }
+            assert!(v.all_finite());
+            host[n - 1] = f32::NAN;
+            let v = GpuVec::from_host(ctx, &host);
+            assert!(!v.all_finite(), "{n}");
+            let whole = std::iter::once(0..n).collect::<Vec<_>>();
+            assert_eq!(v.max_abs_groups(&whole)[0], f32::INFINITY, "{n}");
+        }
     }
 }
 

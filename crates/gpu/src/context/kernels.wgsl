@@ -71,24 +71,10 @@ fn lincomb8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
 }
 
-var<workgroup> partial: array<f32, 256>;
-
-// The workgroup's sum (or, with `take_max`, maximum) of v into out[out_at + wid].
-fn reduce_and_store(lid: u32, wid: u32, v: f32, take_max: bool) {
-    partial[lid] = v;
-    workgroupBarrier();
-    var stride = 128u;
-    loop {
-        if (stride == 0u) { break; }
-        if (lid < stride) {
-            let other = partial[lid + stride];
-            partial[lid] = select(partial[lid] + other, max(partial[lid], other), take_max);
-        }
-        workgroupBarrier();
-        stride = stride / 2u;
-    }
-    if (lid == 0u) { out[p.out_at + wid] = partial[0]; }
-}
+// The workgroup's sum or maximum of one value per invocation (reduce_and_store) and the four
+// reduction entry points come from reduce_shared.wgsl (a tree through workgroup memory) or,
+// where the adapter has subgroup operations, reduce_subgroup.wgsl; the entry points call the
+// per-invocation values below.
 
 // A grouped reduction's component for invocation lid of workgroup w, and its group's end:
 // ring_coeffs holds, per group (p.flags of them), its first and end component and its first
@@ -104,13 +90,11 @@ fn grouped_index(w: u32, lid: u32) -> vec2<u32> {
     return vec2<u32>(i, end);
 }
 
-// Σ (e / (atol + rtol·max(|y0|, |y1|)))² over each of p.flags groups of components, one partial
-// sum per workgroup (grouped_index): x0 = e, x1 = y0, x2 = y1, x3 = atol (mode 1).
-@compute @workgroup_size(256)
-fn err_sq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-          @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = wid.x + wid.y * nwg.x;
-    let at = grouped_index(w, lid.x);
+// err_sq's value of invocation lid of workgroup w: Σ (e / (atol + rtol·max(|y0|, |y1|)))² over
+// each of p.flags groups of components, one partial sum per workgroup (grouped_index): x0 = e,
+// x1 = y0, x2 = y1, x3 = atol (mode 1).
+fn err_sq_value(w: u32, lid: u32) -> f32 {
+    let at = grouped_index(w, lid);
     let i = at.x;
     var v = 0.0;
     if (i < at.y) {
@@ -120,17 +104,15 @@ fn err_sq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         let r = x0[i] / wt;
         v = r * r;
     }
-    reduce_and_store(lid.x, w, v, false);
+    return v;
 }
 
-// Σ x0·x1 over [start, n).
-@compute @workgroup_size(256)
-fn dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-       @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = p.start + index(gid, nwg);
+// dot's value of invocation i: Σ x0·x1 over [start, n).
+fn dot_value(i: u32) -> f32 {
+    let j = p.start + i;
     var v = 0.0;
-    if (i < p.n) { v = x0[i] * x1[i]; }
-    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
+    if (j < p.n) { v = x0[j] * x1[j]; }
+    return v;
 }
 
 // Whether x is ±inf or NaN (exponent bits all ones), tested on the bits because WGSL
@@ -139,13 +121,10 @@ fn nonfinite_bits(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
 }
 
-// Largest |x0| over each of p.flags groups of components (grouped_index), one partial maximum
-// per workgroup; non-finite entries count as +inf (tested on the bits).
-@compute @workgroup_size(256)
-fn max_abs(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
-           @builtin(num_workgroups) nwg: vec3<u32>) {
-    let w = wid.x + wid.y * nwg.x;
-    let at = grouped_index(w, lid.x);
+// max_abs's value: the largest |x0| over each of p.flags groups of components (grouped_index),
+// one partial maximum per workgroup; non-finite entries count as +inf (tested on the bits).
+fn max_abs_value(w: u32, lid: u32) -> f32 {
+    let at = grouped_index(w, lid);
     let i = at.x;
     var v = 0.0;
     if (i < at.y) {
@@ -155,20 +134,18 @@ fn max_abs(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
             v = abs(x0[i]);
         }
     }
-    reduce_and_store(lid.x, w, v, true);
+    return v;
 }
 
-// Count of non-finite entries (exponent bits all ones: ±inf or NaN) over [start, n). Tested on
-// the bits because WGSL implementations may assume floats are finite in comparisons.
-@compute @workgroup_size(256)
-fn nonfinite(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-             @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = p.start + index(gid, nwg);
+// nonfinite's value of invocation i: the count of non-finite entries (exponent bits all ones:
+// ±inf or NaN) over [start, n).
+fn nonfinite_value(i: u32) -> f32 {
+    let j = p.start + i;
     var v = 0.0;
-    if (i < p.n) {
-        if (nonfinite_bits(x0[i])) { v = 1.0; }
+    if (j < p.n) {
+        if (nonfinite_bits(x0[j])) { v = 1.0; }
     }
-    reduce_and_store(lid.x, wid.x + wid.y * nwg.x, v, false);
+    return v;
 }
 
 // Entry i of row k of combine_rows' stacked rows.

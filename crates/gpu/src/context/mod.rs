@@ -43,10 +43,27 @@ pub(crate) struct Pipelines {
     pub combine_rows: Kernel,
 }
 
+/// Choices made when a [`GpuContext`] is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// Use subgroup operations where the adapter has them (default `true`); `false` keeps
+    /// every kernel on workgroup memory and barriers alone (to compare the two, or to avoid a
+    /// driver's subgroup bug).
+    pub subgroups: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self { subgroups: true }
+    }
+}
+
 /// Device, queue and pipelines. Build once with [`GpuContext::new`] and share the `Arc`.
 pub struct GpuContext {
     /// The adapter in use.
     pub adapter_info: wgpu::AdapterInfo,
+    /// Whether the reductions use subgroup operations (see [`GpuContext::uses_subgroups`]).
+    with_subgroups: bool,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: Pipelines,
@@ -199,9 +216,14 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 
 impl GpuContext {
     /// Picks an adapter (by `IRDM_GPU_ADAPTER` if set, else discrete > integrated > virtual >
-    /// CPU such as Mesa's lavapipe), creates the device and compiles every pipeline. Logs the
-    /// adapter to stderr.
+    /// CPU such as Mesa's lavapipe), creates the device and compiles every pipeline, with
+    /// subgroup operations where the adapter has them. Logs the adapter to stderr.
     pub fn new() -> Result<Arc<Self>, GpuError> {
+        Self::with_options(GpuOptions::default())
+    }
+
+    /// [`GpuContext::new`] with `options`.
+    pub fn with_options(options: GpuOptions) -> Result<Arc<Self>, GpuError> {
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
@@ -227,13 +249,19 @@ impl GpuContext {
             });
         };
         let info = adapter.get_info();
+        let subgroups = if options.subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         // The adapter's own limits rather than wgpu's portable defaults: a GPU binds buffers of
         // gigabytes where the defaults stop at 128 MiB (batch sizes beyond 10⁵ need them).
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("irdm"),
             required_limits: adapter.limits(),
-            // Timestamps where the adapter has them, for `start_profiling`.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // Timestamps where the adapter has them, for `start_profiling`; subgroup
+            // operations where it has them and the options allow.
+            required_features: adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | subgroups),
             ..Default::default()
         }))
         .map_err(|source| GpuError::Device {
@@ -256,13 +284,20 @@ impl GpuContext {
         if eight_inputs {
             entries.push("lincomb8");
         }
-        let compiled = compile(
-            &device,
-            "irdm kernels",
-            include_str!("kernels.wgsl"),
-            &entries,
-            &[],
-        );
+        // The reductions' last step by subgroup operations where the device has them.
+        let with_subgroups = device.features().contains(wgpu::Features::SUBGROUP);
+        let source = if with_subgroups {
+            concat!(
+                include_str!("kernels.wgsl"),
+                include_str!("reduce_subgroup.wgsl")
+            )
+        } else {
+            concat!(
+                include_str!("kernels.wgsl"),
+                include_str!("reduce_shared.wgsl")
+            )
+        };
+        let compiled = compile(&device, "irdm kernels", source, &entries, &[]);
         let mut next = compiled.into_iter();
         let mut make = || next.next().expect("one pipeline per entry");
         let pipelines = Pipelines {
@@ -302,6 +337,7 @@ impl GpuContext {
         });
         Ok(Arc::new(Self {
             adapter_info: info,
+            with_subgroups,
             device,
             queue,
             pipelines,
@@ -335,6 +371,14 @@ impl GpuContext {
             buffer_set: AtomicUsize::new(0),
             pool: Mutex::new(Pool::default()),
         }))
+    }
+
+    /// Whether the reductions (norms, dot products, maxima, non-finite counts) finish each
+    /// workgroup by subgroup operations (`wgpu::Features::SUBGROUP`: where the adapter has
+    /// them and [`GpuOptions::subgroups`] allowed them) rather than a tree through workgroup
+    /// memory. The two sum in different orders, so results differ in the last bits.
+    pub fn uses_subgroups(&self) -> bool {
+        self.with_subgroups
     }
 
     /// Most floats one storage buffer may hold and bind on this device.
