@@ -137,13 +137,23 @@ fn shared_load(at: u32) -> f32 {
     return tile_w[at - 1040u];
 }
 
-// layer_tiled's epilogue of tile row i (products v at columns c0 + 16·b; tj = c0 % 64): the
-// primal rows with `primal` (they leave φ′(Y) in workgroup memory), the tangent rows without.
-// Written as layer_forward writes them: U and Y to dst and dst2 at uy_at unless bit 4,
-// X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows to dst4 at x_next with bit 1,
-// the primal Y as the value into dst3 at `at_out` with bit 8 (no divergence sum: not for the
-// last layer of a CNF).
-fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, primal: bool) {
+// The gates σ(t c + b2) of an invocation's four columns c0 + 16·b below `width` (d.c and d.b2:
+// the layer whose gate it is), computed once for all its rows.
+fn gates(c0: u32, width: u32) -> vec4<f32> {
+    var g = vec4<f32>(0.0);
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        if (c0 + 16u * q < width) { g[q] = gate(c0 + 16u * q); }
+    }
+    return g;
+}
+
+// layer_tiled's epilogue of tile row i (products v at columns c0 + 16·b, gates g; tj =
+// c0 % 64): the primal rows with `primal` (they leave φ′(Y) in workgroup memory), the tangent
+// rows without. Written as layer_forward writes them: U and Y to dst and dst2 at uy_at unless
+// bit 4, X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows to dst4 at x_next with
+// bit 1, the primal Y as the value into dst3 at `at_out` with bit 8 (no divergence sum: not for
+// the last layer of a CNF).
+fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f32>, primal: bool) {
     let r = layer_row(p, i);
     let k = i / LAYER_POINTS;
     if (r.y == 0u || (k == 0u) != primal) { return; }
@@ -156,7 +166,7 @@ fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, primal: bool) 
         var xn = 0.0;
         if (primal) {
             u = u + theta[d.b1 + c];
-            y = u * gate(c) + d.t * theta[d.b3 + c];
+            y = u * g[q] + d.t * theta[d.b3 + c];
             if ((d.mode & 2u) == 2u) {
                 let a = act3(y);
                 xn = a.x;
@@ -164,7 +174,7 @@ fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, primal: bool) 
             }
             if ((d.mode & 256u) == 256u) { dst3[d.at_out + b * d.dout + c] = y; }
         } else {
-            y = u * gate(c);
+            y = u * g[q];
             xn = shared_load((i % LAYER_POINTS) * 64u + tj + 16u * q) * y;
         }
         let o = r.x * d.dout + c;
@@ -187,68 +197,80 @@ fn layer_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let acc = tile_product(PRODUCT_LAYER, lid.x, p, tile.y, d.din);
     let tj = lid.x % 16u;
     let c0 = tile.y * 64u + tj;
+    let g = gates(c0, d.dout);
     let i = (lid.x / 16u) * 4u;
-    layer_epilogue(p, i, c0, tj, acc.r0, true);
-    layer_epilogue(p, i + 1u, c0, tj, acc.r1, true);
-    layer_epilogue(p, i + 2u, c0, tj, acc.r2, true);
-    layer_epilogue(p, i + 3u, c0, tj, acc.r3, true);
+    layer_epilogue(p, i, c0, tj, acc.r0, g, true);
+    layer_epilogue(p, i + 1u, c0, tj, acc.r1, g, true);
+    layer_epilogue(p, i + 2u, c0, tj, acc.r2, g, true);
+    layer_epilogue(p, i + 3u, c0, tj, acc.r3, g, true);
     if (POINT_ROWS > 1u) {
         workgroupBarrier();
-        layer_epilogue(p, i, c0, tj, acc.r0, false);
-        layer_epilogue(p, i + 1u, c0, tj, acc.r1, false);
-        layer_epilogue(p, i + 2u, c0, tj, acc.r2, false);
-        layer_epilogue(p, i + 3u, c0, tj, acc.r3, false);
+        layer_epilogue(p, i, c0, tj, acc.r0, g, false);
+        layer_epilogue(p, i + 1u, c0, tj, acc.r1, g, false);
+        layer_epilogue(p, i + 2u, c0, tj, acc.r2, g, false);
+        layer_epilogue(p, i + 3u, c0, tj, acc.r3, g, false);
     }
 }
 
-// cotangent_tiled's tangent rows of tangent `phase` in tile row i (X̄' in v at columns c0 +
-// 16·b of the layer below, tj = c0 % 64): Ȳ = X̄' φ′(Y_primal) and Ū = Ȳ g into ybar and ubar
-// at side_out; each adds X̄'_k Y_k to its point's and column's word of workgroup memory (the
-// first tangent sets it), for the primal row's Σ_k X̄'_k Y_k φ″.
-fn cotangent_tangent(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, phase: u32) {
+// Steps of cotangent_tiled's epilogue on tile row i (X̄' in v at columns c0 + 16·b of the layer
+// below, gates g of the layer below, tj = c0 % 64), each between barriers, through one word of
+// workgroup memory per point and column:
+//   COTANGENT_SLOPE   primal rows: φ′(Y_primal) into the word;
+//   COTANGENT_TANGENT tangent rows: Ȳ = X̄' φ′(Y_primal) (from the word), Ū = Ȳ g;
+//   phase k ≥ 1       tangent k's rows: X̄'_k Y_k into the word (k = 1) or added to it;
+//   COTANGENT_PRIMAL  primal rows: Ȳ = X̄'φ′ + (Σ_k X̄'_k Y_k) φ″, Ū = Ȳ g;
+// so φ′ and φ″ are computed twice per point and column, not once per row.
+const COTANGENT_SLOPE: u32 = 100u;
+const COTANGENT_TANGENT: u32 = 101u;
+const COTANGENT_PRIMAL: u32 = 102u;
+
+fn cotangent_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f32>, step: u32) {
     let r = layer_row(p, i);
     let k = i / LAYER_POINTS;
-    if (r.y == 0u || k != phase) { return; }
+    if (r.y == 0u) { return; }
+    let on_primal = step == COTANGENT_SLOPE || step == COTANGENT_PRIMAL;
+    if (on_primal != (k == 0u)) { return; }
+    if (step < COTANGENT_SLOPE && k != step) { return; }
     let b = r.x - k * d.batch;
     let pt = i % LAYER_POINTS;
     for (var q = 0u; q < 4u; q = q + 1u) {
         let c = c0 + 16u * q;
         if (c >= d.din) { continue; }
-        let a = act3(src[d.y_below + b * d.din + c]);
         let o = r.x * d.din + c;
-        let yb = v[q] * a.y;
-        ybar[d.side_out + o] = yb;
-        ubar[d.side_out + o] = yb * gate(c);
         let at = pt * 64u + tj + 16u * q;
-        var sum = v[q] * src[d.y_below + o];
-        if (phase > 1u) { sum = sum + shared_load(at); }
-        shared_store(at, sum);
+        if (step == COTANGENT_SLOPE) {
+            shared_store(at, act3(src[d.y_below + o]).y);
+        } else if (step == COTANGENT_TANGENT) {
+            let yb = v[q] * shared_load(at);
+            ybar[d.side_out + o] = yb;
+            ubar[d.side_out + o] = yb * g[q];
+        } else if (step == COTANGENT_PRIMAL) {
+            let a = act3(src[d.y_below + o]);
+            var yb = v[q] * a.y;
+            if (POINT_ROWS > 1u) { yb = yb + shared_load(at) * a.z; }
+            ybar[d.side_out + o] = yb;
+            ubar[d.side_out + o] = yb * g[q];
+        } else {
+            var sum = v[q] * src[d.y_below + o];
+            if (step > 1u) { sum = sum + shared_load(at); }
+            shared_store(at, sum);
+        }
     }
 }
 
-// cotangent_tiled's primal row of tile row i: Ȳ = X̄'φ′ + Σ_k X̄'_k Y_k φ″ (the sum left in
-// workgroup memory by the tangent rows), Ū = Ȳ g.
-fn cotangent_primal(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>) {
-    let r = layer_row(p, i);
-    if (r.y == 0u || i >= LAYER_POINTS) { return; }
-    for (var q = 0u; q < 4u; q = q + 1u) {
-        let c = c0 + 16u * q;
-        if (c >= d.din) { continue; }
-        let o = r.x * d.din + c;
-        let a = act3(src[d.y_below + o]);
-        var yb = v[q] * a.y;
-        if (POINT_ROWS > 1u) { yb = yb + shared_load(i * 64u + tj + 16u * q) * a.z; }
-        ybar[d.side_out + o] = yb;
-        ubar[d.side_out + o] = yb * gate(c);
-    }
+// One step of cotangent_tiled's epilogue on an invocation's four rows (i … i + 3).
+fn cotangent_rows(p: u32, i: u32, c0: u32, tj: u32, acc: Block, g: vec4<f32>, step: u32) {
+    cotangent_epilogue(p, i, c0, tj, acc.r0, g, step);
+    cotangent_epilogue(p, i + 1u, c0, tj, acc.r1, g, step);
+    cotangent_epilogue(p, i + 2u, c0, tj, acc.r2, g, step);
+    cotangent_epilogue(p, i + 3u, c0, tj, acc.r3, g, step);
 }
 
 // Layer l's input cotangent X̄ = Ū W (Ū in ubar at side_in) as a tiled product, taken on in
 // the same invocation through layer l − 1's activation and gate (src = Y_{l−1} at y_below):
 // Ȳ_{l−1}, Ū_{l−1} into ybar and ubar at side_out, as input_backward_rows writes them (d.din,
 // d.dout and d.w are layer l's; d.c and d.b2 layer l − 1's). X̄ never goes to memory and
-// back, one dispatch instead of two. The tangent rows take their turns (one barrier each) to
-// add their terms of the primal row's second-order sum.
+// back, one dispatch instead of two.
 @compute @workgroup_size(256)
 fn cotangent_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -258,16 +280,17 @@ fn cotangent_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
     let acc = tile_product(PRODUCT_COTANGENT, lid.x, p, tile.y, d.dout);
     let tj = lid.x % 16u;
     let c0 = tile.y * 64u + tj;
+    let g = gates(c0, d.din);
     let i = (lid.x / 16u) * 4u;
-    for (var phase = 1u; phase < POINT_ROWS; phase = phase + 1u) {
-        cotangent_tangent(p, i, c0, tj, acc.r0, phase);
-        cotangent_tangent(p, i + 1u, c0, tj, acc.r1, phase);
-        cotangent_tangent(p, i + 2u, c0, tj, acc.r2, phase);
-        cotangent_tangent(p, i + 3u, c0, tj, acc.r3, phase);
+    if (POINT_ROWS > 1u) {
+        cotangent_rows(p, i, c0, tj, acc, g, COTANGENT_SLOPE);
         workgroupBarrier();
+        cotangent_rows(p, i, c0, tj, acc, g, COTANGENT_TANGENT);
+        workgroupBarrier();
+        for (var phase = 1u; phase < POINT_ROWS; phase = phase + 1u) {
+            cotangent_rows(p, i, c0, tj, acc, g, phase);
+            workgroupBarrier();
+        }
     }
-    cotangent_primal(p, i, c0, tj, acc.r0);
-    cotangent_primal(p, i + 1u, c0, tj, acc.r1);
-    cotangent_primal(p, i + 2u, c0, tj, acc.r2);
-    cotangent_primal(p, i + 3u, c0, tj, acc.r3);
+    cotangent_rows(p, i, c0, tj, acc, g, COTANGENT_PRIMAL);
 }
