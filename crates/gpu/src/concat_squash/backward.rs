@@ -175,11 +175,7 @@ impl ConcatSquashNet {
                     ..reduce_dims
                 };
                 let (kernel, threads) = if tiled_input {
-                    let points = TILE_ROWS / (1 + self.tangents);
-                    (
-                        &k.cotangent_tiled,
-                        self.batch.div_ceil(points) * l.din.div_ceil(64) * 256,
-                    )
+                    (&k.cotangent_tiled, self.point_tile_threads(l.din))
                 } else if fused {
                     (&k.layer_backward, reduce_threads + self.batch * l.din)
                 } else {

@@ -9,6 +9,13 @@ impl ConcatSquashNet {
         l.din >= 16 && l.dout >= 16
     }
 
+    /// Invocations of a tiled kernel whose tiles hold whole points (`layer_tiled`,
+    /// `cotangent_tiled`): `⌊TILE_ROWS / (1 + K)⌋` points by 64 of the `width` output columns
+    /// per workgroup of 256.
+    pub(super) fn point_tile_threads(&self, width: usize) -> usize {
+        self.batch.div_ceil(TILE_ROWS / (1 + self.tangents)) * width.div_ceil(64) * 256
+    }
+
     /// One dispatch of `kernel` over `threads` invocations with the buffers of `buffers` at the
     /// bindings it uses (callers pass what the fused and the separate kernels of one step need
     /// together; the context leaves the rest out).
@@ -111,9 +118,7 @@ impl ConcatSquashNet {
                 debug_assert!(dims.mode & 256 == 0 || !self.has_divergence());
                 self.run(
                     &k.layer_tiled,
-                    self.batch.div_ceil(TILE_ROWS / (1 + self.tangents))
-                        * l.dout.div_ceil(64)
-                        * 256,
+                    self.point_tile_threads(l.dout),
                     dims,
                     &[
                         (0, params.buffer()),
@@ -127,8 +132,8 @@ impl ConcatSquashNet {
                 );
                 continue;
             }
-            // With the value and the exact divergence, each workgroup takes whole points
-            // (⌊256 / dout⌋) and sums their diagonal tangent entries in workgroup memory.
+            // With the value and a divergence, each workgroup takes whole points (⌊256 / dout⌋)
+            // and sums their divergence terms in workgroup memory.
             let threads = if dims.mode & 256 != 0 && self.has_divergence() {
                 self.batch.div_ceil(LAYER_FORWARD_GROUP / l.dout) * LAYER_FORWARD_GROUP
             } else {

@@ -121,10 +121,23 @@ fn tile_product(which: u32, t: u32, p: u32, tc: u32, depth: u32) -> Block {
     return acc;
 }
 
-// Tile (p, tc) of workgroup wid among tiles_n tiles across.
-fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, tiles_n: u32) -> vec2<u32> {
+// Where invocation lid of workgroup wid works, in a product `width` columns wide: its tile of
+// points p and of columns tc, its column within the tile tj (its columns c0 + 16·b, c0 =
+// 64 tc + tj) and its first tile row i (rows i … i + 3).
+struct PointTile {
+    p: u32,
+    tc: u32,
+    tj: u32,
+    c0: u32,
+    i: u32,
+}
+
+fn point_tile(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, width: u32) -> PointTile {
+    let tiles_n = (width + 63u) / 64u;
     let tile = wid.x + wid.y * nwg.x;
-    return vec2<u32>(tile / tiles_n, tile % tiles_n);
+    let tc = tile % tiles_n;
+    let tj = lid % 16u;
+    return PointTile(tile / tiles_n, tc, tj, tc * 64u + tj, (lid / 16u) * 4u);
 }
 
 // Words of workgroup memory for the epilogues: word `at` < 2 080 of the two tiles.
@@ -191,14 +204,14 @@ fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f32>, 
 @compute @workgroup_size(256)
 fn layer_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tile = tile_of(wid, nwg, (d.dout + 63u) / 64u);
-    let p = tile.x;
+    let at = point_tile(lid.x, wid, nwg, d.dout);
+    let p = at.p;
     if (p * LAYER_POINTS >= d.batch) { return; }
-    let acc = tile_product(PRODUCT_LAYER, lid.x, p, tile.y, d.din);
-    let tj = lid.x % 16u;
-    let c0 = tile.y * 64u + tj;
+    let acc = tile_product(PRODUCT_LAYER, lid.x, p, at.tc, d.din);
+    let tj = at.tj;
+    let c0 = at.c0;
+    let i = at.i;
     let g = gates(c0, d.dout);
-    let i = (lid.x / 16u) * 4u;
     layer_epilogue(p, i, c0, tj, acc.r0, g, true);
     layer_epilogue(p, i + 1u, c0, tj, acc.r1, g, true);
     layer_epilogue(p, i + 2u, c0, tj, acc.r2, g, true);
@@ -274,14 +287,14 @@ fn cotangent_rows(p: u32, i: u32, c0: u32, tj: u32, acc: Block, g: vec4<f32>, st
 @compute @workgroup_size(256)
 fn cotangent_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(num_workgroups) nwg: vec3<u32>) {
-    let tile = tile_of(wid, nwg, (d.din + 63u) / 64u);
-    let p = tile.x;
+    let at = point_tile(lid.x, wid, nwg, d.din);
+    let p = at.p;
     if (p * LAYER_POINTS >= d.batch) { return; }
-    let acc = tile_product(PRODUCT_COTANGENT, lid.x, p, tile.y, d.dout);
-    let tj = lid.x % 16u;
-    let c0 = tile.y * 64u + tj;
+    let acc = tile_product(PRODUCT_COTANGENT, lid.x, p, at.tc, d.dout);
+    let tj = at.tj;
+    let c0 = at.c0;
+    let i = at.i;
     let g = gates(c0, d.din);
-    let i = (lid.x / 16u) * 4u;
     if (POINT_ROWS > 1u) {
         cotangent_rows(p, i, c0, tj, acc, g, COTANGENT_SLOPE);
         workgroupBarrier();

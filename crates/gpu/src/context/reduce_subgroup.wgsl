@@ -12,6 +12,7 @@ var<workgroup> partial: array<f32, 256>;
 fn reduce_and_store(lid: u32, wid: u32, v: f32, take_max: bool, sg: vec3<u32>) {
     let lane = sg.x;
     let n_sg = sg.z;
+    // Both, then the one asked for: subgroup operations stay out of branches.
     let total = subgroupAdd(v);
     let largest = subgroupMax(v);
     if (lane == 0u) { partial[sg.y] = select(total, largest, take_max); }
