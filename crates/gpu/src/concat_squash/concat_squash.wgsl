@@ -869,15 +869,16 @@ fn reduce_final(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
 // Tiled weight cotangent for layers with dout, din <= 64: one workgroup per chunk of d.r0 rows
 // (a multiple of 16 chosen by the host) accumulates the whole dout × din block
 // Σ_r Ū[r, j] X[r, q] (Ū in ubar at side_in, src2 = X at x_at), 16 rows at a time through workgroup memory, each
-// invocation a 4 × 4 sub-block in registers (units 4·ti … 4·ti + 3, inputs tj, tj + 16,
-// tj + 32, tj + 48: the 16 invocations of a row of the block read 16 consecutive words, no
-// bank conflicts, and store 16 consecutive entries); partial of chunk c, entry j·din + q at
+// invocation a 4 × 4 sub-block in registers (units 4·ti … 4·ti + 3, inputs 4·tj … 4·tj + 3:
+// the tiles hold vectors of four consecutive columns, so that each of the 16 steps of a row
+// reads the block's four Ū and four X values as two 16-byte loads, the 16 invocations of a
+// row of the block 16 consecutive vectors, and stores 64 consecutive entries); partial of chunk c, entry j·din + q at
 // dst[c · dout · din + j · din + q]. Alongside, the chunk's per-unit sums of `unit_sums`
 // (Ȳ in ybar at side_in, src4 = U at uy_at into dst2): invocation t adds unit t % 64 of rows t / 64, t / 64 + 4, …
 // of each step in registers, loaded with the step's tiles, and the four parts of a unit meet in
 // workgroup memory at the end. A layer's parameter partials are one dispatch.
-var<workgroup> tile_u: array<f32, 1024>;
-var<workgroup> tile_x: array<f32, 1024>;
+var<workgroup> tile_u: array<vec4<f32>, 256>;
+var<workgroup> tile_x: array<vec4<f32>, 256>;
 
 // Element idx of reduce_weights' step at row r0: (Ū, X, Ȳ·U, primal Ȳ) of row r0 + idx / 64,
 // column idx % 64 (zeros outside the chunk or the layer).
@@ -898,11 +899,11 @@ fn reduce_load(idx: u32, r0: u32, end: u32) -> vec4<f32> {
     return v;
 }
 
-// Partial W̄ entries of unit j, inputs tj, tj + 16, tj + 32, tj + 48 (those inside the layer).
+// Partial W̄ entries of unit j, inputs 4·tj … 4·tj + 3 (those inside the layer).
 fn store_weight_partials(base: u32, j: u32, tj: u32, v: vec4<f32>) {
     if (j >= d.dout) { return; }
     for (var b = 0u; b < 4u; b = b + 1u) {
-        let q = tj + 16u * b;
+        let q = 4u * tj + b;
         if (q < d.din) { dst[base + j * d.din + q] = v[b]; }
     }
 }
@@ -917,7 +918,7 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     let t = lid.x;
     let ti = t / 16u;
     let tj = t % 16u;
-    // The 4 × 4 block in four vectors (units 4·ti + a, inputs tj + 16·b in component b): plain
+    // The 4 × 4 block in four vectors (units 4·ti + a, inputs 4·tj + b in component b): plain
     // registers, where an array indexed in loops may be placed in memory by the driver.
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -934,14 +935,15 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     var v2 = reduce_load(t + 512u, start, end);
     var v3 = reduce_load(t + 768u, start, end);
     for (var r0 = start; r0 < end; r0 = r0 + 16u) {
-        tile_u[t] = v0.x;
-        tile_u[t + 256u] = v1.x;
-        tile_u[t + 512u] = v2.x;
-        tile_u[t + 768u] = v3.x;
-        tile_x[t] = v0.y;
-        tile_x[t + 256u] = v1.y;
-        tile_x[t + 512u] = v2.y;
-        tile_x[t + 768u] = v3.y;
+        // Word t + 256·m is component t % 4 of vector t / 4 + 64·m.
+        tile_u[t / 4u][t % 4u] = v0.x;
+        tile_u[t / 4u + 64u][t % 4u] = v1.x;
+        tile_u[t / 4u + 128u][t % 4u] = v2.x;
+        tile_u[t / 4u + 192u][t % 4u] = v3.x;
+        tile_x[t / 4u][t % 4u] = v0.y;
+        tile_x[t / 4u + 64u][t % 4u] = v1.y;
+        tile_x[t / 4u + 128u][t % 4u] = v2.y;
+        tile_x[t / 4u + 192u][t % 4u] = v3.y;
         // Row r, unit t % 64 of the per-unit sums.
         gsum = gsum + v0.z + v1.z + v2.z + v3.z;
         psum = psum + v0.w + v1.w + v2.w + v3.w;
@@ -952,11 +954,8 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
         v2 = reduce_load(t + 512u, next, end);
         v3 = reduce_load(t + 768u, next, end);
         for (var rr = 0u; rr < 16u; rr = rr + 1u) {
-            let base = rr * 64u;
-            let u = vec4<f32>(tile_u[base + ti * 4u], tile_u[base + ti * 4u + 1u],
-                              tile_u[base + ti * 4u + 2u], tile_u[base + ti * 4u + 3u]);
-            let x = vec4<f32>(tile_x[base + tj], tile_x[base + tj + 16u],
-                              tile_x[base + tj + 32u], tile_x[base + tj + 48u]);
+            let u = tile_u[rr * 16u + ti];
+            let x = tile_x[rr * 16u + tj];
             acc0 = acc0 + u.x * x;
             acc1 = acc1 + u.y * x;
             acc2 = acc2 + u.z * x;
@@ -970,13 +969,18 @@ fn reduce_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     store_weight_partials(base, ti * 4u + 2u, tj, acc2);
     store_weight_partials(base, ti * 4u + 3u, tj, acc3);
     // The four parts of each unit's sums (the tiles are free after the last barrier above).
-    tile_u[t] = gsum;
-    tile_x[t] = psum;
+    // Word t of each tile; the four parts of unit t < 64 are words t, t + 64, t + 128, t + 192,
+    // component t % 4 of vectors t / 4 + 16·m.
+    tile_u[t / 4u][t % 4u] = gsum;
+    tile_x[t / 4u][t % 4u] = psum;
     workgroupBarrier();
     if (t < d.dout) {
         let o = d.at_out + chunk * 2u * d.dout;
-        dst2[o + t] = tile_u[t] + tile_u[t + 64u] + tile_u[t + 128u] + tile_u[t + 192u];
-        dst2[o + d.dout + t] = tile_x[t] + tile_x[t + 64u] + tile_x[t + 128u] + tile_x[t + 192u];
+        let v = t / 4u;
+        let q = t % 4u;
+        dst2[o + t] = tile_u[v][q] + tile_u[v + 16u][q] + tile_u[v + 32u][q] + tile_u[v + 48u][q];
+        dst2[o + d.dout + t] = tile_x[v][q] + tile_x[v + 16u][q] + tile_x[v + 32u][q]
+            + tile_x[v + 48u][q];
     }
 }
 

@@ -1,13 +1,15 @@
 // The tiled products of the concat-squash net (appended to concat_squash.wgsl when the
 // pipelines are built; its bindings, Dims and helpers). Every one is a 64 × 64 tile of C = A B
 // per workgroup of 256, K in steps of 16 through workgroup memory, a 4 × 4 block per
-// invocation: rows 4·ti … 4·ti + 3 and columns tj, tj + 16, tj + 32, tj + 48, so that the 16
-// invocations of a row of the block read 16 consecutive words of the B tile (no bank
-// conflicts) and store 16 consecutive columns. Both tiles are stored k-major with rows of
-// TILE_PITCH = 65 words (a padding word, so that storing 16 consecutive k of one row does not
-// hit one bank 16 times); each step's loads are issued together, the next step's before the
-// current one is multiplied. Two products share the loop (tile_product) and differ in what
-// they load and what follows it:
+// invocation: rows 4·ti … 4·ti + 3 and columns 4·tj … 4·tj + 3. Both tiles are stored k-major,
+// as vectors of four consecutive rows (A) or columns (B), TILE_PITCH = 17 vectors (68 words)
+// per k: an invocation reads its block's four A values and four B values as two 16-byte loads
+// per k (eight FMAs per load; with one word per load, as before, the workgroup memory rather
+// than the arithmetic bounded the loop), the 16 invocations of a block row read 16
+// consecutive vectors of the B tile and share one of A, and the padding vector keeps the
+// scalar stores of 16 consecutive k of one row to two words per bank. Each step's loads are
+// issued together, the next step's before the current one is multiplied. Two products share
+// the loop (tile_product) and differ in what they load and what follows it:
 //
 // * layer_tiled (PRODUCT_LAYER): a whole forward layer, U = X Wᵀ and the rest of
 //   layer_forward's work on it in the same invocation.
@@ -19,9 +21,10 @@
 // row's epilogue needs from the point's other rows is in the tile: passed through workgroup
 // memory (the tiles' storage, free after the last step; LAYER_POINTS · 64 ≤ 2 048 words when
 // K > 0) between barriers.
-const TILE_PITCH: u32 = 65u;
-var<workgroup> tile_a: array<f32, 1040>;
-var<workgroup> tile_w: array<f32, 1040>;
+const TILE_PITCH: u32 = 17u;
+const TILE_WORDS: u32 = 1088u;
+var<workgroup> tile_a: array<vec4<f32>, 272>;
+var<workgroup> tile_w: array<vec4<f32>, 272>;
 
 const PRODUCT_LAYER: u32 = 0u;
 const PRODUCT_COTANGENT: u32 = 1u;
@@ -29,8 +32,8 @@ const PRODUCT_COTANGENT: u32 = 1u;
 override LAYER_POINTS: u32 = 64u / POINT_ROWS;
 
 // Element idx of a step from k0: A at tile row idx / 16, k idx % 16, and B at a column and k
-// laid out for loading along B's unit stride; with the places they go to in tile_a and
-// tile_w.
+// laid out for loading along B's unit stride; with the words they go to in tile_a and
+// tile_w (k · 68 + row or column).
 struct TileElement {
     a: f32,
     w: f32,
@@ -58,7 +61,7 @@ fn tile_load(which: u32, idx: u32, k0: u32, p: u32, tc: u32) -> TileElement {
         let c = tc * 64u + row;
         if (r.y == 1u && k0 + kq < d.din) { a = dst4[d.x_at + r.x * d.din + k0 + kq]; }
         if (c < d.dout && k0 + kq < d.din) { wv = theta[d.w + c * d.din + k0 + kq]; }
-        return TileElement(a, wv, kq * TILE_PITCH + row, kq * TILE_PITCH + row);
+        return TileElement(a, wv, kq * 4u * TILE_PITCH + row, kq * 4u * TILE_PITCH + row);
     }
     // A = Ū (ubar at side_in, dout wide), B = W (unit column stride, so loaded along the
     // columns): K = dout, N = din.
@@ -67,16 +70,16 @@ fn tile_load(which: u32, idx: u32, k0: u32, p: u32, tc: u32) -> TileElement {
     let c = tc * 64u + col;
     if (r.y == 1u && k0 + kq < d.dout) { a = ubar[d.side_in + r.x * d.dout + k0 + kq]; }
     if (c < d.din && k0 + kw < d.dout) { wv = theta[d.w + (k0 + kw) * d.din + c]; }
-    return TileElement(a, wv, kq * TILE_PITCH + row, kw * TILE_PITCH + col);
+    return TileElement(a, wv, kq * 4u * TILE_PITCH + row, kw * 4u * TILE_PITCH + col);
 }
 
 fn tile_store(e: TileElement) {
-    tile_a[e.at_a] = e.a;
-    tile_w[e.at_w] = e.w;
+    tile_a[e.at_a / 4u][e.at_a % 4u] = e.a;
+    tile_w[e.at_w / 4u][e.at_w % 4u] = e.w;
 }
 
 // An invocation's 4 × 4 block of C: rows 4·ti + a in component a of the struct, columns
-// tj + 16·b in component b of each vector.
+// 4·tj + b in component b of each vector.
 struct Block {
     r0: vec4<f32>,
     r1: vec4<f32>,
@@ -106,11 +109,8 @@ fn tile_product(which: u32, t: u32, p: u32, tc: u32, depth: u32) -> Block {
         v2 = tile_load(which, t + 512u, next, p, tc);
         v3 = tile_load(which, t + 768u, next, p, tc);
         for (var kq = 0u; kq < 16u; kq = kq + 1u) {
-            let base = kq * TILE_PITCH;
-            let a = vec4<f32>(tile_a[base + ti * 4u], tile_a[base + ti * 4u + 1u],
-                              tile_a[base + ti * 4u + 2u], tile_a[base + ti * 4u + 3u]);
-            let w = vec4<f32>(tile_w[base + tj], tile_w[base + tj + 16u],
-                              tile_w[base + tj + 32u], tile_w[base + tj + 48u]);
+            let a = tile_a[kq * TILE_PITCH + ti];
+            let w = tile_w[kq * TILE_PITCH + tj];
             acc.r0 = acc.r0 + a.x * w;
             acc.r1 = acc.r1 + a.y * w;
             acc.r2 = acc.r2 + a.z * w;
@@ -122,12 +122,11 @@ fn tile_product(which: u32, t: u32, p: u32, tc: u32, depth: u32) -> Block {
 }
 
 // Where invocation lid of workgroup wid works, in a product `width` columns wide: its tile of
-// points p and of columns tc, its column within the tile tj (its columns c0 + 16·b, c0 =
-// 64 tc + tj) and its first tile row i (rows i … i + 3).
+// points p and of columns tc, its first column c0 (columns c0 … c0 + 3, c0 = 64 tc + 4 tj)
+// and its first tile row i (rows i … i + 3).
 struct PointTile {
     p: u32,
     tc: u32,
-    tj: u32,
     c0: u32,
     i: u32,
 }
@@ -136,43 +135,46 @@ fn point_tile(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, width: u32) -> PointTile
     let tiles_n = (width + 63u) / 64u;
     let tile = wid.x + wid.y * nwg.x;
     let tc = tile % tiles_n;
-    let tj = lid % 16u;
-    return PointTile(tile / tiles_n, tc, tj, tc * 64u + tj, (lid / 16u) * 4u);
+    return PointTile(tile / tiles_n, tc, tc * 64u + 4u * (lid % 16u), (lid / 16u) * 4u);
 }
 
-// Words of workgroup memory for the epilogues: word `at` < 2 080 of the two tiles.
+// Words of workgroup memory for the epilogues: word `at` < 2 176 of the two tiles.
 fn shared_store(at: u32, v: f32) {
-    if (at < 1040u) { tile_a[at] = v; } else { tile_w[at - 1040u] = v; }
+    if (at < TILE_WORDS) {
+        tile_a[at / 4u][at % 4u] = v;
+    } else {
+        tile_w[(at - TILE_WORDS) / 4u][at % 4u] = v;
+    }
 }
 
 fn shared_load(at: u32) -> f32 {
-    if (at < 1040u) { return tile_a[at]; }
-    return tile_w[at - 1040u];
+    if (at < TILE_WORDS) { return tile_a[at / 4u][at % 4u]; }
+    return tile_w[(at - TILE_WORDS) / 4u][at % 4u];
 }
 
-// The gates σ(t c + b2) of an invocation's four columns c0 + 16·b below `width` (d.c and d.b2:
+// The gates σ(t c + b2) of an invocation's four columns c0 + b below `width` (d.c and d.b2:
 // the layer whose gate it is), computed once for all its rows.
 fn gates(c0: u32, width: u32) -> vec4<f32> {
     var g = vec4<f32>(0.0);
     for (var q = 0u; q < 4u; q = q + 1u) {
-        if (c0 + 16u * q < width) { g[q] = gate(c0 + 16u * q); }
+        if (c0 + q < width) { g[q] = gate(c0 + q); }
     }
     return g;
 }
 
-// layer_tiled's epilogue of tile row i (products v at columns c0 + 16·b, gates g; tj =
-// c0 % 64): the primal rows with `primal` (they leave φ′(Y) in workgroup memory), the tangent
+// layer_tiled's epilogue of tile row i (products v at columns c0 + b, gates g): the primal rows with `primal` (they leave φ′(Y) in workgroup memory), the tangent
 // rows without. Written as layer_forward writes them: U and Y to dst and dst2 at uy_at unless
 // bit 4, X' = φ(Y) on the primal row and φ′(Y_primal) Y on tangent rows to dst4 at x_next with
 // bit 1, the primal Y as the value into dst3 at `at_out` with bit 8 (no divergence sum: not for
 // the last layer of a CNF).
-fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f32>, primal: bool) {
+fn layer_epilogue(p: u32, i: u32, c0: u32, v: vec4<f32>, g: vec4<f32>, primal: bool) {
     let r = layer_row(p, i);
     let k = i / LAYER_POINTS;
     if (r.y == 0u || (k == 0u) != primal) { return; }
     let b = r.x - k * d.batch;
+    let cj = c0 % 64u;
     for (var q = 0u; q < 4u; q = q + 1u) {
-        let c = c0 + 16u * q;
+        let c = c0 + q;
         if (c >= d.dout) { continue; }
         var u = v[q];
         var y = 0.0;
@@ -183,12 +185,12 @@ fn layer_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f32>, 
             if ((d.mode & 2u) == 2u) {
                 let a = act3(y);
                 xn = a.x;
-                if (POINT_ROWS > 1u) { shared_store(i * 64u + tj + 16u * q, a.y); }
+                if (POINT_ROWS > 1u) { shared_store(i * 64u + cj + q, a.y); }
             }
             if ((d.mode & 256u) == 256u) { dst3[d.at_out + b * d.dout + c] = y; }
         } else {
             y = u * g[q];
-            xn = shared_load((i % LAYER_POINTS) * 64u + tj + 16u * q) * y;
+            xn = shared_load((i % LAYER_POINTS) * 64u + cj + q) * y;
         }
         let o = r.x * d.dout + c;
         if ((d.mode & 16u) == 0u) {
@@ -208,25 +210,24 @@ fn layer_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let p = at.p;
     if (p * LAYER_POINTS >= d.batch) { return; }
     let acc = tile_product(PRODUCT_LAYER, lid.x, p, at.tc, d.din);
-    let tj = at.tj;
     let c0 = at.c0;
     let i = at.i;
     let g = gates(c0, d.dout);
-    layer_epilogue(p, i, c0, tj, acc.r0, g, true);
-    layer_epilogue(p, i + 1u, c0, tj, acc.r1, g, true);
-    layer_epilogue(p, i + 2u, c0, tj, acc.r2, g, true);
-    layer_epilogue(p, i + 3u, c0, tj, acc.r3, g, true);
+    layer_epilogue(p, i, c0, acc.r0, g, true);
+    layer_epilogue(p, i + 1u, c0, acc.r1, g, true);
+    layer_epilogue(p, i + 2u, c0, acc.r2, g, true);
+    layer_epilogue(p, i + 3u, c0, acc.r3, g, true);
     if (POINT_ROWS > 1u) {
         workgroupBarrier();
-        layer_epilogue(p, i, c0, tj, acc.r0, g, false);
-        layer_epilogue(p, i + 1u, c0, tj, acc.r1, g, false);
-        layer_epilogue(p, i + 2u, c0, tj, acc.r2, g, false);
-        layer_epilogue(p, i + 3u, c0, tj, acc.r3, g, false);
+        layer_epilogue(p, i, c0, acc.r0, g, false);
+        layer_epilogue(p, i + 1u, c0, acc.r1, g, false);
+        layer_epilogue(p, i + 2u, c0, acc.r2, g, false);
+        layer_epilogue(p, i + 3u, c0, acc.r3, g, false);
     }
 }
 
-// Steps of cotangent_tiled's epilogue on tile row i (X̄' in v at columns c0 + 16·b of the layer
-// below, gates g of the layer below, tj = c0 % 64), each between barriers, through one word of
+// Steps of cotangent_tiled's epilogue on tile row i (X̄' in v at columns c0 + b of the layer
+// below, gates g of the layer below), each between barriers, through one word of
 // workgroup memory per point and column:
 //   COTANGENT_SLOPE   primal rows: φ′(Y_primal) into the word;
 //   COTANGENT_TANGENT tangent rows: Ȳ = X̄' φ′(Y_primal) (from the word), Ū = Ȳ g;
@@ -237,7 +238,7 @@ const COTANGENT_SLOPE: u32 = 100u;
 const COTANGENT_TANGENT: u32 = 101u;
 const COTANGENT_PRIMAL: u32 = 102u;
 
-fn cotangent_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f32>, step: u32) {
+fn cotangent_epilogue(p: u32, i: u32, c0: u32, v: vec4<f32>, g: vec4<f32>, step: u32) {
     let r = layer_row(p, i);
     let k = i / LAYER_POINTS;
     if (r.y == 0u) { return; }
@@ -246,11 +247,12 @@ fn cotangent_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f3
     if (step < COTANGENT_SLOPE && k != step) { return; }
     let b = r.x - k * d.batch;
     let pt = i % LAYER_POINTS;
+    let cj = c0 % 64u;
     for (var q = 0u; q < 4u; q = q + 1u) {
-        let c = c0 + 16u * q;
+        let c = c0 + q;
         if (c >= d.din) { continue; }
         let o = r.x * d.din + c;
-        let at = pt * 64u + tj + 16u * q;
+        let at = pt * 64u + cj + q;
         if (step == COTANGENT_SLOPE) {
             shared_store(at, act3(src[d.y_below + o]).y);
         } else if (step == COTANGENT_TANGENT) {
@@ -272,11 +274,11 @@ fn cotangent_epilogue(p: u32, i: u32, c0: u32, tj: u32, v: vec4<f32>, g: vec4<f3
 }
 
 // One step of cotangent_tiled's epilogue on an invocation's four rows (i … i + 3).
-fn cotangent_rows(p: u32, i: u32, c0: u32, tj: u32, acc: Block, g: vec4<f32>, step: u32) {
-    cotangent_epilogue(p, i, c0, tj, acc.r0, g, step);
-    cotangent_epilogue(p, i + 1u, c0, tj, acc.r1, g, step);
-    cotangent_epilogue(p, i + 2u, c0, tj, acc.r2, g, step);
-    cotangent_epilogue(p, i + 3u, c0, tj, acc.r3, g, step);
+fn cotangent_rows(p: u32, i: u32, c0: u32, acc: Block, g: vec4<f32>, step: u32) {
+    cotangent_epilogue(p, i, c0, acc.r0, g, step);
+    cotangent_epilogue(p, i + 1u, c0, acc.r1, g, step);
+    cotangent_epilogue(p, i + 2u, c0, acc.r2, g, step);
+    cotangent_epilogue(p, i + 3u, c0, acc.r3, g, step);
 }
 
 // Layer l's input cotangent X̄ = Ū W (Ū in ubar at side_in) as a tiled product, taken on in
@@ -291,19 +293,18 @@ fn cotangent_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
     let p = at.p;
     if (p * LAYER_POINTS >= d.batch) { return; }
     let acc = tile_product(PRODUCT_COTANGENT, lid.x, p, at.tc, d.dout);
-    let tj = at.tj;
     let c0 = at.c0;
     let i = at.i;
     let g = gates(c0, d.din);
     if (POINT_ROWS > 1u) {
-        cotangent_rows(p, i, c0, tj, acc, g, COTANGENT_SLOPE);
+        cotangent_rows(p, i, c0, acc, g, COTANGENT_SLOPE);
         workgroupBarrier();
-        cotangent_rows(p, i, c0, tj, acc, g, COTANGENT_TANGENT);
+        cotangent_rows(p, i, c0, acc, g, COTANGENT_TANGENT);
         workgroupBarrier();
         for (var phase = 1u; phase < POINT_ROWS; phase = phase + 1u) {
-            cotangent_rows(p, i, c0, tj, acc, g, phase);
+            cotangent_rows(p, i, c0, acc, g, phase);
             workgroupBarrier();
         }
     }
-    cotangent_rows(p, i, c0, tj, acc, g, COTANGENT_PRIMAL);
+    cotangent_rows(p, i, c0, acc, g, COTANGENT_PRIMAL);
 }
