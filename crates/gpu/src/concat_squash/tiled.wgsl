@@ -201,6 +201,14 @@ fn layer_epilogue(p: u32, i: u32, c0: u32, v: vec4<f32>, g: vec4<f32>, primal: b
     }
 }
 
+// layer_epilogue on an invocation's four rows (i … i + 3).
+fn layer_rows(p: u32, i: u32, c0: u32, acc: Block, g: vec4<f32>, primal: bool) {
+    layer_epilogue(p, i, c0, acc.r0, g, primal);
+    layer_epilogue(p, i + 1u, c0, acc.r1, g, primal);
+    layer_epilogue(p, i + 2u, c0, acc.r2, g, primal);
+    layer_epilogue(p, i + 3u, c0, acc.r3, g, primal);
+}
+
 // A whole layer with a tiled product (layer_forward's work for layers at least 16 wide with
 // tiled forward products): U never goes to memory and back, one dispatch instead of two.
 @compute @workgroup_size(256)
@@ -213,16 +221,10 @@ fn layer_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_
     let c0 = at.c0;
     let i = at.i;
     let g = gates(c0, d.dout);
-    layer_epilogue(p, i, c0, acc.r0, g, true);
-    layer_epilogue(p, i + 1u, c0, acc.r1, g, true);
-    layer_epilogue(p, i + 2u, c0, acc.r2, g, true);
-    layer_epilogue(p, i + 3u, c0, acc.r3, g, true);
+    layer_rows(p, i, c0, acc, g, true);
     if (POINT_ROWS > 1u) {
         workgroupBarrier();
-        layer_epilogue(p, i, c0, acc.r0, g, false);
-        layer_epilogue(p, i + 1u, c0, acc.r1, g, false);
-        layer_epilogue(p, i + 2u, c0, acc.r2, g, false);
-        layer_epilogue(p, i + 3u, c0, acc.r3, g, false);
+        layer_rows(p, i, c0, acc, g, false);
     }
 }
 
