@@ -17,7 +17,7 @@
 use crate::context::{Bound, GpuContext, MAX_DISPATCH_DATA, Params, ReduceJob};
 use crate::error::GpuError;
 use crate::kernel::Kernel;
-use rk::{Atol, CheckedNorms, Vector};
+use rk::{Atol, CheckedNorms, Deferred, Vector};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -307,6 +307,45 @@ fn error_norms<const K: usize, const C: usize>(
     (norms, finite)
 }
 
+/// The grouped `max_abs` jobs of the vector bound in `bound` over the tables `batches`
+/// ([`group_tables`]).
+fn max_abs_jobs<'a>(
+    ctx: &'a GpuContext,
+    bound: &'a Bound<'a>,
+    batches: &'a [(Vec<f32>, Vec<usize>)],
+) -> Vec<ReduceJob<'a>> {
+    grouped_jobs(&ctx.pipelines.max_abs, bound, Params::default(), batches).collect()
+}
+
+/// Each of `groups`' largest `|x_i|` from the per-workgroup maxima `partials` of the
+/// grouped `max_abs` jobs over `batches` (the non-empty groups' tables; empty groups give zero,
+/// a short or failed readback NaN).
+fn group_maxima(
+    groups: &[Range<usize>],
+    partials: &[Vec<f32>],
+    batches: &[(Vec<f32>, Vec<usize>)],
+) -> Vec<f32> {
+    let mut maxima = Vec::with_capacity(groups.len());
+    for (p, (_, workgroups)) in partials.iter().zip(batches) {
+        let mut at = 0;
+        for &n in workgroups {
+            maxima.push(p[at..at + n].iter().copied().fold(0.0, f32::max));
+            at += n;
+        }
+    }
+    let mut maxima = maxima.into_iter();
+    groups
+        .iter()
+        .map(|g| {
+            if g.is_empty() {
+                0.0
+            } else {
+                maxima.next().unwrap_or(f32::NAN)
+            }
+        })
+        .collect()
+}
+
 impl Vector for GpuVec {
     type Scalar = f32;
 
@@ -476,35 +515,30 @@ impl Vector for GpuVec {
         }
         let batches = group_tables(&live);
         let bound = [(1, &self.buf)];
-        let jobs: Vec<ReduceJob<'_>> = grouped_jobs(
-            &self.ctx.pipelines.max_abs,
-            &bound,
-            Params::default(),
-            &batches,
-        )
-        .collect();
-        let Ok(partials) = self.ctx.reduce_jobs(&jobs) else {
-            return vec![f32::NAN; groups.len()];
-        };
-        let mut maxima = Vec::with_capacity(live.len());
-        for (p, (_, workgroups)) in partials.iter().zip(&batches) {
-            let mut at = 0;
-            for &n in workgroups {
-                maxima.push(p[at..at + n].iter().copied().fold(0.0, f32::max));
-                at += n;
-            }
+        let jobs = max_abs_jobs(&self.ctx, &bound, &batches);
+        let partials = self.ctx.reduce_jobs(&jobs);
+        match partials {
+            Ok(partials) => group_maxima(groups, &partials, &batches),
+            Err(_) => vec![f32::NAN; groups.len()],
         }
-        let mut maxima = maxima.into_iter();
-        groups
-            .iter()
-            .map(|g| {
-                if g.is_empty() {
-                    0.0
-                } else {
-                    maxima.next().unwrap_or(f32::NAN)
-                }
-            })
-            .collect()
+    }
+
+    fn max_abs_groups_deferred(&self, groups: &[Range<usize>]) -> Deferred<f32> {
+        // As `max_abs_groups`, with the partials brought by the next readback.
+        let live: Vec<&Range<usize>> = groups.iter().filter(|g| !g.is_empty()).collect();
+        if live.is_empty() {
+            return Deferred::ready(vec![0.0; groups.len()]);
+        }
+        let batches = group_tables(&live);
+        let bound = [(1, &self.buf)];
+        let slot = self
+            .ctx
+            .reduce_jobs_deferred(&max_abs_jobs(&self.ctx, &bound, &batches));
+        let (ctx, groups) = (Arc::clone(&self.ctx), groups.to_vec());
+        Deferred::later(move || {
+            let partials = ctx.resolve_deferred(&slot);
+            group_maxima(&groups, &partials, &batches)
+        })
     }
 
     fn all_finite(&self) -> bool {

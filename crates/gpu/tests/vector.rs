@@ -42,6 +42,47 @@ fn read_together_is_one_readback_of_every_vector() {
     assert!(err.to_string().contains("different GPU contexts"), "{err}");
 }
 
+/// Deferred maxima come back with the next readback, however many are waiting: a norm read
+/// after two of them is still one round trip, and fetching them after it costs none. Asked for
+/// with no readback since, they cost one. Once the first round has made its buffers, later
+/// rounds create none.
+#[test]
+fn deferred_maxima_ride_with_the_next_readback() {
+    if context().is_none() {
+        eprintln!("skipped: no GPU adapter");
+        return;
+    }
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    let n = 3000;
+    let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 4.0).collect();
+    let mut y = x.clone();
+    y[2999] = f32::INFINITY;
+    let (u, v) = (GpuVec::from_host(&ctx, &x), GpuVec::from_host(&ctx, &y));
+    let groups = [0..n, 100..200, 5..5, 2000..n];
+    let (want_u, want_v) = (u.max_abs_groups(&groups), v.max_abs_groups(&groups));
+    assert_eq!(want_v[3], f32::INFINITY);
+    let mut created = None;
+    for round in 0..3 {
+        let r0 = ctx.readbacks();
+        let first = u.max_abs_groups_deferred(&groups);
+        let second = v.max_abs_groups_deferred(&groups);
+        assert_eq!(ctx.readbacks(), r0, "round {round}: recorded, not read");
+        let norm = u.error_norm(&u, &v, 1e-3, &rk::Atol::Scalar(1.0), &[0..n]);
+        assert!(norm.is_finite());
+        assert_eq!(ctx.readbacks() - r0, 1, "round {round}: one readback for all three");
+        assert_eq!(second.get(), want_v);
+        assert_eq!(first.get(), want_u);
+        assert_eq!(ctx.readbacks() - r0, 1, "round {round}: nothing more to read");
+        let alone = u.max_abs_groups_deferred(&groups);
+        assert_eq!(alone.get(), want_u);
+        assert_eq!(ctx.readbacks() - r0, 2, "round {round}: asked before any readback");
+        match created {
+            None => created = Some(ctx.buffers_created()),
+            Some(c) => assert_eq!(ctx.buffers_created(), c, "round {round}"),
+        }
+    }
+}
+
 /// The largest magnitude of each of many groups (more than one dispatch's table holds, of mixed
 /// sizes, empty ones and a non-finite entry among them) equals the host's, from one dispatch
 /// per table and one readback.

@@ -271,6 +271,46 @@ macro_rules! vector_conformance_tests {
             }
 
             #[test]
+            fn deferred_maxima_are_those_of_the_vector_when_asked() {
+                if !($available) {
+                    eprintln!("skipped: backend not available");
+                    return;
+                }
+                let n = 700;
+                let (x, mut y) = (data(n, 41), data(n, 42));
+                y[650] = f64::INFINITY;
+                let (mut u, v) = (($make)(&x), ($make)(&y));
+                let groups = [0..n, 3..4, 256..600, 10..10, 600..n];
+                let want_u = Vector::max_abs_groups(&u, &groups);
+                let want_v = Vector::max_abs_groups(&v, &groups);
+                // Two pending at once, the vector changed after asking, another readback
+                // (a norm) in between, and the later one fetched first.
+                let first = Vector::max_abs_groups_deferred(&u, &groups);
+                Vector::scale(&mut u, <_ as Scalar>::of(3.0));
+                let second = Vector::max_abs_groups_deferred(&v, &groups);
+                let norm = Vector::error_norm(
+                    &u,
+                    &v,
+                    &v,
+                    <_ as Scalar>::of(1e-3),
+                    &Atol::Scalar(<_ as Scalar>::of(1.0)),
+                    &[0..n],
+                );
+                assert!(<_ as Scalar>::as_f64(norm).is_finite());
+                assert_eq!(second.get(), want_v);
+                assert_eq!(first.get(), want_u);
+                let third = Vector::max_abs_groups_deferred(&u, &groups);
+                let tripled: Vec<f64> = want_u
+                    .iter()
+                    .map(|m| 3.0 * <_ as Scalar>::as_f64(*m))
+                    .collect();
+                for (got, want) in third.get().iter().zip(&tripled) {
+                    let got = <_ as Scalar>::as_f64(*got);
+                    assert!((got - want).abs() <= 4.0 * eps(&u) * want.max(1.0));
+                }
+            }
+
+            #[test]
             fn error_norm_full_range_groups_and_per_component_atol() {
                 if !($available) {
                     eprintln!("skipped: backend not available");

@@ -35,7 +35,7 @@ pub use scalar::Scalar;
 pub use solve::{Solution, check_times, solve};
 pub use solver::{Solver, Stats};
 pub use tableau::{Method, Tableau};
-pub use vector::{Atol, CheckedNorms, Vector};
+pub use vector::{Atol, CheckedNorms, Deferred, Vector};
 
 /// The README's example, compiled and run as a doc test.
 #[cfg(doctest)]

@@ -36,6 +36,46 @@ pub struct CheckedNorms<S> {
     pub finite: (bool, bool),
 }
 
+/// Values asked of a backend now and wanted later ([`Vector::max_abs_groups_deferred`]): a
+/// backend that reads results back in round trips brings them with its next readback, so a
+/// check recorded before a solver's start costs no round trip of its own. [`Deferred::get`]
+/// returns them, reading back then if nothing has since.
+pub struct Deferred<S>(DeferredState<S>);
+
+enum DeferredState<S> {
+    Ready(Vec<S>),
+    Later(Box<dyn FnOnce() -> Vec<S> + Send>),
+}
+
+impl<S> Deferred<S> {
+    /// Values already known (a host backend computes them at once).
+    pub fn ready(values: Vec<S>) -> Self {
+        Self(DeferredState::Ready(values))
+    }
+
+    /// Values that `resolve` returns when asked (a device backend waits for them there).
+    pub fn later(resolve: impl FnOnce() -> Vec<S> + Send + 'static) -> Self {
+        Self(DeferredState::Later(Box::new(resolve)))
+    }
+
+    /// The values.
+    pub fn get(self) -> Vec<S> {
+        match self.0 {
+            DeferredState::Ready(values) => values,
+            DeferredState::Later(resolve) => resolve(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Deferred<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            DeferredState::Ready(_) => "Deferred(ready)",
+            DeferredState::Later(_) => "Deferred(later)",
+        })
+    }
+}
+
 /// Where the numbers of a state vector live, and the in-place operations the solver needs.
 ///
 /// Implementations must not allocate in any method but [`Vector::zeros_like`] and
@@ -98,6 +138,13 @@ pub trait Vector: Sized {
     /// The largest `|self_i|` over each of `groups` (non-finite entries give `+∞`, empty groups
     /// zero); on a GPU one readback for all groups.
     fn max_abs_groups(&self, groups: &[Range<usize>]) -> Vec<Self::Scalar>;
+    /// [`Vector::max_abs_groups`] wanted later: a backend may record the reduction now and
+    /// bring the maxima back with its next readback (a GPU backend does; the default computes
+    /// them at once). The values are those `max_abs_groups` gives for `self` as it is now,
+    /// whatever is done to it afterwards.
+    fn max_abs_groups_deferred(&self, groups: &[Range<usize>]) -> Deferred<Self::Scalar> {
+        Deferred::ready(self.max_abs_groups(groups))
+    }
     /// Weighted RMS error norm of `self` (the local error), see the module docs. `groups` are
     /// component ranges; the result is the maximum of the per-group norms.
     fn error_norm(

@@ -6,12 +6,14 @@ use crate::profile::{KernelTime, Profiler};
 use crate::readback::map_and_copy;
 
 mod bind_groups;
+mod deferred;
 mod pools;
 #[cfg(test)]
 mod tests;
 mod transfer;
 
 use bind_groups::BindGroups;
+use deferred::DeferredRead;
 use pools::{BufferCache, Pool};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -98,6 +100,8 @@ pub struct GpuContext {
     buffer_set: AtomicUsize,
     /// Storage buffers of dropped vectors, by length, for the next vector of that length.
     pool: Mutex<Pool>,
+    /// Reductions recorded to come back with the next readback (see `deferred`).
+    deferred: Mutex<Vec<DeferredRead>>,
 }
 
 /// Slots of the uniform ring: dispatches recorded between two submissions before the ring
@@ -370,6 +374,7 @@ impl GpuContext {
             groups_created: AtomicUsize::new(0),
             buffer_set: AtomicUsize::new(0),
             pool: Mutex::new(Pool::default()),
+            deferred: Mutex::new(Vec::new()),
         }))
     }
 

@@ -78,6 +78,21 @@ impl GpuContext {
     /// Reductions with kernels, inputs and parameters of their own, read back together: the
     /// per-workgroup partials of each, in order.
     pub(crate) fn reduce_jobs(&self, items: &[ReduceJob<'_>]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let (buffer, cap, sources) = self.record_reductions(items);
+        let spans: Vec<(&wgpu::Buffer, usize, usize)> =
+            sources.iter().map(|&(at, g)| (&buffer, at, g)).collect();
+        let out = self.read_many(&spans);
+        self.partials.put(buffer, cap);
+        out
+    }
+
+    /// Records the reductions `items` into the shared partial-sum buffer (taken from its cache;
+    /// the caller puts it back): the buffer, its capacity, and each job's span `(first
+    /// partial, partials)`.
+    pub(super) fn record_reductions(
+        &self,
+        items: &[ReduceJob<'_>],
+    ) -> (wgpu::Buffer, usize, Vec<(usize, usize)>) {
         let counts: Vec<u32> = items
             .iter()
             .map(|(_, r, _, _, _)| u32::try_from(r.len()).expect("lengths fit in u32").max(1))
@@ -113,30 +128,35 @@ impl GpuContext {
                 Some(data) => self.dispatch_with_data(kernel, count, p, &bound, data),
                 None => self.dispatch(kernel, count, p, &bound),
             }
-            sources.push((&buffer, at, g));
+            sources.push((at, g));
             at += g;
         }
-        let out = self.read_many(&sources);
-        self.partials.put(buffer, cap);
-        out
+        (buffer, cap, sources)
     }
 
     /// [`GpuContext::read`] of several buffer spans `(buffer, first float, floats)` with one
     /// submission and one wait: every span is copied into one staging buffer (kept between
-    /// readbacks).
+    /// readbacks), after them the partials of every deferred reduction recorded so far
+    /// ([`GpuContext::reduce_jobs_deferred`]), which go to their slots.
     pub(crate) fn read_many(
         &self,
         sources: &[(&wgpu::Buffer, usize, usize)],
     ) -> Result<Vec<Vec<f32>>, GpuError> {
-        let len: usize = sources.iter().map(|s| s.2).sum();
+        let deferred = self.take_deferred();
+        let asked: usize = sources.iter().map(|s| s.2).sum();
+        let len = asked + deferred.iter().map(|d| d.len()).sum::<usize>();
         if len == 0 {
+            for d in deferred {
+                d.deliver(self, Some(&[]));
+            }
             return Ok(sources.iter().map(|_| Vec::new()).collect());
         }
         let (staging, cap, _) = self.readback.take(&self.device, len, &self.created);
         self.record(|e| {
             let mut offset = 0;
-            for (src, at, n) in sources {
-                if *n > 0 {
+            let spans = sources.iter().copied().chain(deferred.iter().map(|d| d.source()));
+            for (src, at, n) in spans {
+                if n > 0 {
                     e.copy_buffer_to_buffer(src, (4 * at) as u64, &staging, offset, (4 * n) as u64);
                 }
                 offset += (4 * n) as u64;
@@ -144,7 +164,15 @@ impl GpuContext {
         });
         self.flush();
         self.readbacks.fetch_add(1, Ordering::Relaxed);
-        let data = self.map_and_read(&staging, len)?;
+        let data = match self.map_and_read(&staging, len) {
+            Ok(data) => data,
+            Err(e) => {
+                for d in deferred {
+                    d.deliver(self, None);
+                }
+                return Err(e);
+            }
+        };
         // Kept only after a good readback (a failed map leaves it in no state to reuse).
         staging.unmap();
         self.readback.put(staging, cap);
@@ -152,6 +180,11 @@ impl GpuContext {
         let mut start = 0;
         for (_, _, n) in sources {
             out.push(data[start..start + n].to_vec());
+            start += n;
+        }
+        for d in deferred {
+            let n = d.len();
+            d.deliver(self, Some(&data[start..start + n]));
             start += n;
         }
         Ok(out)
