@@ -16,6 +16,7 @@
 //! time.
 
 use crate::error::{AdjointError, Result};
+use crate::forward_pass::CotangentCheck;
 use crate::irdm::InterpolatedState;
 use crate::method::{BackwardNorm, Config, Info, Method};
 use crate::piecewise::PiecewiseNodes;
@@ -49,12 +50,14 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
 
     /// Integrates the adjoint system from `ts[K]` to `ts[0]`, adding the cotangents
     /// `cotangents[k] = ∂L/∂z(s_k)` at every output time; returns `(dL/dz0, dL/dθ)` on the
-    /// backend and fills the backward counts.
+    /// backend and fills the backward counts. `check` (the cotangents' finiteness) is read
+    /// with the first interval's start, and its error comes before the solver's.
     pub fn backward<F: VectorVjp<V>>(
         &self,
         f: &mut F,
         params: &V,
         cotangents: &[V],
+        check: CotangentCheck<'_, T>,
         info: &mut Info,
     ) -> Result<(V, V)> {
         let (n, p, nodes) = (self.n, self.p, self.nodes);
@@ -86,7 +89,7 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
         let tableau = self.config.backward_tableau.unwrap_or(self.config.tableau);
         let template = &self.outputs[0];
         let k_last = self.ts.len() - 1;
-        let mut check = ReconstructionCheck::new(self.config.rdm_check, template, n);
+        let mut recon = ReconstructionCheck::new(self.config.rdm_check, template, n);
         // x = [z(s_K) (RDM), ∂L/∂z(s_K), 0].
         let mut x = template.zeros_with_len(len);
         if !is_irdm {
@@ -115,6 +118,7 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
         // pass's last step was tried and costs more (toy CNF: 16.3 VJPs instead of 14.3, a
         // rejection where the pick costs one evaluation).
         let mut first_step: Option<T> = None;
+        let mut check = Some(check);
         for k in (1..=k_last).rev() {
             solver
                 .set_first_step(first_step)
@@ -123,9 +127,13 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             // cotangent: no separate finiteness readbacks (a non-finite sum still stops the
             // first step).
             solver.set_start_checked(k == k_last);
-            solver
-                .init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x)
-                .map_err(self.solve_err())?;
+            let started = solver.init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x);
+            if let Some(check) = check.take() {
+                // Its maxima came back with the start's norms: a bad cotangent is named as
+                // such, not as a non-finite start.
+                check.finish()?;
+            }
+            started.map_err(self.solve_err())?;
             while !solver.is_finished() {
                 solver.step(&mut rhs, &empty).map_err(self.solve_err())?;
             }
@@ -152,7 +160,7 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             a.axpby(T::one(), &cotangents[k - 1], T::one());
             x.copy_range(a_off, &a, 0..n);
             if !is_irdm {
-                check.observe(
+                recon.observe(
                     &x,
                     &self.outputs[k - 1],
                     &self.config.forward.atol,
@@ -161,7 +169,10 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
                 x.copy_range(0, &self.outputs[k - 1], 0..n);
             }
         }
-        check.finish(self.method.name(), info)?;
+        if let Some(check) = check {
+            check.finish()?;
+        }
+        recon.finish(self.method.name(), info)?;
         info.vjp_backward = rhs.vjps;
         let mut dtheta = params.zeros_like();
         dtheta.copy_range(0, &x, a_off + n..len);

@@ -25,7 +25,7 @@ use crate::method::{Config, Info, Method};
 use crate::piecewise::PiecewiseNodes;
 use crate::vector_vjp::VectorVjp;
 use crate::vjp::Real;
-use rk::{Solver, Vector, check_times};
+use rk::{Deferred, Solver, Vector, check_times};
 
 /// What the forward pass kept for the backward pass.
 enum Tape<T: Real, V> {
@@ -261,17 +261,19 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
         for c in cotangents {
             check_len("cotangent", n, c.len())?;
         }
-        check_finite_cotangents(cotangents, &self.ts)?;
+        let check = CotangentCheck::record(cotangents, &self.ts);
         let mut info = self.info.clone();
         let tableau = self.config.tableau.tableau();
         let nodes = match &self.tape {
             Tape::Continuous { nodes } => nodes.as_ref(),
             Tape::Direct(tape) => {
+                check.finish()?;
                 let (dz0, dtheta) =
                     tape.backward(f, params, tableau, cotangents, &self.positions, &mut info);
                 return Ok(VectorGradient { dz0, dtheta, info });
             }
             Tape::Anode(tape) => {
+                check.finish()?;
                 let (dz0, dtheta) =
                     tape.backward(f, params, tableau, cotangents, &self.positions, &mut info);
                 return Ok(VectorGradient { dz0, dtheta, info });
@@ -286,34 +288,49 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
             n,
             p,
         };
-        let (dz0, dtheta) = problem.backward(f, params, cotangents, &mut info)?;
+        let (dz0, dtheta) = problem.backward(f, params, cotangents, check, &mut info)?;
         Ok(VectorGradient { dz0, dtheta, info })
     }
 }
 
-/// The output cotangents checked for non-finite entries with one readback: stacked into one
-/// scratch vector of `K·n` components whose per-cotangent maxima come back together (a
-/// non-finite entry gives `+∞`); the first bad one is named with its output time.
-fn check_finite_cotangents<T: Real, V: Vector<Scalar = T>>(
-    cotangents: &[V],
-    ts: &[T],
-) -> Result<()> {
-    let Some(first) = cotangents.first() else {
-        return Ok(());
-    };
-    let n = first.len();
-    let mut stacked = first.zeros_with_len(n * cotangents.len());
-    for (k, c) in cotangents.iter().enumerate() {
-        stacked.copy_range(k * n, c, 0..n);
+/// The output cotangents' check for non-finite entries, recorded at the start of the backward
+/// pass and read with its first readback: stacked into one scratch vector of `K·n` components
+/// whose per-cotangent maxima are deferred ([`Vector::max_abs_groups_deferred`]: on a GPU they
+/// come back with the backward solver's first norms, not in a round trip of their own; a
+/// non-finite entry gives `+∞`). [`CotangentCheck::finish`] names the first bad one with its
+/// output time.
+pub(crate) struct CotangentCheck<'a, T: Real> {
+    maxima: Option<Deferred<T>>,
+    ts: &'a [T],
+}
+
+impl<'a, T: Real> CotangentCheck<'a, T> {
+    fn record<V: Vector<Scalar = T>>(cotangents: &[V], ts: &'a [T]) -> Self {
+        let Some(first) = cotangents.first() else {
+            return Self { maxima: None, ts };
+        };
+        let n = first.len();
+        let mut stacked = first.zeros_with_len(n * cotangents.len());
+        for (k, c) in cotangents.iter().enumerate() {
+            stacked.copy_range(k * n, c, 0..n);
+        }
+        let groups: Vec<std::ops::Range<usize>> =
+            (0..cotangents.len()).map(|k| k * n..(k + 1) * n).collect();
+        Self {
+            maxima: Some(stacked.max_abs_groups_deferred(&groups)),
+            ts,
+        }
     }
-    let groups: Vec<std::ops::Range<usize>> =
-        (0..cotangents.len()).map(|k| k * n..(k + 1) * n).collect();
-    let maxima = stacked.max_abs_groups(&groups);
-    match maxima.iter().position(|m| !m.is_finite()) {
-        Some(index) => Err(AdjointError::NonFiniteCotangent {
-            index,
-            t: <T as rk::Scalar>::as_f64(ts[index]),
-        }),
-        None => Ok(()),
+
+    /// An error naming the first non-finite cotangent, if any.
+    pub(crate) fn finish(self) -> Result<()> {
+        let maxima = self.maxima.map(Deferred::get).unwrap_or_default();
+        match maxima.iter().position(|m| !m.is_finite()) {
+            Some(index) => Err(AdjointError::NonFiniteCotangent {
+                index,
+                t: <T as rk::Scalar>::as_f64(self.ts[index]),
+            }),
+            None => Ok(()),
+        }
     }
 }
