@@ -962,3 +962,54 @@ fn readbacks_per_gradient_do_not_grow_with_the_output_times() {
         }
     }
 }
+
+/// A non-finite cotangent on the device is named with its output time by every method, at the
+/// last output time (where the backward solver's start would also fail: the cotangent check,
+/// read with that start's norms, is reported first) and at an earlier one.
+#[test]
+fn a_non_finite_cotangent_on_the_device_is_named_by_every_method() {
+    if context().is_none() {
+        return;
+    }
+    let ctx = GpuContext::new().expect("an adapter was found above");
+    let mut p = net_pair(&ctx, &[3, 16, 3], Activation::Tanh, 20, 11);
+    let n = p.state.len();
+    let config = Config::new(1e-5f32, 1e-5);
+    let ts = [0.0f32, 0.5, 1.0];
+    let methods = [
+        Method::Direct,
+        Method::Anode {
+            checkpoints: adjoint::Checkpoints::EveryKSteps(2),
+        },
+        Method::Rdm {
+            norm: BackwardNorm::Seminorm,
+        },
+        Method::irdm_lobatto(16, BackwardNorm::Seminorm),
+    ];
+    for m in methods {
+        let th = GpuVec::from_host(&ctx, &p.params);
+        let z0 = GpuVec::from_host(&ctx, &p.state);
+        let fwd = forward_on(&mut p.gpu, &th, &z0, &ts, m, &config).unwrap();
+        for (bad, value) in [(2usize, f32::NAN), (1, f32::INFINITY)] {
+            let cot: Vec<GpuVec> = (0..ts.len())
+                .map(|k| {
+                    let mut c = vec![0.01f32; n];
+                    if k == bad {
+                        c[n / 2] = value;
+                    }
+                    GpuVec::from_host(&ctx, &c)
+                })
+                .collect();
+            let err = fwd.backward(&mut p.gpu, &th, &cot).err();
+            assert_eq!(
+                err,
+                Some(adjoint::AdjointError::NonFiniteCotangent {
+                    index: bad,
+                    t: f64::from(ts[bad]),
+                }),
+                "{} with a bad cotangent at {bad}",
+                m.name()
+            );
+        }
+    }
+}

@@ -69,13 +69,25 @@ fn deferred_maxima_ride_with_the_next_readback() {
         assert_eq!(ctx.readbacks(), r0, "round {round}: recorded, not read");
         let norm = u.error_norm(&u, &v, 1e-3, &rk::Atol::Scalar(1.0), &[0..n]);
         assert!(norm.is_finite());
-        assert_eq!(ctx.readbacks() - r0, 1, "round {round}: one readback for all three");
+        assert_eq!(
+            ctx.readbacks() - r0,
+            1,
+            "round {round}: one readback for all three"
+        );
         assert_eq!(second.get(), want_v);
         assert_eq!(first.get(), want_u);
-        assert_eq!(ctx.readbacks() - r0, 1, "round {round}: nothing more to read");
+        assert_eq!(
+            ctx.readbacks() - r0,
+            1,
+            "round {round}: nothing more to read"
+        );
         let alone = u.max_abs_groups_deferred(&groups);
         assert_eq!(alone.get(), want_u);
-        assert_eq!(ctx.readbacks() - r0, 2, "round {round}: asked before any readback");
+        assert_eq!(
+            ctx.readbacks() - r0,
+            2,
+            "round {round}: asked before any readback"
+        );
         match created {
             None => created = Some(ctx.buffers_created()),
             Some(c) => assert_eq!(ctx.buffers_created(), c, "round {round}"),

@@ -154,7 +154,10 @@ impl GpuContext {
         let (staging, cap, _) = self.readback.take(&self.device, len, &self.created);
         self.record(|e| {
             let mut offset = 0;
-            let spans = sources.iter().copied().chain(deferred.iter().map(|d| d.source()));
+            let spans = sources
+                .iter()
+                .copied()
+                .chain(deferred.iter().map(|d| d.source()));
             for (src, at, n) in spans {
                 if n > 0 {
                     e.copy_buffer_to_buffer(src, (4 * at) as u64, &staging, offset, (4 * n) as u64);
