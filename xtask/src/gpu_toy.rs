@@ -461,9 +461,9 @@ mod tests {
     use super::*;
 
     /// Readbacks per iteration, pinned: one per solver attempt (forward and backward, accepted
-    /// or rejected), two per initial-step pick (forward and backward; the cotangent check
-    /// rides with the backward pick's first), one for the final state with `dL/dθ`, and one
-    /// more for IRDM's grid check or RDM's reconstruction check. The gradient with the device-side cotangent equals the one
+    /// or rejected), two per initial-step pick (forward and backward; the cotangent check and
+    /// IRDM's grid check ride with the backward pick's first), one for the final state with
+    /// `dL/dθ`, and for RDM one more for its reconstruction check. The gradient with the device-side cotangent equals the one
     /// from the host's `nn::nll_loss` cotangent exactly.
     #[test]
     fn readbacks_per_iteration_are_pinned_and_the_device_cotangent_is_the_hosts() {
@@ -501,7 +501,12 @@ mod tests {
                 + info.rejected_forward
                 + info.accepted_backward
                 + info.rejected_backward;
-            assert_eq!(readbacks, attempts + 6, "{label}: {info:?}");
+            let fixed = if matches!(method, Method::Rdm { .. }) {
+                6
+            } else {
+                5
+            };
+            assert_eq!(readbacks, attempts + fixed, "{label}: {info:?}");
 
             // The same gradient with the host's cotangent.
             let mut y0 = x.clone();

@@ -29,7 +29,7 @@ use crate::method::{
 use crate::piecewise::{NodeRule, PiecewiseNodes, Segment, rule_coefficients};
 use crate::vjp::Real;
 use cheb::{ChopRule, Grid, Kind};
-use rk::{Solver, Vector};
+use rk::{Deferred, Solver, Vector};
 use std::ops::Range;
 
 /// Node values of IRDM, gathered during the forward pass.
@@ -188,6 +188,7 @@ impl<T: Real, V: Vector<Scalar = T>> Capture<T, V> {
                 n_stored: 0,
                 under_resolved: false,
                 transforms: Vec::new(),
+                pending: Vec::new(),
             })));
         }
         let grid =
@@ -217,8 +218,10 @@ impl<T: Real, V: Vector<Scalar = T>> Capture<T, V> {
         }
     }
 
-    /// Floats held for the backward pass at the peak of the forward pass.
-    pub fn finish(self) -> Result<(PiecewiseNodes<T, V>, GridInfo, usize)> {
+    /// The segments' nodes, the grid record with the fixed grids' checks still to be read
+    /// ([`GridCheck`]), and the floats held for the backward pass at the peak of the forward
+    /// pass.
+    pub fn finish(self) -> Result<(PiecewiseNodes<T, V>, GridCheck<T>, usize)> {
         match self {
             Capture::Single(s) => s.finish(),
             Capture::Windowed(w) => w.finish(),
@@ -259,7 +262,7 @@ impl<T: Real, V: Vector<Scalar = T>> SingleGrid<T, V> {
         Ok(())
     }
 
-    fn finish(self) -> Result<(PiecewiseNodes<T, V>, GridInfo, usize)> {
+    fn finish(self) -> Result<(PiecewiseNodes<T, V>, GridCheck<T>, usize)> {
         let n = self.row.len();
         let method = self.method;
         let stored = self.grid.len() * n;
@@ -286,10 +289,11 @@ impl<T: Real, V: Vector<Scalar = T>> SingleGrid<T, V> {
                 rule: self.rule,
                 segments: vec![Segment { grid: sub, values }],
             };
-            return Ok((nodes, info, stored));
+            return Ok((nodes, GridCheck::read(method, self.options, info), stored));
         }
         // Fixed grid (or ablation): estimate from the Lobatto / first-kind coefficients of the
-        // node values, plus, for the ablations, the distance to the matched interpolant.
+        // node values (read later, see `GridCheck`), plus, for the ablations, the distance to
+        // the matched interpolant (read now).
         let kind = self.grid.kind();
         let matched = Grid::new(
             kind,
@@ -298,28 +302,22 @@ impl<T: Real, V: Vector<Scalar = T>> SingleGrid<T, V> {
             self.grid.interval().1,
         )
         .map_err(grid_err(&method))?;
-        let mags = magnitudes(&matched, &self.values, n, &mut Vec::new(), &method)?;
-        let mut estimate = fixed_estimate(&mags);
+        let mags = magnitudes_deferred(&matched, &self.values, n, &mut Vec::new(), &method)?;
         let ablation = !self.grid.is_matched() || self.rule == NodeRule::Linear;
-        if ablation {
-            estimate +=
-                midpoint_distance(&self.grid, self.rule, &matched, &self.values, n, &method)?;
-        }
-        let scale = mags.iter().fold(0.0f64, |m, &c| m.max(c));
+        let extra = if ablation {
+            midpoint_distance(&self.grid, self.rule, &matched, &self.values, n, &method)?
+        } else {
+            0.0
+        };
         let (a, b) = self.grid.interval();
         let seg = SegmentInfo {
             t_start: <T as cheb::Real>::as_f64(a),
             t_end: <T as cheb::Real>::as_f64(b),
             steps: 0,
             n: self.grid.degree(),
-            error_estimate: estimate,
-            tolerance: self.options.fixed_tolerance.map(|(r, a)| a + r * scale),
+            error_estimate: f64::NAN,
+            tolerance: None,
         };
-        let mut under_resolved = false;
-        if seg.tolerance.is_some_and(|tol| estimate > 2.0 * tol) {
-            under_resolved_or_flag(&method, &self.options, 0, &seg, "N", self.grid.degree())?;
-            under_resolved = true;
-        }
         let info = GridInfo {
             kind: match self.rule {
                 NodeRule::Linear => "linear",
@@ -328,12 +326,19 @@ impl<T: Real, V: Vector<Scalar = T>> SingleGrid<T, V> {
             },
             n: self.grid.degree(),
             n_stored: self.grid.degree(),
-            error_estimate: Some(estimate),
+            error_estimate: None,
             nodes: self.grid.len(),
             window_floats: 0,
-            under_resolved,
+            under_resolved: false,
             segments: vec![seg],
         };
+        let mut check = GridCheck::read(method, self.options, info);
+        check.pending.push(PendingSegment {
+            index: 0,
+            degree: self.grid.degree(),
+            magnitudes: mags,
+            extra,
+        });
         let nodes = PiecewiseNodes {
             rule: self.rule,
             segments: vec![Segment {
@@ -341,7 +346,101 @@ impl<T: Real, V: Vector<Scalar = T>> SingleGrid<T, V> {
                 values: self.values,
             }],
         };
-        Ok((nodes, info, stored))
+        Ok((nodes, check, stored))
+    }
+}
+
+/// A fixed grid's segment whose check is still to be read: its coefficient magnitudes,
+/// deferred ([`Vector::max_abs_groups_deferred`]).
+struct PendingSegment<T> {
+    index: usize,
+    degree: usize,
+    magnitudes: Deferred<T>,
+    /// Added to the estimate: an ablation's midpoint distance from the matched interpolant.
+    extra: f64,
+}
+
+/// IRDM's grid record as the forward pass leaves it, with the fixed grids' checks not yet
+/// read. A fixed grid's estimate `2 (|c_{N−1}| + |c_N|)` needs its coefficient magnitudes,
+/// and nothing in the forward pass waits for them: on a GPU they come back with the backward
+/// solver's first norms instead of in a round trip at the end of the forward pass.
+/// [`GridCheck::resolve`] fills the estimates and says whether a segment is under-resolved
+/// (an error unless [`OnUnderResolved::Flag`](crate::OnUnderResolved::Flag)) or its node
+/// values are not finite. Automatic grids are chosen during the forward pass, so theirs is
+/// read there.
+pub(crate) struct GridCheck<T> {
+    method: Method,
+    options: IrdmOptions,
+    info: GridInfo,
+    pending: Vec<PendingSegment<T>>,
+}
+
+impl<T: Real> GridCheck<T> {
+    /// A record with nothing left to read.
+    fn read(method: Method, options: IrdmOptions, info: GridInfo) -> Self {
+        Self {
+            method,
+            options,
+            info,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The completed record, and the first failure of a segment (`Ok` where none failed or
+    /// under-resolution is only flagged).
+    pub fn resolve(self) -> (GridInfo, Result<()>) {
+        let Self {
+            method,
+            options,
+            mut info,
+            pending,
+        } = self;
+        let mut outcome = Ok(());
+        let resolved = !pending.is_empty();
+        for p in pending {
+            let mags: Vec<f64> = p
+                .magnitudes
+                .get()
+                .into_iter()
+                .map(<T as cheb::Real>::as_f64)
+                .collect();
+            let seg = &mut info.segments[p.index];
+            if let Some(&bad) = mags.iter().find(|m| !m.is_finite()) {
+                seg.error_estimate = f64::INFINITY;
+                info.under_resolved = true;
+                if outcome.is_ok() {
+                    outcome = Err(AdjointError::Grid {
+                        method: method.name(),
+                        source: cheb::ChebError::NonFinite {
+                            what: "node value",
+                            value: bad,
+                        },
+                    });
+                }
+                continue;
+            }
+            let scale = mags.iter().fold(0.0f64, |m, &c| m.max(c));
+            seg.error_estimate = fixed_estimate(&mags) + p.extra;
+            seg.tolerance = options.fixed_tolerance.map(|(r, a)| a + r * scale);
+            if seg
+                .tolerance
+                .is_some_and(|tol| seg.error_estimate > 2.0 * tol)
+            {
+                info.under_resolved = true;
+                if outcome.is_ok() {
+                    outcome =
+                        under_resolved_or_flag(&method, &options, p.index, seg, "N", p.degree);
+                }
+            }
+        }
+        if resolved {
+            let worst = info
+                .segments
+                .iter()
+                .fold(0.0f64, |m, s| m.max(s.error_estimate));
+            info.error_estimate = Some(worst);
+        }
+        (info, outcome)
     }
 }
 
@@ -372,6 +471,8 @@ pub(crate) struct Window<T: Real, V> {
     under_resolved: bool,
     /// Coefficient transforms by `(kind, degree)`: row `m` holds the weights of `c_m`.
     transforms: Vec<(Kind, usize, Vec<T>)>,
+    /// Fixed segments whose checks are still to be read.
+    pending: Vec<PendingSegment<T>>,
 }
 
 impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
@@ -429,7 +530,7 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(PiecewiseNodes<T, V>, GridInfo, usize)> {
+    fn finish(mut self) -> Result<(PiecewiseNodes<T, V>, GridCheck<T>, usize)> {
         self.close()?;
         let estimate = self
             .infos
@@ -449,12 +550,14 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
             segments: self.infos,
         };
         let stored = self.nodes * self.n;
+        let mut check = GridCheck::read(self.method, self.options, info);
+        check.pending = self.pending;
         Ok((
             PiecewiseNodes {
                 rule: NodeRule::Barycentric,
                 segments: self.segments,
             },
-            info,
+            check,
             stored,
         ))
     }
@@ -530,22 +633,16 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
     fn close_fixed(&mut self, kind: Kind, deg: usize) -> Result<()> {
         let range = 0..self.steps();
         let (grid, values) = self.node_values(kind, deg, &range)?;
-        let mags = self.magnitudes(&grid, &values)?;
-        let estimate = fixed_estimate(&mags);
-        let scale = mags.iter().fold(0.0f64, |m, &c| m.max(c));
-        let tol = self.options.fixed_tolerance.map(|(r, a)| a + r * scale);
-        let info = self.segment_info(&range, deg, estimate, tol);
-        if tol.is_some_and(|tol| estimate > 2.0 * tol) {
-            under_resolved_or_flag(
-                &self.method,
-                &self.options,
-                self.segments.len(),
-                &info,
-                "N",
-                deg,
-            )?;
-            self.under_resolved = true;
-        }
+        let magnitudes =
+            magnitudes_deferred(&grid, &values, self.n, &mut self.transforms, &self.method)?;
+        self.pending.push(PendingSegment {
+            index: self.segments.len(),
+            degree: deg,
+            magnitudes,
+            extra: 0.0,
+        });
+        // Estimate and tolerance filled in by `GridCheck::resolve`.
+        let info = self.segment_info(&range, deg, f64::NAN, None);
         self.n_stored = self.n_stored.max(deg);
         self.push(grid, values, info)
     }
@@ -661,6 +758,31 @@ fn magnitudes<T: Real, V: Vector<Scalar = T>>(
     cache: &mut Vec<(Kind, usize, Vec<T>)>,
     method: &Method,
 ) -> Result<Vec<f64>> {
+    let mags: Vec<f64> = magnitudes_deferred(grid, values, n, cache, method)?
+        .get()
+        .into_iter()
+        .map(<T as cheb::Real>::as_f64)
+        .collect();
+    if let Some(&bad) = mags.iter().find(|m| !m.is_finite()) {
+        return Err(AdjointError::Grid {
+            method: method.name(),
+            source: cheb::ChebError::NonFinite {
+                what: "node value",
+                value: bad,
+            },
+        });
+    }
+    Ok(mags)
+}
+
+/// [`magnitudes`] recorded, to be read later (non-finite node values give `+∞`).
+fn magnitudes_deferred<T: Real, V: Vector<Scalar = T>>(
+    grid: &Grid<T>,
+    values: &V,
+    n: usize,
+    cache: &mut Vec<(Kind, usize, Vec<T>)>,
+    method: &Method,
+) -> Result<Deferred<T>> {
     let (kind, deg) = (grid.kind(), grid.degree());
     let pos = match cache.iter().position(|(k, d, _)| *k == kind && *d == deg) {
         Some(p) => p,
@@ -679,21 +801,7 @@ fn magnitudes<T: Real, V: Vector<Scalar = T>>(
         coeffs.set_row(m, &row);
     }
     let groups: Vec<Range<usize>> = (0..size).map(|m| m * n..(m + 1) * n).collect();
-    let mags: Vec<f64> = coeffs
-        .max_abs_groups(&groups)
-        .into_iter()
-        .map(<T as cheb::Real>::as_f64)
-        .collect();
-    if let Some(&bad) = mags.iter().find(|m| !m.is_finite()) {
-        return Err(AdjointError::Grid {
-            method: method.name(),
-            source: cheb::ChebError::NonFinite {
-                what: "node value",
-                value: bad,
-            },
-        });
-    }
-    Ok(mags)
+    Ok(coeffs.max_abs_groups_deferred(&groups))
 }
 
 /// `max_j max_components |p_rule(t_j) − p_matched(t_j)|` at the midpoints `t_j` between

@@ -16,7 +16,6 @@
 //! time.
 
 use crate::error::{AdjointError, Result};
-use crate::forward_pass::CotangentCheck;
 use crate::irdm::InterpolatedState;
 use crate::method::{BackwardNorm, Config, Info, Method};
 use crate::piecewise::PiecewiseNodes;
@@ -50,16 +49,17 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
 
     /// Integrates the adjoint system from `ts[K]` to `ts[0]`, adding the cotangents
     /// `cotangents[k] = ∂L/∂z(s_k)` at every output time; returns `(dL/dz0, dL/dθ)` on the
-    /// backend and fills the backward counts. `check` (the cotangents' finiteness) is read
-    /// with the first interval's start, and its error comes before the solver's.
+    /// backend and the forward record with the backward counts added. `start_checks` (the
+    /// cotangents' finiteness, the forward grid's check: it gives the forward record) is called
+    /// right after the first interval's start, whose first readback brings its numbers, and its
+    /// error comes before the solver's.
     pub fn backward<F: VectorVjp<V>>(
         &self,
         f: &mut F,
         params: &V,
         cotangents: &[V],
-        check: CotangentCheck<'_, T>,
-        info: &mut Info,
-    ) -> Result<(V, V)> {
+        start_checks: impl FnOnce() -> Result<Info>,
+    ) -> Result<(V, V, Info)> {
         let (n, p, nodes) = (self.n, self.p, self.nodes);
         let is_irdm = nodes.is_some();
         let norm = match *self.method {
@@ -118,7 +118,8 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
         // pass's last step was tried and costs more (toy CNF: 16.3 VJPs instead of 14.3, a
         // rejection where the pick costs one evaluation).
         let mut first_step: Option<T> = None;
-        let mut check = Some(check);
+        let mut start_checks = Some(start_checks);
+        let mut info = Info::default();
         for k in (1..=k_last).rev() {
             solver
                 .set_first_step(first_step)
@@ -128,10 +129,10 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
             // first step).
             solver.set_start_checked(k == k_last);
             let started = solver.init(&mut rhs, &empty, self.ts[k], self.ts[k - 1], &x);
-            if let Some(check) = check.take() {
-                // Its maxima came back with the start's norms: a bad cotangent is named as
+            if let Some(checks) = start_checks.take() {
+                // Their numbers came back with the start's norms: a bad cotangent is named as
                 // such, not as a non-finite start.
-                check.finish()?;
+                info = checks()?;
             }
             started.map_err(self.solve_err())?;
             while !solver.is_finished() {
@@ -169,14 +170,14 @@ impl<T: Real, V: Vector<Scalar = T>> Continuous<'_, T, V> {
                 x.copy_range(0, &self.outputs[k - 1], 0..n);
             }
         }
-        if let Some(check) = check {
-            check.finish()?;
+        if let Some(checks) = start_checks {
+            info = checks()?;
         }
-        recon.finish(self.method.name(), info)?;
+        recon.finish(self.method.name(), &mut info)?;
         info.vjp_backward = rhs.vjps;
         let mut dtheta = params.zeros_like();
         dtheta.copy_range(0, &x, a_off + n..len);
-        Ok((a, dtheta))
+        Ok((a, dtheta, info))
     }
 }
 

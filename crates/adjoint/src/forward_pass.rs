@@ -16,7 +16,7 @@
 //! Numbers cross to the host only at output times (to add `∂L/∂z(s_k)`) and at the end.
 
 use crate::anode::AnodeTape;
-use crate::capture::Capture;
+use crate::capture::{Capture, GridCheck};
 use crate::continuous::Continuous;
 use crate::direct::{DirectTape, StageRecorder};
 use crate::discrete::{OutputPos, copy};
@@ -26,6 +26,7 @@ use crate::piecewise::PiecewiseNodes;
 use crate::vector_vjp::VectorVjp;
 use crate::vjp::Real;
 use rk::{Deferred, Solver, Vector, check_times};
+use std::sync::{Mutex, OnceLock};
 
 /// What the forward pass kept for the backward pass.
 enum Tape<T: Real, V> {
@@ -46,7 +47,12 @@ pub struct VectorForward<T: Real, V: Vector<Scalar = T>> {
     tape: Tape<T, V>,
     /// Where each output time fell among the forward steps (for the discrete methods).
     positions: Vec<OutputPos>,
+    /// The forward counts, without IRDM's grid record until `checked` has read it.
     info: Info,
+    /// IRDM's grid record with its fixed-grid checks unread, taken by the first `checked`.
+    grid_check: Mutex<Option<GridCheck<T>>>,
+    /// The counts with the grid record complete, and the grid check's verdict.
+    checked: OnceLock<(Info, Result<()>)>,
     n: usize,
     p: usize,
 }
@@ -192,13 +198,12 @@ where
     info.nfe_forward = st.nfe;
     info.accepted_forward = st.accepted;
     info.rejected_forward = st.rejected;
-    let nodes = match capture {
-        None => None,
+    let (nodes, grid_check) = match capture {
+        None => (None, None),
         Some(c) => {
-            let (nodes, grid_info, stored) = c.finish()?;
+            let (nodes, check, stored) = c.finish()?;
             info.stored_floats = stored;
-            info.grid = Some(grid_info);
-            Some(nodes)
+            (Some(nodes), Some(check))
         }
     };
     let tape = if let Some(d) = direct {
@@ -221,6 +226,8 @@ where
         tape,
         positions,
         info,
+        grid_check: Mutex::new(grid_check),
+        checked: OnceLock::new(),
         n,
         p,
     })
@@ -237,9 +244,47 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
         &self.ts
     }
 
-    /// Forward counts and memory.
+    /// Forward counts and memory, with IRDM's grid record. A fixed grid's check (its error
+    /// estimate, whether it is under-resolved) is read here or in [`VectorForward::backward`],
+    /// whichever comes first, not at the end of the forward pass: on a GPU `backward` reads it
+    /// with its first norms instead of in a round trip of its own (calling `info` first costs
+    /// that round trip). An under-resolved fixed grid (with
+    /// [`OnUnderResolved::Error`](crate::OnUnderResolved::Error)) is therefore an error of
+    /// `backward`, which returns no gradient from it; here it shows as
+    /// [`GridInfo::under_resolved`](crate::GridInfo::under_resolved).
     pub fn info(&self) -> &Info {
-        &self.info
+        &self.checked().0
+    }
+
+    /// The counts with the grid record complete and the grid check's verdict (read once).
+    fn checked(&self) -> &(Info, Result<()>) {
+        self.checked.get_or_init(|| {
+            let mut info = self.info.clone();
+            let check = self
+                .grid_check
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            let verdict = match check {
+                Some(check) => {
+                    let (grid, verdict) = check.resolve();
+                    info.grid = Some(grid);
+                    verdict
+                }
+                None => Ok(()),
+            };
+            (info, verdict)
+        })
+    }
+
+    /// The checks of what the backward pass was given and of the forward pass's grid, read
+    /// together (on a GPU with the backward solver's first norms): an error names the first
+    /// bad cotangent, else the grid's failure; otherwise the forward record to count on.
+    fn start_checks(&self, cotangents: CotangentCheck<'_, T>) -> Result<Info> {
+        cotangents.finish()?;
+        let (info, verdict) = self.checked();
+        verdict.clone()?;
+        Ok(info.clone())
     }
 
     /// The gradient for output cotangents `cotangents[k] = ∂L/∂z(s_k)` (one per output time).
@@ -262,18 +307,17 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
             check_len("cotangent", n, c.len())?;
         }
         let check = CotangentCheck::record(cotangents, &self.ts);
-        let mut info = self.info.clone();
         let tableau = self.config.tableau.tableau();
         let nodes = match &self.tape {
             Tape::Continuous { nodes } => nodes.as_ref(),
             Tape::Direct(tape) => {
-                check.finish()?;
+                let mut info = self.start_checks(check)?;
                 let (dz0, dtheta) =
                     tape.backward(f, params, tableau, cotangents, &self.positions, &mut info);
                 return Ok(VectorGradient { dz0, dtheta, info });
             }
             Tape::Anode(tape) => {
-                check.finish()?;
+                let mut info = self.start_checks(check)?;
                 let (dz0, dtheta) =
                     tape.backward(f, params, tableau, cotangents, &self.positions, &mut info);
                 return Ok(VectorGradient { dz0, dtheta, info });
@@ -288,7 +332,8 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
             n,
             p,
         };
-        let (dz0, dtheta) = problem.backward(f, params, cotangents, check, &mut info)?;
+        let (dz0, dtheta, info) =
+            problem.backward(f, params, cotangents, || self.start_checks(check))?;
         Ok(VectorGradient { dz0, dtheta, info })
     }
 }
@@ -299,7 +344,7 @@ impl<T: Real, V: Vector<Scalar = T>> VectorForward<T, V> {
 /// come back with the backward solver's first norms, not in a round trip of their own; a
 /// non-finite entry gives `+∞`). [`CotangentCheck::finish`] names the first bad one with its
 /// output time.
-pub(crate) struct CotangentCheck<'a, T: Real> {
+struct CotangentCheck<'a, T: Real> {
     maxima: Option<Deferred<T>>,
     ts: &'a [T],
 }
@@ -323,7 +368,7 @@ impl<'a, T: Real> CotangentCheck<'a, T> {
     }
 
     /// An error naming the first non-finite cotangent, if any.
-    pub(crate) fn finish(self) -> Result<()> {
+    fn finish(self) -> Result<()> {
         let maxima = self.maxima.map(Deferred::get).unwrap_or_default();
         match maxima.iter().position(|m| !m.is_finite()) {
             Some(index) => Err(AdjointError::NonFiniteCotangent {

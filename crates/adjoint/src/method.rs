@@ -253,8 +253,11 @@ impl Segments {
 /// What IRDM does when its grid cannot meet the requested accuracy within the caps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum OnUnderResolved {
-    /// The forward pass returns [`crate::AdjointError::UnderResolved`], naming the segment, the
-    /// estimate and the cap.
+    /// [`crate::AdjointError::UnderResolved`], naming the segment, the estimate and the cap:
+    /// from the forward pass for an automatic grid (chosen there) or `max_nodes`, from the
+    /// backward pass for a fixed grid missing `fixed_tolerance` (its check is read with the
+    /// backward pass's first norms; the forward outputs are right either way, and no gradient
+    /// is returned from the grid).
     #[default]
     Error,
     /// The result is returned with [`GridInfo::under_resolved`] set (the user opted in).

@@ -141,6 +141,90 @@ fn the_single_grid_reports_its_under_resolution() {
         }) => {}
         other => panic!("expected an under-resolved error, got {other:?}"),
     }
+    // The refusal is the backward pass's (the forward outputs are right; the grid check is
+    // read with the backward pass's first norms): the forward pass succeeds and its record
+    // shows the segment under-resolved, with the estimate and tolerance it missed.
+    let ts = times();
+    let m = Method::irdm_lobatto(16, BackwardNorm::Full);
+    let fwd = forward(&mut Spiral, &A, &Y0, &ts, m, &config).unwrap();
+    let grid = fwd.info().grid.clone().unwrap();
+    assert!(grid.under_resolved);
+    let seg = &grid.segments[0];
+    assert_eq!(Some(seg.error_estimate), grid.error_estimate);
+    assert!(seg.error_estimate > 2.0 * seg.tolerance.unwrap(), "{seg:?}");
+    assert!((seg.error_estimate - estimate).abs() <= 1e-12 * estimate);
+    let cot = vec![vec![1.0; 2]; ts.len()];
+    assert!(matches!(
+        fwd.backward(&mut Spiral, &A, &cot),
+        Err(AdjointError::UnderResolved { segment: 0, .. })
+    ));
+}
+
+/// Fixed piecewise grids: every segment's check is read together, after the forward pass,
+/// and agrees with the coefficients of its node values formed on the host; an under-resolved
+/// segment is named by the backward pass.
+#[test]
+fn fixed_segments_are_checked_together_after_the_forward_pass() {
+    let ts = times();
+    let mut config = Config::new(1e-9, 1e-9);
+    config.irdm.segments = Segments::EveryKSteps(4);
+    let m = Method::irdm_lobatto(8, BackwardNorm::Full);
+    let fwd = forward(&mut Spiral, &A, &Y0, &ts, m, &config).unwrap();
+    let grid = fwd.info().grid.clone().unwrap();
+    assert!(grid.segments.len() > 2, "{grid:?}");
+    // Every segment's node values from one tight Direct solve with an output at each node.
+    let node_grids: Vec<cheb::Grid<f64>> = grid
+        .segments
+        .iter()
+        .map(|seg| cheb::Grid::new(cheb::Kind::Lobatto, 8, seg.t_start, seg.t_end).unwrap())
+        .collect();
+    let mut at: Vec<f64> = node_grids.iter().flat_map(|g| g.nodes().to_vec()).collect();
+    at.sort_by(f64::total_cmp);
+    at.dedup();
+    let tight = Config::new(1e-12, 1e-12);
+    let exact = forward(&mut Spiral, &A, &Y0, &at, Method::Direct, &tight).unwrap();
+    for (seg, g) in grid.segments.iter().zip(&node_grids) {
+        let values: Vec<f64> = g
+            .nodes()
+            .iter()
+            .flat_map(|t| {
+                let k = at.binary_search_by(|x| x.total_cmp(t)).unwrap();
+                exact.outputs()[k].clone()
+            })
+            .collect();
+        let coeffs = g.chebyshev_coefficients(&values, 2).unwrap();
+        let mags = cheb::coefficient_magnitudes(&coeffs, 2);
+        let want = 2.0 * (mags[8] + mags[7]);
+        assert!(
+            (seg.error_estimate - want).abs() <= 0.05 * want + 1e-7,
+            "{seg:?}: {want:e}"
+        );
+        assert_eq!(seg.tolerance, None);
+    }
+    let worst = grid
+        .segments
+        .iter()
+        .map(|s| s.error_estimate)
+        .fold(0.0, f64::max);
+    assert_eq!(grid.error_estimate, Some(worst));
+    assert!(!grid.under_resolved);
+    // Asked for a tolerance some segment misses: the backward pass names the first such.
+    config.irdm.fixed_tolerance = Some((1e-12, 1e-12));
+    let fwd = forward(&mut Spiral, &A, &Y0, &ts, m, &config).unwrap();
+    let grid = fwd.info().grid.clone().unwrap();
+    let first_bad = grid
+        .segments
+        .iter()
+        .position(|s| s.error_estimate > 2.0 * s.tolerance.unwrap())
+        .expect("some segment misses 1e-12");
+    assert!(grid.under_resolved);
+    let cot = vec![vec![1.0; 2]; ts.len()];
+    match fwd.backward(&mut Spiral, &A, &cot) {
+        Err(AdjointError::UnderResolved {
+            segment, cap: "N", ..
+        }) => assert_eq!(segment, first_bad),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
