@@ -398,12 +398,7 @@ impl<T: Real> GridCheck<T> {
         let mut outcome = Ok(());
         let resolved = !pending.is_empty();
         for p in pending {
-            let mags: Vec<f64> = p
-                .magnitudes
-                .get()
-                .into_iter()
-                .map(<T as cheb::Real>::as_f64)
-                .collect();
+            let mags = as_f64(p.magnitudes.get());
             let seg = &mut info.segments[p.index];
             if let Some(&bad) = mags.iter().find(|m| !m.is_finite()) {
                 seg.error_estimate = f64::INFINITY;
@@ -419,9 +414,9 @@ impl<T: Real> GridCheck<T> {
                 }
                 continue;
             }
-            let scale = mags.iter().fold(0.0f64, |m, &c| m.max(c));
-            seg.error_estimate = fixed_estimate(&mags) + p.extra;
-            seg.tolerance = options.fixed_tolerance.map(|(r, a)| a + r * scale);
+            let (estimate, tolerance) = fixed_check(&mags, &options);
+            seg.error_estimate = estimate + p.extra;
+            seg.tolerance = tolerance;
             if seg
                 .tolerance
                 .is_some_and(|tol| seg.error_estimate > 2.0 * tol)
@@ -635,15 +630,25 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
         let (grid, values) = self.node_values(kind, deg, &range)?;
         let magnitudes =
             magnitudes_deferred(&grid, &values, self.n, &mut self.transforms, &self.method)?;
+        self.n_stored = self.n_stored.max(deg);
+        let mut info = self.segment_info(&range, deg, f64::NAN, None);
+        if self
+            .options
+            .max_nodes
+            .is_some_and(|cap| self.nodes + grid.len() > cap)
+        {
+            // `push` refuses it: the error's estimate is read now.
+            let mags = as_f64(magnitudes.get());
+            (info.error_estimate, info.tolerance) = fixed_check(&mags, &self.options);
+            return self.push(grid, values, info);
+        }
+        // Estimate and tolerance filled in by `GridCheck::resolve`.
         self.pending.push(PendingSegment {
             index: self.segments.len(),
             degree: deg,
             magnitudes,
             extra: 0.0,
         });
-        // Estimate and tolerance filled in by `GridCheck::resolve`.
-        let info = self.segment_info(&range, deg, f64::NAN, None);
-        self.n_stored = self.n_stored.max(deg);
         self.push(grid, values, info)
     }
 
@@ -736,6 +741,19 @@ fn under_resolved_or_flag(
     }
 }
 
+/// Coefficient magnitudes as `f64`.
+fn as_f64<T: Real>(mags: Vec<T>) -> Vec<f64> {
+    mags.into_iter().map(<T as cheb::Real>::as_f64).collect()
+}
+
+/// A fixed grid's estimate from its coefficient magnitudes and the tolerance it must meet
+/// ([`IrdmOptions::fixed_tolerance`] scaled by the largest magnitude), if any.
+fn fixed_check(mags: &[f64], options: &IrdmOptions) -> (f64, Option<f64>) {
+    let scale = mags.iter().fold(0.0f64, |m, &c| m.max(c));
+    let tolerance = options.fixed_tolerance.map(|(r, a)| a + r * scale);
+    (fixed_estimate(mags), tolerance)
+}
+
 /// A fixed grid's estimate from its own coefficients: `2 (|c_{N−1}| + |c_N|)`.
 fn fixed_estimate(mags: &[f64]) -> f64 {
     let n = mags.len() - 1;
@@ -758,11 +776,7 @@ fn magnitudes<T: Real, V: Vector<Scalar = T>>(
     cache: &mut Vec<(Kind, usize, Vec<T>)>,
     method: &Method,
 ) -> Result<Vec<f64>> {
-    let mags: Vec<f64> = magnitudes_deferred(grid, values, n, cache, method)?
-        .get()
-        .into_iter()
-        .map(<T as cheb::Real>::as_f64)
-        .collect();
+    let mags = as_f64(magnitudes_deferred(grid, values, n, cache, method)?.get());
     if let Some(&bad) = mags.iter().find(|m| !m.is_finite()) {
         return Err(AdjointError::Grid {
             method: method.name(),

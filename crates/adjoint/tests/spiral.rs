@@ -225,6 +225,19 @@ fn fixed_segments_are_checked_together_after_the_forward_pass() {
         }) => assert_eq!(segment, first_bad),
         other => panic!("{other:?}"),
     }
+    // A node cap is the forward pass's error, with the refused segment's estimate read.
+    config.irdm.fixed_tolerance = None;
+    config.irdm.max_nodes = Some(20);
+    match forward(&mut Spiral, &A, &Y0, &ts, m, &config).err() {
+        Some(AdjointError::UnderResolved {
+            segment: 2,
+            cap: "max_nodes",
+            cap_value: 20,
+            estimate,
+            ..
+        }) => assert!(estimate.is_finite() && estimate > 0.0, "{estimate}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
