@@ -404,13 +404,7 @@ impl<T: Real> GridCheck<T> {
                 seg.error_estimate = f64::INFINITY;
                 info.under_resolved = true;
                 if outcome.is_ok() {
-                    outcome = Err(AdjointError::Grid {
-                        method: method.name(),
-                        source: cheb::ChebError::NonFinite {
-                            what: "node value",
-                            value: bad,
-                        },
-                    });
+                    outcome = Err(non_finite_node(&method, bad));
                 }
                 continue;
             }
@@ -778,15 +772,20 @@ fn magnitudes<T: Real, V: Vector<Scalar = T>>(
 ) -> Result<Vec<f64>> {
     let mags = as_f64(magnitudes_deferred(grid, values, n, cache, method)?.get());
     if let Some(&bad) = mags.iter().find(|m| !m.is_finite()) {
-        return Err(AdjointError::Grid {
-            method: method.name(),
-            source: cheb::ChebError::NonFinite {
-                what: "node value",
-                value: bad,
-            },
-        });
+        return Err(non_finite_node(method, bad));
     }
     Ok(mags)
+}
+
+/// The error of a grid whose node values are not finite (`bad`: a coefficient magnitude).
+fn non_finite_node(method: &Method, bad: f64) -> AdjointError {
+    AdjointError::Grid {
+        method: method.name(),
+        source: cheb::ChebError::NonFinite {
+            what: "node value",
+            value: bad,
+        },
+    }
 }
 
 /// [`magnitudes`] recorded, to be read later (non-finite node values give `+∞`).
