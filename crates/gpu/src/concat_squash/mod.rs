@@ -19,24 +19,23 @@
 //! vectors for the exact divergence, `K = 1` seeded with each point's `ε` for Hutchinson's,
 //! `K = 0` for the plain net.
 //!
-//! Forward, for nets at most 64 wide with simple products: one dispatch (`net_forward`) in
-//! which a workgroup takes two points, an invocation per point and unit computes all `1 + K`
-//! rows of a layer (affine map, gate, activation), every layer's rows of its points stay in
-//! workgroup memory and its weights pass through it 16 inputs at a time (read coalesced), from the state and the tangent seeds to the value `f` and either
-//! divergence (exact: the diagonal tangent entries; Hutchinson: `εᵀ` times the tangent row);
-//! the adjoint right-hand side also writes every layer's `X`, `U` and `Y` for the backward
-//! pass (stacked layer after layer, one buffer each). Otherwise per layer: one dispatch of the
-//! same per-point work, the first layer reading `X0` straight from the state and the seeds
-//! (writing it for the backward pass) and the last writing the value (with a divergence, each
-//! workgroup takes whole points, each unit leaves its term in workgroup memory, its diagonal
-//! tangent entry or `ε_k` times its tangent entry, and unit 0 of each point sums them); layers
-//! at least 16 wide with tiled products take one dispatch of a tiled kernel (`layer_tiled`:
-//! 64 × 64 tiles of `X Wᵀ` through workgroup memory, a 4 × 4 block per invocation, each tile
-//! holding whole points so that the affine map, gate and activation of all their rows follow in
-//! the same invocation; `X0` then needs a dispatch of its own, and a tiled last layer of
-//! Hutchinson's estimator a `write_value`). Layer by layer, from
-//! [`TRANSPOSED_WEIGHT_ROWS`] rows on the simple products read a transposed copy of the
-//! weights, made by one more dispatch.
+//! Forward, for nets at most 64 wide with simple products: one dispatch (`net_forward`) in which a
+//! workgroup takes two points, an invocation per point and unit computes all `1 + K` rows of a
+//! layer (affine map, gate, activation), every layer's rows of its points stay in workgroup memory
+//! and its weights pass through it 16 inputs at a time (read coalesced), from the state and the
+//! tangent seeds to the value `f` and either divergence (exact: the diagonal tangent entries;
+//! Hutchinson: `εᵀ` times the tangent row); the adjoint right-hand side also writes every layer's
+//! `X`, `U` and `Y` for the backward pass (stacked layer after layer, one buffer each). Otherwise
+//! per layer: one dispatch of the same per-point work, the first layer reading `X0` straight from
+//! the state and the seeds (writing it for the backward pass) and the last writing the value (with
+//! a divergence, each workgroup takes whole points, each unit leaves its term in workgroup memory,
+//! its diagonal tangent entry or `ε_k` times its tangent entry, and unit 0 of each point sums
+//! them); layers at least 16 wide with tiled products take one dispatch of a tiled kernel
+//! (`layer_tiled`: 64 × 64 tiles of `X Wᵀ` through workgroup memory, a 4 × 4 block per invocation,
+//! each tile holding whole points so that the affine map, gate and activation of all their rows
+//! follow in the same invocation; `X0` then needs a dispatch of its own, and a tiled last layer of
+//! Hutchinson's estimator a `write_value`). Layer by layer, from [`TRANSPOSED_WEIGHT_ROWS`] rows on
+//! the simple products read a transposed copy of the weights, made by one more dispatch.
 //!
 //! Backward, per layer: the row cotangents `Ȳ, Ū = Ȳ ⊙ g` (through `φ′`, and `φ″` for the
 //! divergence's second-order terms, as in `nn::net`; the last layer seeds `a_z` on the primal
@@ -48,8 +47,7 @@
 //! gate to that layer's `Ȳ, Ū` (all rows of a point in registers; for wide layers with tiled
 //! backward kernels, `cotangent_tiled`: a tiled product whose tiles hold whole points, the
 //! activation's second-order sum over a point's tangent rows passed through workgroup memory).
-//! With the simple kernels a layer
-//! is one dispatch: its first invocations sum the parameter partials (weights and units
+//! With the simple kernels a layer is one dispatch: its first invocations sum the parameter partials (weights and units
 //! together, each layer's in its own part of the partial-sum buffers), the rest take `X̄` on
 //! through the rows of the layer below (`Ȳ, Ū` of two layers side by side, one read and one
 //! written) or, in the first layer, into the state's cotangent. One final reduction finishes
@@ -68,6 +66,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 mod backward;
+mod buffers;
 mod forward;
 mod model;
 mod plan;
@@ -75,7 +74,7 @@ mod plan;
 mod tests;
 mod tune;
 
-use plan::ReducePlan;
+use buffers::Buffers;
 
 /// Where `net_forward` takes the state from.
 enum NetInput<'a> {
@@ -111,7 +110,7 @@ pub enum GpuActivation {
 }
 
 /// Rows per point `1 + D` the row-wise kernels hold in registers (two vectors, `Rows` in
-/// `concat_squash.wgsl`).
+/// `common.wgsl`).
 const MAX_ROWS: usize = 8;
 
 /// Which matrix-product kernels a model uses.
@@ -162,13 +161,13 @@ pub const AUTO_TILED_ROWS: usize = 16_384;
 pub const TRANSPOSED_WEIGHT_ROWS: usize = 2048;
 
 /// Widest layer of a net whose forward pass `net_forward` takes in one dispatch (`NET_WIDTH` in
-/// `concat_squash.wgsl`).
+/// `forward.wgsl`).
 const NET_WIDTH: usize = 64;
 
 /// Points per workgroup of `net_forward` (`NET_POINTS`).
 const NET_POINTS: usize = 2;
 
-/// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `concat_squash.wgsl`).
+/// Widest layer the tiled weight-cotangent kernel takes (`reduce_weights` in `backward.wgsl`).
 const TILE: usize = 64;
 
 /// Most rows per partial sum of the parameter reductions.
@@ -207,17 +206,6 @@ fn layers_of(dims: &[usize]) -> (Vec<Layer>, usize) {
     (layers, off)
 }
 
-/// Where each layer's part of a stacked buffer starts: `rows` times the widths before it.
-fn offsets(widths: impl Iterator<Item = usize>, rows: usize) -> Vec<usize> {
-    widths
-        .scan(0, |at, w| {
-            let this = *at;
-            *at += rows * w;
-            Some(this)
-        })
-        .collect()
-}
-
 /// Whether a layer's weight cotangents take the tiled kernel (layers up to [`TILE`] wide, with
 /// tiled backward kernels).
 fn tiled_reduction(l: &Layer, tiled_backward: bool) -> bool {
@@ -239,16 +227,16 @@ fn tiled_chunk_rows(rows: usize) -> usize {
 const LAYER_FORWARD_GROUP: usize = 256;
 
 /// Rows of a tile of the tiled products; `layer_tiled`'s tiles take whole points,
-/// `⌊TILE_ROWS / (1 + K)⌋` of them (`LAYER_POINTS` in `concat_squash.wgsl`).
+/// `⌊TILE_ROWS / (1 + K)⌋` of them (`LAYER_POINTS` in `tiled.wgsl`).
 const TILE_ROWS: usize = 64;
 
-/// Words per layer of `reduce_final`'s table (`LAYER_WORDS` in `concat_squash.wgsl`).
+/// Words per layer of `reduce_final`'s table (`LAYER_WORDS` in `backward.wgsl`).
 const LAYER_WORDS: usize = 11;
 
 /// Most layers of a model: `reduce_final`'s table fits one dispatch's data.
 const MAX_LAYERS: usize = MAX_DISPATCH_DATA / LAYER_WORDS;
 
-/// Inputs `q` per invocation of the simple weight reduction (`QB` in `concat_squash.wgsl`).
+/// Inputs `q` per invocation of the simple weight reduction (`QB` in `common.wgsl`).
 const REDUCE_BLOCK: usize = 4;
 
 /// Invocations per chunk of the simple weight reduction of a layer: one per unit and block of
@@ -282,7 +270,7 @@ struct Layer {
     b3: usize,
 }
 
-/// Uniform block `Dims` of `concat_squash.wgsl`.
+/// Uniform block `Dims` of `common.wgsl`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Dims {
     rows: u32,
@@ -342,10 +330,13 @@ impl Dims {
     }
 }
 
-/// The net's WGSL: the row-wise kernels and reductions, then the tiled products (which use
-/// the first file's bindings and helpers).
+/// The net's WGSL, one module: the shared bindings and helpers, the forward kernels, the
+/// backward kernels and reductions, then the tiled products (each file beside the Rust that
+/// launches its kernels).
 const SOURCE: &str = concat!(
-    include_str!("concat_squash.wgsl"),
+    include_str!("common.wgsl"),
+    include_str!("forward.wgsl"),
+    include_str!("backward.wgsl"),
     include_str!("tiled.wgsl")
 );
 
@@ -410,109 +401,6 @@ pub(crate) struct ConcatSquashNet {
     buf: Buffers,
     /// Model name in errors.
     what: String,
-}
-
-/// The buffers of one batch size.
-struct Buffers {
-    /// Hutchinson's noise `ε` (`B × D`); a one-float placeholder otherwise (the kernels that
-    /// read it bind it in every mode).
-    noise: wgpu::Buffer,
-    /// Every layer's input `X_l` (R × d_l), affine `U_l` and pre-activation `Y_l`
-    /// (R × d_{l+1}), each kind stacked layer after layer in one buffer (so that one kernel
-    /// can write every layer's), layer `l`'s from `x_at[l]` and `uy_at[l]` on.
-    xs: wgpu::Buffer,
-    us: wgpu::Buffer,
-    ys: wgpu::Buffer,
-    x_at: Vec<usize>,
-    uy_at: Vec<usize>,
-    /// One float, bound where a kernel's value output goes unwritten.
-    placeholder: wgpu::Buffer,
-    /// Backward scratch (R × max width): Ȳ and Ū (two sides each, `side` floats apart, in one
-    /// buffer: one layer's are read while the next layer down's are written, by the input
-    /// cotangent of the layer above); partial sums of the weight cotangents and of the
-    /// per-unit sums.
-    ybar: wgpu::Buffer,
-    ubar: wgpu::Buffer,
-    side: usize,
-    partials: wgpu::Buffer,
-    unit_partials: wgpu::Buffer,
-    /// Where the partial sums go and how they are finished.
-    plan: ReducePlan,
-}
-
-impl Buffers {
-    /// Checks that a batch of `batch` points with `tangents` tangent rows fits 32-bit indexing
-    /// and the device's buffer limit, and allocates its buffers (Hutchinson's noise as a fixed
-    /// Rademacher draw).
-    fn new(
-        ctx: &GpuContext,
-        what: &str,
-        layers: &[Layer],
-        batch: usize,
-        tangents: usize,
-        hutchinson: bool,
-    ) -> Result<Self, GpuError> {
-        if batch == 0 {
-            return Err(GpuError::Invalid {
-                what: what.into(),
-                reason: "batch must be >= 1".into(),
-            });
-        }
-        let rows = (1 + tangents) * batch;
-        let dim = layers[0].din;
-        let max_width = layers.iter().map(|l| l.din.max(l.dout)).max().unwrap_or(1);
-        // The stacked activations of every layer, per row.
-        let x_floats: usize = layers.iter().map(|l| l.din).sum();
-        let uy_floats: usize = layers.iter().map(|l| l.dout).sum();
-        let per_row = (max_width * max_width.max(2)).max(x_floats.max(uy_floats));
-        if rows
-            .checked_mul(per_row)
-            .is_none_or(|v| v > u32::MAX as usize)
-        {
-            return Err(GpuError::Invalid {
-                what: what.into(),
-                reason: format!(
-                    "batch {batch} with layers up to {max_width} wide exceeds 32-bit indexing"
-                ),
-            });
-        }
-        // The largest buffers: the two sides of Ȳ and of Ū (2R × widest layer) and the partial
-        // sums of every layer's weight cotangents, side by side (see `ReducePlan`).
-        let wide = rows * max_width;
-        let plan = ReducePlan::new(layers, rows);
-        let (partials, unit_partials) = (plan.weight_floats, plan.unit_floats);
-        if partials.max(unit_partials) > u32::MAX as usize {
-            return Err(GpuError::Invalid {
-                what: what.into(),
-                reason: format!("batch {batch}: the partial sums exceed 32-bit indexing"),
-            });
-        }
-        ctx.check_buffer(what, 2 * wide)?;
-        ctx.check_buffer(what, rows * x_floats.max(uy_floats))?;
-        ctx.check_buffer(what, partials)?;
-        ctx.check_buffer(what, unit_partials)?;
-        Ok(Self {
-            noise: if hutchinson {
-                let v = ctx.storage(batch * dim);
-                ctx.write(&v, &rademacher(batch * dim));
-                v
-            } else {
-                ctx.storage(1)
-            },
-            xs: ctx.storage(rows * x_floats),
-            us: ctx.storage(rows * uy_floats),
-            ys: ctx.storage(rows * uy_floats),
-            x_at: offsets(layers.iter().map(|l| l.din), rows),
-            uy_at: offsets(layers.iter().map(|l| l.dout), rows),
-            placeholder: ctx.storage(1),
-            ybar: ctx.storage(2 * wide),
-            ubar: ctx.storage(2 * wide),
-            side: wide,
-            partials: ctx.storage(partials),
-            unit_partials: ctx.storage(unit_partials),
-            plan,
-        })
-    }
 }
 
 impl Drop for ConcatSquashNet {
@@ -792,21 +680,6 @@ impl ConcatSquashNet {
             GpuKernels::Auto => self.rows() >= AUTO_TILED_ROWS,
         }
     }
-}
-
-/// A fixed Rademacher draw of `n` signs (SplitMix64 bits), the initial Hutchinson noise.
-fn rademacher(n: usize) -> Vec<f32> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            if z >> 63 == 0 { 1.0 } else { -1.0 }
-        })
-        .collect()
 }
 
 pub(crate) use model::concat_squash_model;

@@ -1,5 +1,6 @@
 //! Unit tests of the net's kernels and plans.
 
+use super::plan::ReducePlan;
 use super::*;
 
 /// Every kernel binds at most 8 storage buffers (the data ring included): the portable

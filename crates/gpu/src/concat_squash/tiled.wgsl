@@ -1,15 +1,15 @@
-// The tiled products of the concat-squash net (appended to concat_squash.wgsl when the
-// pipelines are built; its bindings, Dims and helpers). Every one is a 64 × 64 tile of C = A B
-// per workgroup of 256, K in steps of 16 through workgroup memory, a 4 × 4 block per
-// invocation: rows 4·ti … 4·ti + 3 and columns 4·tj … 4·tj + 3. Both tiles are stored k-major,
-// as vectors of four consecutive rows (A) or columns (B), TILE_PITCH = 17 vectors (68 words)
-// per k: an invocation reads its block's four A values and four B values as two 16-byte loads
-// per k (eight FMAs per load; with one word per load, as before, the workgroup memory rather
-// than the arithmetic bounded the loop), the 16 invocations of a block row read 16
-// consecutive vectors of the B tile and share one of A, and the padding vector keeps the
-// scalar stores of 16 consecutive k of one row to two words per bank. Each step's loads are
-// issued together, the next step's before the current one is multiplied. Two products share
-// the loop (tile_product) and differ in what they load and what follows it:
+// The tiled products of the concat-squash net (appended to common.wgsl, forward.wgsl and
+// backward.wgsl when the pipelines are built; it uses their bindings, Dims and helpers). Every
+// one is a 64 × 64 tile of C = A B per workgroup of 256, K in steps of 16 through workgroup
+// memory, a 4 × 4 block per invocation: rows 4·ti … 4·ti + 3 and columns 4·tj … 4·tj + 3. Both
+// tiles are stored k-major, as vectors of four consecutive rows (A) or columns (B), TILE_PITCH =
+// 17 vectors (68 words) per k: an invocation reads its block's four A values and four B values
+// as two 16-byte loads per k (eight FMAs per load; with one word per load, as before, the
+// workgroup memory rather than the arithmetic bounded the loop), the 16 invocations of a block
+// row read 16 consecutive vectors of the B tile and share one of A, and the padding vector keeps
+// the scalar stores of 16 consecutive k of one row to two words per bank. Each step's loads are
+// issued together, the next step's before the current one is multiplied. Two products share the
+// loop (tile_product) and differ in what they load and what follows it:
 //
 // * layer_tiled (PRODUCT_LAYER): a whole forward layer, U = X Wᵀ and the rest of
 //   layer_forward's work on it in the same invocation.
