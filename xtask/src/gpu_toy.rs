@@ -460,6 +460,15 @@ fn profile(ctx: &Arc<GpuContext>, work: impl FnOnce()) -> AnyResult<Vec<Profiled
 mod tests {
     use super::*;
 
+    #[test]
+    fn known_card_peaks() {
+        let peak = known_f32_peak_gflops;
+        assert_eq!(peak("NVIDIA H100 80GB HBM3"), Some(66_900.0));
+        assert_eq!(peak("NVIDIA H100 PCIe"), Some(51_200.0));
+        assert_eq!(peak("NVIDIA H200"), Some(66_900.0));
+        assert_eq!(peak("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
+    }
+
     /// Readbacks per iteration, pinned: one per solver attempt (forward and backward, accepted
     /// or rejected), two per initial-step pick (forward and backward; the cotangent check and
     /// IRDM's grid check ride with the backward pick's first), one for the final state with

@@ -658,3 +658,40 @@ fn vae_section(md: &mut String, runs: &[crate::results::VaeRun]) {
         "\nThe time per iteration includes the encoder and decoder, which every method shares; the paper, too, saw only a minor gain for the VAE. RDM's backward VJP returns `f` in the same pass, so IRDM saves only the `z` part of RDM's backward state and pays for interpolating N + 1 node rows per evaluation.\n"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speedup_is_taken_at_equal_test_nll() {
+        let run = |label: &str, method: &str, t: f64, nll: f64| crate::results::Run {
+            suite: "toy".into(),
+            dataset: "d".into(),
+            method: method.into(),
+            label: label.into(),
+            n_nodes: None,
+            grid: None,
+            seminorm: false,
+            iters: 1,
+            time_per_iter_median_s: t,
+            time_total_s: t,
+            nfe_fwd_mean: 0.0,
+            nfe_bwd_mean: 0.0,
+            vjp_bwd_mean: 0.0,
+            final_test_nll: nll,
+            peak_stored_floats: 0,
+            peak_rss_bytes: None,
+            auto_grid_mean: None,
+            test_curve: vec![],
+            nfe_curve: vec![],
+        };
+        let runs = vec![
+            run("rdm", "rdm", 2.0, 1.0),
+            run("irdm4", "irdm", 0.5, 1.2),
+            run("irdm16", "irdm", 1.0, 1.03),
+        ];
+        // irdm4 is faster but 0.2 nats worse: excluded.
+        assert_eq!(best_speedup(&runs, "d", "rdm"), Some(("irdm16", 2.0)));
+    }
+}
