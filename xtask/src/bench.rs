@@ -367,6 +367,11 @@ mod tests {
     use clap::Parser;
     use std::path::Path;
 
+    /// The `results.json` a run wrote into `out`.
+    fn read_results(out: &Path) -> Results {
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
+    }
+
     fn args(extra: &[&str]) -> BenchArgs {
         let mut argv = vec!["cargo-xtask", "bench"];
         argv.extend_from_slice(extra);
@@ -392,9 +397,7 @@ mod tests {
             dir.to_str().unwrap(),
         ]))
         .unwrap();
-        let results: Results =
-            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
-                .unwrap();
+        let results = read_results(&out);
         assert_eq!(results.schema, SCHEMA);
         assert_eq!(results.runs.len(), toy::methods(1e-5, 1e-5).len());
         for r in &results.runs {
@@ -521,9 +524,7 @@ mod tests {
             dir.join("run").to_str().unwrap(),
         ]))
         .unwrap();
-        let res: Results =
-            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
-                .unwrap();
+        let res = read_results(&out);
         assert_eq!(res.tabular.len(), tabular::methods().len());
         for r in &res.tabular {
             assert_eq!(
@@ -626,9 +627,7 @@ mod tests {
             dir.join("run").to_str().unwrap(),
         ]))
         .unwrap();
-        let res: Results =
-            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
-                .unwrap();
+        let res = read_results(&out);
         assert_eq!(res.vae.len(), vae::methods().len());
         for r in &res.vae {
             assert_eq!(

@@ -9,7 +9,6 @@
 //! error estimate `2 · tail(m)`. Costs `O(Σ L² · dim)` up to the accepted level instead of
 //! `O(N_max² · dim)`.
 
-use crate::capture::coefficient_transform;
 use crate::error::{AdjointError, Result};
 use crate::method::{GridInfo, Method, SegmentInfo};
 use crate::vjp::Real;
@@ -45,7 +44,7 @@ pub(crate) fn choose<T: Real, V: Vector<Scalar = T>>(
     let mut level = 4.min(n_stored);
     loop {
         let sub = grid.restrict(level).map_err(err)?;
-        let transform = coefficient_transform(&sub).map_err(err)?;
+        let transform = sub.coefficient_matrix();
         let stride = n_stored / level;
         let mut coeffs = node_values.zeros_with_len((level + 1) * n);
         for (k, weights) in transform.chunks_exact(level + 1).enumerate() {

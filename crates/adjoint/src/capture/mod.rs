@@ -35,7 +35,7 @@ use std::ops::Range;
 
 mod resolution;
 
-pub(crate) use resolution::{GridCheck, coefficient_transform};
+pub(crate) use resolution::GridCheck;
 use resolution::{
     PendingSegment, as_f64, fixed_check, magnitudes, magnitudes_deferred, midpoint_distance,
     under_resolved, under_resolved_or_flag,
@@ -311,7 +311,7 @@ impl<T: Real, V: Vector<Scalar = T>> SingleGrid<T, V> {
             self.grid.interval().1,
         )
         .map_err(grid_err(&method))?;
-        let mags = magnitudes_deferred(&matched, &self.values, n, &mut Vec::new(), &method)?;
+        let mags = magnitudes_deferred(&matched, &self.values, n, &mut Vec::new());
         let ablation = !self.grid.is_matched() || self.rule == NodeRule::Linear;
         let extra = if ablation {
             midpoint_distance(&self.grid, self.rule, &matched, &self.values, n, &method)?
@@ -548,8 +548,7 @@ impl<T: Real, V: Vector<Scalar = T>> Window<T, V> {
     fn close_fixed(&mut self, kind: Kind, deg: usize) -> Result<()> {
         let range = 0..self.steps();
         let (grid, values) = self.node_values(kind, deg, &range)?;
-        let magnitudes =
-            magnitudes_deferred(&grid, &values, self.n, &mut self.transforms, &self.method)?;
+        let magnitudes = magnitudes_deferred(&grid, &values, self.n, &mut self.transforms);
         self.n_stored = self.n_stored.max(deg);
         let mut info = self.segment_info(&range, deg, f64::NAN, None);
         if self

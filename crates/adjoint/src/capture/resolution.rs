@@ -150,13 +150,6 @@ fn fixed_estimate(mags: &[f64]) -> f64 {
     2.0 * (mags[n] + if n >= 2 { mags[n - 1] } else { 0.0 })
 }
 
-/// The linear map from a grid's node values to its Chebyshev coefficients, as an
-/// `(N + 1) × (N + 1)` row-major matrix (row `m`: the weights of `c_m`), formed in `O(N²)`
-/// ([`Grid::coefficient_matrix`]). It depends on the kind and degree only, not on the interval.
-pub(crate) fn coefficient_transform<T: Real>(grid: &Grid<T>) -> cheb::Result<Vec<T>> {
-    Ok(grid.coefficient_matrix())
-}
-
 /// `max_components |c_m|` for `m = 0..=N` of the node values `values` on `grid`, formed where
 /// the values live (one combination per coefficient, one readback for all).
 pub(super) fn magnitudes<T: Real, V: Vector<Scalar = T>>(
@@ -166,7 +159,7 @@ pub(super) fn magnitudes<T: Real, V: Vector<Scalar = T>>(
     cache: &mut Vec<(Kind, usize, Vec<T>)>,
     method: &Method,
 ) -> Result<Vec<f64>> {
-    let mags = as_f64(magnitudes_deferred(grid, values, n, cache, method)?.get());
+    let mags = as_f64(magnitudes_deferred(grid, values, n, cache).get());
     if let Some(&bad) = mags.iter().find(|m| !m.is_finite()) {
         return Err(non_finite_node(method, bad));
     }
@@ -184,20 +177,20 @@ pub(super) fn non_finite_node(method: &Method, bad: f64) -> AdjointError {
     }
 }
 
-/// [`magnitudes`] recorded, to be read later (non-finite node values give `+∞`).
+/// [`magnitudes`] recorded, to be read later (non-finite node values give `+∞`). `cache` keeps
+/// each kind and degree's map from node values to coefficients ([`Grid::coefficient_matrix`],
+/// `O(N²)`; it does not depend on the interval).
 pub(super) fn magnitudes_deferred<T: Real, V: Vector<Scalar = T>>(
     grid: &Grid<T>,
     values: &V,
     n: usize,
     cache: &mut Vec<(Kind, usize, Vec<T>)>,
-    method: &Method,
-) -> Result<Deferred<T>> {
+) -> Deferred<T> {
     let (kind, deg) = (grid.kind(), grid.degree());
     let pos = match cache.iter().position(|(k, d, _)| *k == kind && *d == deg) {
         Some(p) => p,
         None => {
-            let t = coefficient_transform(grid).map_err(grid_err(method))?;
-            cache.push((kind, deg, t));
+            cache.push((kind, deg, grid.coefficient_matrix()));
             cache.len() - 1
         }
     };
@@ -210,7 +203,7 @@ pub(super) fn magnitudes_deferred<T: Real, V: Vector<Scalar = T>>(
         coeffs.set_row(m, &row);
     }
     let groups: Vec<Range<usize>> = (0..size).map(|m| m * n..(m + 1) * n).collect();
-    Ok(coeffs.max_abs_groups_deferred(&groups))
+    coeffs.max_abs_groups_deferred(&groups)
 }
 
 /// `max_j max_components |p_rule(t_j) − p_matched(t_j)|` at the midpoints `t_j` between
