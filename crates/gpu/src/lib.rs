@@ -26,6 +26,9 @@
 //!   of its length ([`GpuContext::release_cached`] frees them).
 //! * [`GpuContext::start_profiling`]: the device time of every kernel ([`KernelTime`]) from
 //!   timestamp queries, to find where an iteration's device time goes.
+//! * [`measure_f32_peak`]: the adapter's f32 multiply-add throughput, measured with a kernel
+//!   whose every result is checked, for a kernel's share of the peak where no published figure
+//!   names the adapter.
 
 mod cnf;
 mod concat_squash;
@@ -33,6 +36,7 @@ mod context;
 mod error;
 mod kernel;
 mod net_rhs;
+mod peak;
 mod profile;
 mod readback;
 mod vector;
@@ -42,6 +46,7 @@ pub use concat_squash::{AUTO_TILED_ROWS, GpuActivation, GpuKernels, TRANSPOSED_W
 pub use context::{ADAPTER_ENV, GpuContext, GpuOptions, POOL_FLOATS};
 pub use error::GpuError;
 pub use net_rhs::GpuNetRhs;
+pub use peak::{F32Peak, FLOPS_PER_TRIP, PeakSettings, measure_f32_peak};
 pub use profile::KernelTime;
 pub use vector::GpuVec;
 
