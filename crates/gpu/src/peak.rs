@@ -201,7 +201,9 @@ impl FmaChains {
             } else {
                 0.0
             };
-            if !((f64::from(v) - want).abs() <= TOLERANCE) {
+            // A NaN is never close.
+            let close = (f64::from(v) - want).abs() <= TOLERANCE;
+            if !close {
                 return Err(GpuError::Invalid {
                     what: "f32 peak kernel".into(),
                     reason: format!(
