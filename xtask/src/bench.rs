@@ -4,8 +4,8 @@
 
 use crate::results::{Results, SCHEMA, Settings};
 use crate::{
-    AnyResult, classification, files, gpu_toy, gradient_error, long_horizon, machine, mpi_bench,
-    render, stability, tabular, toy, vae, write_json,
+    AnyResult, classification, files, gpu_peak, gpu_toy, gradient_error, long_horizon, machine,
+    mpi_bench, render, stability, tabular, toy, vae, write_json,
 };
 use indicatif::ProgressBar;
 use nn::train::TrainConfig;
@@ -70,9 +70,14 @@ pub(crate) struct BenchArgs {
     /// `--batches`; the adapter is recorded). `IRDM_GPU_ADAPTER` picks an adapter by name.
     #[arg(long)]
     gpu: bool,
-    /// The card's f32 peak in GFLOP/s for the kernel table (known H100/H200 by name otherwise).
+    /// The card's published f32 peak in GFLOP/s for the kernel table (known H100/H200 by name
+    /// otherwise).
     #[arg(long, value_parser = positive_finite)]
     peak_gflops: Option<f64>,
+    /// Seconds of timed runs measuring the adapter's f32 peak for the kernel table
+    /// (`gpu::measure_f32_peak`; `0` skips the measurement).
+    #[arg(long, default_value_t = 0.3, value_parser = peak_seconds)]
+    peak_seconds: f64,
     /// Threads of the host right-hand sides (the batch is sharded over them; `0`: every
     /// logical CPU).
     #[arg(long, default_value_t = 0)]
@@ -95,6 +100,18 @@ fn positive_finite(text: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{text:?}: must be a finite number above zero"))
+    }
+}
+
+/// `0` (no measurement) or a time in `(0, 60]` s for `--peak-seconds`.
+fn peak_seconds(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number: {e}"))?;
+    if (0.0..=60.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{text:?}: must be 0 (skip) or at most 60 seconds"))
     }
 }
 
@@ -201,6 +218,7 @@ pub(crate) fn run(mut args: BenchArgs) -> AnyResult<PathBuf> {
         classification: Vec::new(),
         gpu_runs: Vec::new(),
         gpu_kernels: Vec::new(),
+        gpu_peak: None,
         tabular: Vec::new(),
         vae: Vec::new(),
         mpi: Vec::new(),
@@ -227,14 +245,13 @@ pub(crate) fn run(mut args: BenchArgs) -> AnyResult<PathBuf> {
             args.seed,
             args.gpu_kernels,
         )?;
-        let peak = args
-            .peak_gflops
-            .or_else(|| gpu_toy::known_f32_peak_gflops(&ctx.adapter_info.name));
+        let peak = gpu_peak::f32_peak(&ctx, args.peak_gflops, args.peak_seconds);
         for k in &mut kernels {
-            k.peak_gflops = peak;
+            k.peak_gflops = peak.published_gflops;
         }
         results.gpu_runs = runs;
         results.gpu_kernels = kernels;
+        results.gpu_peak = Some(peak);
         results.settings.suites = vec!["gpu-toy".into()];
         results.wall_time_s = Some(started.elapsed().as_secs_f64());
         write_json(&out, &results)?;
@@ -453,6 +470,8 @@ mod tests {
             "1",
             "--peak-gflops",
             "1000",
+            "--peak-seconds",
+            "0.03",
             "--gpu-kernels",
             "simple",
             "--out",
@@ -495,7 +514,30 @@ mod tests {
         assert!(md.contains("## Toy CNF on the GPU"), "{md}");
         assert!(md.contains("| 16 | irdm16-semi |"), "{md}");
         assert!(res.gpu_runs.iter().all(|r| r.kernels == "Simple"), "{md}");
-        assert!(md.contains("% of 1000 |"), "{md}");
+        // The published peak given, the measured one beside it, both named in the report.
+        let peak = res.gpu_peak.as_ref().expect("peak recorded");
+        assert_eq!(peak.published_gflops, Some(1000.0));
+        assert_eq!(peak.published_source.as_deref(), Some("--peak-gflops"));
+        let m = peak.measured.expect("measured");
+        assert!(
+            m.gflops.is_finite() && m.gflops > 0.0 && m.runs == 3,
+            "{m:?}"
+        );
+        assert!(
+            md.contains("published 1000 GFLOP/s (--peak-gflops)"),
+            "{md}"
+        );
+        assert!(
+            md.contains(&format!("measured {:.1} GFLOP/s", m.gflops)),
+            "{md}"
+        );
+        let k = &res.gpu_kernels[0];
+        let measured_share = format!(
+            "{:.2} % / {:.2} % |\n",
+            100.0 * k.eval_gflops / m.gflops,
+            100.0 * k.vjp_gflops / m.gflops
+        );
+        assert!(md.contains(&measured_share), "{measured_share} in {md}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -715,6 +757,18 @@ mod tests {
                 .to_string();
             assert!(e.contains("--peak-gflops") && e.contains(bad), "{bad}: {e}");
         }
+        for bad in ["nan", "inf", "61", "-1"] {
+            let e = Cli::try_parse_from(["cargo-xtask", "bench", "--peak-seconds", bad])
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(
+                e.contains("--peak-seconds") && e.contains(bad),
+                "{bad}: {e}"
+            );
+        }
+        let zero = Cli::try_parse_from(["cargo-xtask", "bench", "--peak-seconds", "0"]);
+        assert!(zero.is_ok(), "0 skips the measurement");
         // An output path that cannot be a folder is named.
         let file = std::env::temp_dir().join(format!("xtask-out-file-{}", std::process::id()));
         std::fs::write(&file, b"x").unwrap();

@@ -210,19 +210,6 @@ pub fn methods() -> Vec<(String, Method)> {
     ]
 }
 
-/// The f32 peak of known cards (vendor data sheets, non-tensor-core FP32), GFLOP/s: H100 SXM
-/// and H200 66 900, H100 PCIe 51 200; `None` for any other adapter.
-pub fn known_f32_peak_gflops(adapter: &str) -> Option<f64> {
-    let a = adapter.to_uppercase();
-    if a.contains("H100") && a.contains("PCIE") {
-        Some(51_200.0)
-    } else if a.contains("H100") || a.contains("H200") {
-        Some(66_900.0)
-    } else {
-        None
-    }
-}
-
 /// The product kernels `GpuCnf::tune_kernels` finds fastest for the toy CNF at `batch` on this
 /// adapter (10 calls per timing), which the trainers of the GPU suite and of `compare-torch`
 /// then use; logged on stderr.
@@ -459,15 +446,6 @@ fn profile(ctx: &Arc<GpuContext>, work: impl FnOnce()) -> AnyResult<Vec<Profiled
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn known_card_peaks() {
-        let peak = known_f32_peak_gflops;
-        assert_eq!(peak("NVIDIA H100 80GB HBM3"), Some(66_900.0));
-        assert_eq!(peak("NVIDIA H100 PCIe"), Some(51_200.0));
-        assert_eq!(peak("NVIDIA H200"), Some(66_900.0));
-        assert_eq!(peak("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
-    }
 
     /// Readbacks per iteration, pinned: one per solver attempt (forward and backward, accepted
     /// or rejected), two per initial-step pick (forward and backward; the cotangent check and

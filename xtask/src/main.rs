@@ -17,6 +17,7 @@ mod classification;
 mod compare;
 mod convergence;
 mod files;
+mod gpu_peak;
 mod gpu_toy;
 mod gradient_error;
 mod interleaved;

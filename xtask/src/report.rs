@@ -1,7 +1,7 @@
 //! `report.md`: the paper's tables from a [`Results`] record.
 
 use crate::results::{
-    ClassRun, LongHorizon, ProfiledKernel, Results, Run, first_seen, loosest_first,
+    ClassRun, GpuPeak, LongHorizon, ProfiledKernel, Results, Run, first_seen, loosest_first,
 };
 use crate::toy::NODE_COUNTS;
 use std::fmt::Write as _;
@@ -426,23 +426,27 @@ fn gpu_section(md: &mut String, res: &Results) {
         md,
         "\nKernel throughput (matrix-product FLOPs; an adjoint right-hand side counts 3 × an evaluation):\n"
     );
+    let peak = res.gpu_peak.clone().unwrap_or_default();
+    let _ = writeln!(md, "{}\n", peak_line(&peak));
     let _ = writeln!(
         md,
-        "| batch | kernels | MFLOP (f / adjoint RHS) | f: ms | f: GFLOP/s | adjoint RHS: ms | adjoint RHS: GFLOP/s | of f32 peak (f / adjoint) |"
+        "| batch | kernels | MFLOP (f / adjoint RHS) | f: ms | f: GFLOP/s | adjoint RHS: ms | adjoint RHS: GFLOP/s | of published peak (f / adjoint) | of measured peak (f / adjoint) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let measured = peak.measured.map(|m| m.gflops);
     for k in &res.gpu_kernels {
-        let share = k.peak_gflops.map_or("–".into(), |p| {
-            format!(
-                "{:.2} % / {:.2} % of {:.0}",
-                100.0 * k.eval_gflops / p,
-                100.0 * k.vjp_gflops / p,
-                p
-            )
-        });
+        let share = |p: Option<f64>| {
+            p.map_or("–".into(), |p| {
+                format!(
+                    "{:.2} % / {:.2} %",
+                    100.0 * k.eval_gflops / p,
+                    100.0 * k.vjp_gflops / p
+                )
+            })
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} / {:.2} | {:.3} | {:.1} | {:.3} | {:.1} | {share} |",
+            "| {} | {} | {:.2} / {:.2} | {:.3} | {:.1} | {:.3} | {:.1} | {} | {} |",
             k.batch,
             if k.tiled { "tiled" } else { "simple" },
             // GFLOP/s × s = GFLOP: the counted FLOPs of one call.
@@ -451,11 +455,31 @@ fn gpu_section(md: &mut String, res: &Results) {
             1e3 * k.eval_s,
             k.eval_gflops,
             1e3 * k.vjp_s,
-            k.vjp_gflops
+            k.vjp_gflops,
+            share(k.peak_gflops.or(peak.published_gflops)),
+            share(measured)
         );
     }
     gpu_kernel_profile_table(md, res);
     let _ = writeln!(md);
+}
+
+/// The sentence naming the f32 peaks the kernel table's shares are of.
+fn peak_line(peak: &GpuPeak) -> String {
+    let published = match (peak.published_gflops, &peak.published_source) {
+        (Some(p), Some(src)) => format!("published {p:.0} GFLOP/s ({src})"),
+        (Some(p), None) => format!("published {p:.0} GFLOP/s"),
+        _ => "no published figure for this adapter (`--peak-gflops` gives one)".into(),
+    };
+    let measured = match (&peak.measured, &peak.measured_error) {
+        (Some(m), _) => format!(
+            "measured {:.1} GFLOP/s (`gpu::measure_f32_peak`: {} invocations × {} trips of 128 checked multiply-add FLOP, median of {} runs of {:.3} s; a lower bound, the round trip included)",
+            m.gflops, m.invocations, m.trips, m.runs, m.seconds
+        ),
+        (None, Some(e)) => format!("the measurement failed: {e}"),
+        (None, None) => "not measured (`--peak-seconds 0`)".into(),
+    };
+    format!("f32 peak of the adapter: {published}; {measured}.")
 }
 
 /// Device time per kernel of one evaluation and one adjoint right-hand side, per batch and
@@ -662,6 +686,29 @@ fn vae_section(md: &mut String, runs: &[crate::results::VaeRun]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The peak sentence names each source, and says why a figure is missing.
+    #[test]
+    fn the_peak_line_names_its_sources() {
+        let none = peak_line(&GpuPeak::default());
+        assert!(none.contains("no published figure"), "{none}");
+        assert!(none.contains("not measured (`--peak-seconds 0`)"), "{none}");
+        let failed = GpuPeak {
+            published_gflops: Some(66_900.0),
+            published_source: Some("data sheet".into()),
+            measured: None,
+            measured_error: Some("invocation 0 gave NaN".into()),
+        };
+        let line = peak_line(&failed);
+        assert!(
+            line.contains("published 66900 GFLOP/s (data sheet)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("the measurement failed: invocation 0 gave NaN"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn speedup_is_taken_at_equal_test_nll() {

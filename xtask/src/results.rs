@@ -37,6 +37,10 @@ pub struct Results {
     /// Kernel throughput of the GPU CNF per batch size (`--gpu`); absent in schema 1.
     #[serde(default)]
     pub gpu_kernels: Vec<GpuKernel>,
+    /// The adapter's f32 peak the kernel table is a share of (`--gpu`): published and
+    /// measured; absent before it was recorded.
+    #[serde(default)]
+    pub gpu_peak: Option<GpuPeak>,
     /// The `tabular` suite (Fig. 3): one record per method; absent before it existed.
     #[serde(default)]
     pub tabular: Vec<TabularRun>,
@@ -583,6 +587,35 @@ pub struct ProfiledKernel {
     pub seconds: f64,
 }
 
+/// The GPU adapter's f32 (non-tensor-core) peak, GFLOP/s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuPeak {
+    /// From `--peak-gflops` or a vendor data sheet the adapter's name matches.
+    pub published_gflops: Option<f64>,
+    /// Where `published_gflops` comes from.
+    pub published_source: Option<String>,
+    /// Measured on the adapter (`gpu::measure_f32_peak`); absent with `--peak-seconds 0` or
+    /// where the measurement failed.
+    pub measured: Option<MeasuredPeak>,
+    /// Why the measurement gave no rate, if it failed.
+    pub measured_error: Option<String>,
+}
+
+/// One run of `gpu::measure_f32_peak`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredPeak {
+    /// Median rate of the timed runs, GFLOP/s.
+    pub gflops: f64,
+    /// Median wall seconds of one timed run.
+    pub seconds: f64,
+    /// Trips through the kernel's loop body per invocation (128 FLOP each).
+    pub trips: u32,
+    /// Invocations per run.
+    pub invocations: u32,
+    /// Timed runs.
+    pub runs: usize,
+}
+
 /// Throughput of the GPU CNF's kernels at one batch size.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GpuKernel {
@@ -596,8 +629,8 @@ pub struct GpuKernel {
     pub eval_gflops: f64,
     /// Matrix-product GFLOP/s of an adjoint right-hand side (3 × an evaluation's FLOPs).
     pub vjp_gflops: f64,
-    /// The card's f32 (non-tensor-core) peak, GFLOP/s, when known (`--peak-gflops` or the
-    /// adapter's name).
+    /// The card's published f32 (non-tensor-core) peak, GFLOP/s, when known (`--peak-gflops`
+    /// or the adapter's name; the measured one is in [`Results::gpu_peak`]).
     #[serde(default)]
     pub peak_gflops: Option<f64>,
     /// Whether the tiled product kernels were used (else one output per invocation).
