@@ -103,15 +103,18 @@ fn positive_finite(text: &str) -> Result<f64, String> {
     }
 }
 
-/// `0` (no measurement) or a time in `(0, 60]` s for `--peak-seconds`.
+/// `0` (no measurement) or a time in `(0, gpu::MAX_PEAK_SECONDS]` for `--peak-seconds`.
 fn peak_seconds(text: &str) -> Result<f64, String> {
     let v: f64 = text
         .parse()
         .map_err(|e| format!("{text:?} is not a number: {e}"))?;
-    if (0.0..=60.0).contains(&v) {
+    if (0.0..=gpu::MAX_PEAK_SECONDS).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{text:?}: must be 0 (skip) or at most 60 seconds"))
+        Err(format!(
+            "{text:?}: must be 0 (skip) or at most {} seconds",
+            gpu::MAX_PEAK_SECONDS
+        ))
     }
 }
 

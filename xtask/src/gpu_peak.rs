@@ -44,14 +44,7 @@ pub fn f32_peak(ctx: &Arc<GpuContext>, given: Option<f64>, seconds: f64) -> GpuP
                     "gpu: measured f32 peak {:.1} GFLOP/s ({} invocations × {} trips, {:.3} s per run)",
                     p.gflops, p.invocations, p.trips, p.seconds
                 );
-                let m = MeasuredPeak {
-                    gflops: p.gflops,
-                    seconds: p.seconds,
-                    trips: p.trips,
-                    invocations: p.invocations,
-                    runs: p.runs,
-                };
-                (Some(m), None)
+                (Some(MeasuredPeak::from(p)), None)
             }
             Err(e) => {
                 eprintln!("gpu: the f32 peak measurement failed: {e}");

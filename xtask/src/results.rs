@@ -616,6 +616,18 @@ pub struct MeasuredPeak {
     pub runs: usize,
 }
 
+impl From<gpu::F32Peak> for MeasuredPeak {
+    fn from(p: gpu::F32Peak) -> Self {
+        Self {
+            gflops: p.gflops,
+            seconds: p.seconds,
+            trips: p.trips,
+            invocations: p.invocations,
+            runs: p.runs,
+        }
+    }
+}
+
 /// Throughput of the GPU CNF's kernels at one batch size.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GpuKernel {

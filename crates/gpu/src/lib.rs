@@ -46,7 +46,7 @@ pub use concat_squash::{AUTO_TILED_ROWS, GpuActivation, GpuKernels, TRANSPOSED_W
 pub use context::{ADAPTER_ENV, GpuContext, GpuOptions, POOL_FLOATS};
 pub use error::GpuError;
 pub use net_rhs::GpuNetRhs;
-pub use peak::{F32Peak, FLOPS_PER_TRIP, PeakSettings, measure_f32_peak};
+pub use peak::{F32Peak, FLOPS_PER_TRIP, MAX_PEAK_SECONDS, PeakSettings, measure_f32_peak};
 pub use profile::KernelTime;
 pub use vector::GpuVec;
 

@@ -46,8 +46,8 @@ const CHECKED: usize = 256;
 /// Largest trip count a run may take.
 const MAX_TRIPS: u32 = 1 << 22;
 
-/// Largest total time [`measure_f32_peak`] accepts, seconds.
-const MAX_SECONDS: f64 = 60.0;
+/// Largest [`PeakSettings::seconds`] that [`measure_f32_peak`] accepts.
+pub const MAX_PEAK_SECONDS: f64 = 60.0;
 
 /// What [`measure_f32_peak`] does.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,8 +85,9 @@ pub struct F32Peak {
     pub runs: usize,
 }
 
-/// Measures this adapter's f32 multiply-add throughput (see the module docs): doubles the work
-/// per invocation until one run lasts a third of `settings.seconds`, then times three runs.
+/// Measures this adapter's f32 multiply-add throughput (see the module docs): grows the work
+/// per invocation (up to 16× per run) until one run lasts a third of `settings.seconds`, then
+/// times three runs.
 ///
 /// Errors: settings out of range (fewer than 256 invocations, more than a buffer holds, a time
 /// not in `(0, 60]` s), a failed readback, or results that miss their closed form.
@@ -111,9 +112,9 @@ pub fn measure_f32_peak(
         invocations,
         seconds,
     } = settings;
-    if !(seconds > 0.0 && seconds <= MAX_SECONDS) {
+    if !(seconds > 0.0 && seconds <= MAX_PEAK_SECONDS) {
         return Err(invalid(format!(
-            "seconds = {seconds}: the time must lie in (0, {MAX_SECONDS}]"
+            "seconds = {seconds}: the time must lie in (0, {MAX_PEAK_SECONDS}]"
         )));
     }
     if invocations < 256 {
@@ -154,14 +155,14 @@ pub fn measure_f32_peak(
 }
 
 /// The `fma_chains` kernel and the buffer its invocations write.
-pub(crate) struct FmaChains {
+struct FmaChains {
     kernel: Kernel,
     out: GpuVec,
 }
 
 impl FmaChains {
     /// The kernel, and room for the results of `len` invocations.
-    pub(crate) fn new(ctx: &Arc<GpuContext>, len: usize) -> Result<Self, GpuError> {
+    fn new(ctx: &Arc<GpuContext>, len: usize) -> Result<Self, GpuError> {
         let out = GpuVec::try_zeros(ctx, len)?;
         let kernel = ctx
             .pipelines("f32 peak", SOURCE, &["fma_chains"], &[])
@@ -172,7 +173,7 @@ impl FmaChains {
 
     /// Runs `n` invocations of `trips` trips each and returns the first results (up to 256),
     /// each checked against its closed form.
-    pub(crate) fn run(&self, n: u32, trips: u32) -> Result<Vec<f32>, GpuError> {
+    fn run(&self, n: u32, trips: u32) -> Result<Vec<f32>, GpuError> {
         self.run_and_read(n, trips, CHECKED.min(n as usize))
     }
 
@@ -185,12 +186,7 @@ impl FmaChains {
 
     /// Runs `n` invocations and reads back the first `read` floats of the buffer, checking
     /// those of invocations (the rest must be untouched zeros).
-    pub(crate) fn run_and_read(
-        &self,
-        n: u32,
-        trips: u32,
-        read: usize,
-    ) -> Result<Vec<f32>, GpuError> {
+    fn run_and_read(&self, n: u32, trips: u32, read: usize) -> Result<Vec<f32>, GpuError> {
         let ctx = self.out.context();
         let words = [n, trips, A.to_bits(), B.to_bits()];
         ctx.dispatch_words(&self.kernel, n, &words, &[(0, self.out.buffer())]);
@@ -221,7 +217,7 @@ const TOLERANCE: f64 = 1e-3;
 
 /// The closed form of invocation `i`'s result after `trips` trips: the sum over its 16 chains
 /// of `c* + a^(4 trips) (x_0 − c*)`, `x_0 = c / 4 + (i mod 64) / 64` for chain `c`.
-pub(crate) fn expected_sum(i: u32, trips: u32) -> f64 {
+fn expected_sum(i: u32, trips: u32) -> f64 {
     let (a, b) = (f64::from(A), f64::from(B));
     let fixed = b / (1.0 - a);
     let decay = a.powf(4.0 * f64::from(trips));
@@ -253,7 +249,7 @@ mod tests {
             let got = chains.run_and_read(1000, trips, 1280).expect("checked");
             assert_eq!(got.len(), 1280);
             assert!(got[1000..].iter().all(|&v| v == 0.0));
-            // The check distinguishes one trip more or fewer at these counts.
+            // The check tells these counts from one trip more.
             let next = expected_sum(7, trips + 1);
             assert!((f64::from(got[7]) - next).abs() > 10.0 * TOLERANCE);
         }
